@@ -1,0 +1,66 @@
+# hhar-stream: every target is listed by `make help` (the default).
+SHELL := /bin/bash
+PYTHON ?= python3
+HHAR ?= hhar
+MVN ?= mvn -B -q
+HOME_DIR := .hhar
+KAFKA_LIBS := $(HOME_DIR)/kafka/libs
+SPARK_JARS := $(HOME_DIR)/spark-jars
+STAMP_PY := $(HOME_DIR)/.python-installed
+TOPIC ?=
+DEMO_SECONDS ?=
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup kafka-up kafka-down kafka-status data produce process watch demo profile \
+        topics consume test test-unit lint bench clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: $(STAMP_PY) $(KAFKA_LIBS)/.complete $(SPARK_JARS)/.complete ## install Python packages and resolve the Kafka and Spark jars (Maven)
+
+$(STAMP_PY): pyproject.toml
+	@command -v java >/dev/null || { echo "error: java not found: install a Java 17+ runtime" >&2; exit 2; }
+	@command -v mvn >/dev/null || { echo "error: mvn not found: install Maven (apt-get install maven)" >&2; exit 2; }
+	$(PYTHON) -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@mkdir -p $(HOME_DIR) && touch $@
+
+$(KAFKA_LIBS)/.complete: tools/kafka/pom.xml
+	@rm -rf $(KAFKA_LIBS) && mkdir -p $(KAFKA_LIBS)
+	$(MVN) -f tools/kafka/pom.xml dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$(CURDIR)/$(KAFKA_LIBS)"
+	@touch $@
+
+$(SPARK_JARS)/.complete: tools/spark-kafka/pom.xml
+	@rm -rf $(SPARK_JARS) && mkdir -p $(SPARK_JARS)
+	$(MVN) -f tools/spark-kafka/pom.xml dependency:copy-dependencies -DoutputDirectory="$(CURDIR)/$(SPARK_JARS)"
+	@touch $@
+
+kafka-up: setup ## start the local Kafka broker (127.0.0.1:9092)
+	$(HHAR) kafka up
+
+kafka-down: ## stop the local Kafka broker
+	$(HHAR) kafka down
+
+kafka-status: ## say whether the local broker answers
+	$(HHAR) kafka status
+
+topics: ## list the broker's topics (Kafka's TopicCommand)
+	$(HHAR) kafka topics
+
+consume: ## print records of TOPIC=... with keys, timestamps and headers
+	@test -n "$(TOPIC)" || { echo "usage: make consume TOPIC=<topic> [MAX=10]" >&2; exit 2; }
+	$(HHAR) kafka consume "$(TOPIC)" --max $(or $(MAX),10)
+
+test: setup ## run every test (unit, Kafka, Spark, end to end) as CI does
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+test-unit: setup ## run only the fast tests that need neither Kafka nor Spark
+	$(PYTHON) -m pytest -m "not kafka and not spark" $(PYTEST_ARGS)
+
+lint: setup ## check style (never modifies files)
+	$(PYTHON) -m ruff check .
+
+clean: ## remove the local broker state, checkpoints and caches (keeps the jars)
+	-$(HHAR) kafka down
+	rm -rf $(HOME_DIR)/kafka/run $(HOME_DIR)/checkpoints .pytest_cache .ruff_cache spark-warehouse

@@ -1,0 +1,107 @@
+"""`hhar`: the single command-line entry point of hhar-stream."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+from pydantic import ValidationError
+
+from . import __version__, kafka_cli
+from .errors import HharError
+from .options import add_setting, describe_settings_error, env_var, settings_from_args
+from .schemas import sensor_event_json_schema
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `hhar` argument parser with every subcommand."""
+    from .processor import cli as processor_cli
+    from .producer import cli as producer_cli
+
+    parser = argparse.ArgumentParser(
+        prog="hhar",
+        description="HHAR sensor events through Kafka into Spark Structured Streaming.",
+        epilog="Every setting can also be given as an HHAR_* environment variable.",
+    )
+    parser.add_argument("--version", action="version", version=f"hhar-stream {__version__}")
+    add_setting(parser, "--log-level", field="log_level")
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    schema = subparsers.add_parser(
+        "schema", help="print the event schema as Spark's printSchema tree"
+    )
+    schema.add_argument(
+        "--json-schema", action="store_true", help="print the JSON Schema instead"
+    )
+    schema.set_defaults(func=_schema)
+
+    config = subparsers.add_parser("config", help="print the effective settings")
+    config.add_argument("--json", action="store_true", help="as JSON (secrets masked)")
+    config.set_defaults(func=_config)
+
+    kafka_cli.register(subparsers)
+    producer_cli.register(subparsers)
+    processor_cli.register(subparsers)
+    return parser
+
+
+def _schema(args: argparse.Namespace) -> int:
+    if args.json_schema:
+        print(json.dumps(sensor_event_json_schema(), indent=2))
+        return 0
+    from .schemas.events import SensorEvent
+    from .schemas.spark import to_spark_schema
+
+    print(to_spark_schema(SensorEvent).treeString(), end="")
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    values = settings.model_dump(mode="json")
+    if args.json:
+        print(json.dumps(values, indent=2))
+        return 0
+    for field, value in values.items():
+        print(f"{env_var(field)}={'' if value is None else value}")
+    return 0
+
+
+def configure_logging(level: str) -> None:
+    """One readable log format on stderr, for people."""
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    for noisy in ("py4j", "pyspark"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run `hhar`; errors end in one ``error:`` line on stderr and a non-zero exit."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        level = settings_from_args(args).log_level
+        configure_logging(level)
+        return int(args.func(args) or 0)
+    except HharError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except ValidationError as error:
+        print(f"error: {describe_settings_error(error)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""`hhar kafka up|down|status|topics|consume`: the project's local broker and its tools."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .kafka_local import LocalKafka
+from .options import add_setting, settings_from_args
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `kafka` command group."""
+    kafka = subparsers.add_parser(
+        "kafka",
+        help="run the local Kafka broker (KRaft, from Maven Central jars)",
+        description="Start, stop and inspect the project's local Kafka broker.",
+    )
+    actions = kafka.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def common(parser: argparse.ArgumentParser) -> None:
+        add_setting(parser, "--port", field="kafka_port", type=int)
+        add_setting(parser, "--controller-port", field="kafka_controller_port", type=int)
+        add_setting(parser, "--home", field="home")
+
+    up = actions.add_parser("up", help="start the broker (no-op when it already runs)")
+    common(up)
+    add_setting(up, "--heap", field="kafka_heap")
+    add_setting(up, "--timeout", field="kafka_ready_timeout", type=float)
+    up.set_defaults(func=_up)
+
+    down = actions.add_parser("down", help="stop the broker started by `hhar kafka up`")
+    common(down)
+    down.set_defaults(func=_down)
+
+    status = actions.add_parser("status", help="say whether the broker answers (exit 1 if not)")
+    common(status)
+    status.set_defaults(func=_status)
+
+    topics = actions.add_parser("topics", help="list the topics with partitions and configs")
+    common(topics)
+    add_setting(topics, "--bootstrap", field="bootstrap")
+    topics.set_defaults(func=_topics)
+
+    consume = actions.add_parser(
+        "consume", help="print a topic's records with keys, timestamps and headers"
+    )
+    common(consume)
+    add_setting(consume, "--bootstrap", field="bootstrap")
+    consume.add_argument("topic", help="the topic to read")
+    consume.add_argument("--max", type=int, default=10, help="records to show (default 10)")
+    consume.add_argument(
+        "--timeout-ms", type=int, default=10000, help="stop after this long without a record"
+    )
+    consume.set_defaults(func=_consume)
+
+
+def _local(args: argparse.Namespace) -> LocalKafka:
+    return LocalKafka(settings_from_args(args))
+
+
+def _up(args: argparse.Namespace) -> int:
+    print(_local(args).up())
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    print(_local(args).down())
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    answers, text = _local(args).status()
+    print(text)
+    return 0 if answers else 1
+
+
+def _topics(args: argparse.Namespace) -> int:
+    local = _local(args)
+    result = local.run_tool(
+        "org.apache.kafka.tools.TopicCommand",
+        ["--bootstrap-server", local.settings.bootstrap, "--describe", "--exclude-internal"],
+    )
+    return result.returncode
+
+
+def _consume(args: argparse.Namespace) -> int:
+    local = _local(args)
+    result = local.run_tool(
+        "org.apache.kafka.tools.consumer.ConsoleConsumer",
+        [
+            "--bootstrap-server", local.settings.bootstrap,
+            "--topic", args.topic,
+            "--from-beginning",
+            "--max-messages", str(args.max),
+            "--timeout-ms", str(args.timeout_ms),
+            "--formatter-property", "print.key=true",
+            "--formatter-property", "print.headers=true",
+            "--formatter-property", "print.timestamp=true",
+            "--formatter-property", "print.partition=true",
+            "--formatter-property", "print.offset=true",
+        ],
+        stdout=sys.stdout,
+    )
+    return result.returncode

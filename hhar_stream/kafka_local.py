@@ -1,0 +1,381 @@
+"""A real Apache Kafka broker (KRaft, combined broker + controller) run from Maven Central jars.
+
+No Docker: `make setup` resolves Kafka's jars with Maven into ``<home>/kafka/libs`` and this
+module starts ``kafka.Kafka`` from them on 127.0.0.1, with its storage, config, logs and pid
+under ``<home>/kafka/run``. The same jars run Kafka's console tools (`run_kafka_tool`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import BrokerError, ConfigError
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# A fixed id keeps re-formatting idempotent; every broker folder is its own cluster anyway.
+CLUSTER_ID = "aGhhci1zdHJlYW0tbG9jYQ"
+
+_LOG4J2_BROKER = """\
+status = warn
+appender.file.type = File
+appender.file.name = FILE
+appender.file.fileName = {log_file}
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = FILE
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.statechange.name = state.change.logger
+logger.statechange.level = WARN
+logger.request.name = kafka.request.logger
+logger.request.level = WARN
+"""
+
+_LOG4J2_TOOLS = """\
+status = warn
+appender.stderr.type = Console
+appender.stderr.name = STDERR
+appender.stderr.target = SYSTEM_ERR
+appender.stderr.layout.type = PatternLayout
+appender.stderr.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = WARN
+rootLogger.appenderRef.stderr.ref = STDERR
+"""
+
+
+def java_executable() -> str:
+    """The ``java`` to run Kafka with (``JAVA_HOME`` first, then ``PATH``)."""
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "java").exists():
+        return str(Path(java_home) / "bin" / "java")
+    found = shutil.which("java")
+    if not found:
+        msg = "java not found: install a Java 17+ runtime (e.g. apt-get install openjdk-17-jre)"
+        raise ConfigError(msg)
+    return found
+
+
+def check_kafka_libs(libs: Path) -> Path:
+    """Return the jar folder, or fail with how to fill it."""
+    if not libs.is_dir() or not any(libs.glob("kafka_2.13-*.jar")):
+        msg = f"Kafka jars not found in {libs}: run `make setup` (needs Maven)"
+        raise ConfigError(msg)
+    return libs.resolve()
+
+
+def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
+    """True when nothing listens on host:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pid_alive(pid: int) -> bool:
+    """True when a process with this pid exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def broker_answers(bootstrap: str, timeout: float = 3.0, client_config: dict | None = None) -> bool:
+    """True when a Kafka broker at `bootstrap` answers a metadata request."""
+    from confluent_kafka.admin import AdminClient
+
+    config = dict(client_config or {})
+    # log_level 0: a probe of a broker that is still starting should not print "refused".
+    config |= {"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000)}
+    config["log_level"] = 0
+    try:
+        AdminClient(config).list_topics(timeout=timeout)
+    except Exception:  # noqa: BLE001 - any failure means "does not answer"
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class BrokerNode:
+    """One KRaft node (broker and controller) of the local cluster."""
+
+    node_id: int
+    port: int
+    controller_port: int
+    run_dir: Path
+
+    @property
+    def bootstrap(self) -> str:
+        """The node's client address."""
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        """Where the running broker's pid is kept."""
+        return self.run_dir / "broker.pid"
+
+    @property
+    def log_file(self) -> Path:
+        """The broker's log (server.log), written by Log4j."""
+        return self.run_dir / "logs" / "server.log"
+
+    @property
+    def out_file(self) -> Path:
+        """The JVM's own stdout/stderr (start-up failures land here)."""
+        return self.run_dir / "logs" / "broker.out"
+
+    def pid(self) -> int | None:
+        """The pid of this node's running broker, if any."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        return pid if pid_alive(pid) else None
+
+
+class LocalKafka:
+    """The project's local KRaft broker: `up`, `down`, `status`."""
+
+    def __init__(self, settings: Settings, run_dir: Path | None = None) -> None:
+        """Describe the local broker of `settings` (state under `run_dir` if given)."""
+        self.settings = settings
+        self.run_dir = (run_dir or settings.kafka_run_dir).resolve()
+        self.node = BrokerNode(
+            node_id=1,
+            port=settings.kafka_port,
+            controller_port=settings.kafka_controller_port,
+            run_dir=self.run_dir,
+        )
+
+    @property
+    def bootstrap(self) -> str:
+        """Client address of the local broker."""
+        return self.node.bootstrap
+
+    # -- configuration ------------------------------------------------------------------------
+    def server_properties(self) -> str:
+        """The broker's server.properties."""
+        node = self.node
+        return "\n".join(
+            [
+                "process.roles=broker,controller",
+                f"node.id={node.node_id}",
+                f"controller.quorum.voters={node.node_id}@127.0.0.1:{node.controller_port}",
+                f"listeners=PLAINTEXT://127.0.0.1:{node.port},"
+                f"CONTROLLER://127.0.0.1:{node.controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{node.port}",
+                "inter.broker.listener.name=PLAINTEXT",
+                "controller.listener.names=CONTROLLER",
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                f"log.dirs={node.run_dir / 'data'}",
+                f"num.partitions={self.settings.partitions}",
+                "offsets.topic.replication.factor=1",
+                "offsets.topic.num.partitions=4",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "transaction.state.log.num.partitions=4",
+                "share.coordinator.state.topic.replication.factor=1",
+                "share.coordinator.state.topic.min.isr=1",
+                "group.initial.rebalance.delay.ms=0",
+                # A misspelt topic should fail loudly, not appear silently.
+                "auto.create.topics.enable=false",
+                "log.retention.hours=168",
+                "log.cleaner.backoff.ms=2000",
+                "",
+            ]
+        )
+
+    def _write_config(self) -> Path:
+        node = self.node
+        (node.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        (node.run_dir / "data").mkdir(parents=True, exist_ok=True)
+        config = node.run_dir / "server.properties"
+        config.write_text(self.server_properties())
+        (node.run_dir / "log4j2.properties").write_text(
+            _LOG4J2_BROKER.format(log_file=node.log_file)
+        )
+        (node.run_dir / "tools-log4j2.properties").write_text(_LOG4J2_TOOLS)
+        return config
+
+    def _java(self, main_class: str, *args: str, heap: str = "256m") -> list[str]:
+        libs = check_kafka_libs(self.settings.kafka_libs)
+        return [
+            java_executable(),
+            f"-Xmx{heap}",
+            f"-Dlog4j2.configurationFile={self.node.run_dir / 'tools-log4j2.properties'}",
+            "-cp",
+            f"{libs}/*",
+            main_class,
+            *args,
+        ]
+
+    def _format_storage(self, config: Path) -> None:
+        if (self.node.run_dir / "data" / "meta.properties").exists():
+            return
+        command = self._java(
+            "kafka.tools.StorageTool",
+            "format",
+            f"--cluster-id={CLUSTER_ID}",
+            "-c",
+            str(config),
+            "--ignore-formatted",
+        )
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+            msg = f"formatting the Kafka storage failed: {detail[0]}"
+            raise BrokerError(msg)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+    def up(self) -> str:
+        """Start the broker unless it already runs; wait until it answers.
+
+        Returns:
+            A one-line description of what happened.
+        """
+        node = self.node
+        if node.pid() is not None:
+            if broker_answers(node.bootstrap):
+                return f"Kafka already running at {node.bootstrap} (pid {node.pid()})"
+            self._wait_ready(node.pid() or 0)
+            return f"Kafka running at {node.bootstrap} (pid {node.pid()})"
+        java_executable()
+        check_kafka_libs(self.settings.kafka_libs)
+        for port in (node.port, node.controller_port):
+            if not port_is_free(port):
+                msg = (
+                    f"port {port} on 127.0.0.1 is already in use: stop what listens there or "
+                    f"choose other ports (HHAR_KAFKA_PORT, HHAR_KAFKA_CONTROLLER_PORT)"
+                )
+                raise BrokerError(msg)
+        config = self._write_config()
+        self._format_storage(config)
+        heap = self.settings.kafka_heap
+        command = [
+            java_executable(),
+            f"-Xms{heap}",
+            f"-Xmx{heap}",
+            "-server",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-XX:InitiatingHeapOccupancyPercent=35",
+            "-XX:+ExplicitGCInvokesConcurrent",
+            f"-Dkafka.logs.dir={node.run_dir / 'logs'}",
+            f"-Dlog4j2.configurationFile={node.run_dir / 'log4j2.properties'}",
+            "-cp",
+            f"{check_kafka_libs(self.settings.kafka_libs)}/*",
+            "kafka.Kafka",
+            str(config),
+        ]
+        with node.out_file.open("ab") as out:
+            process = subprocess.Popen(  # noqa: S603 - our own java command line
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # survives the CLI and is not hit by its Ctrl+C
+                cwd=node.run_dir,
+            )
+        node.pid_file.write_text(f"{process.pid}\n")
+        logger.info("starting Kafka at %s (pid %d)", node.bootstrap, process.pid)
+        self._wait_ready(process.pid, process)
+        return f"Kafka started at {node.bootstrap} (pid {process.pid}, logs in {node.log_file})"
+
+    def _wait_ready(self, pid: int, process: subprocess.Popen | None = None) -> None:
+        deadline = time.monotonic() + self.settings.kafka_ready_timeout
+        while time.monotonic() < deadline:
+            exited = process.poll() is not None if process else not pid_alive(pid)
+            if exited:
+                self.node.pid_file.unlink(missing_ok=True)
+                msg = f"Kafka exited during start-up; last log lines:\n{self.log_tail()}"
+                raise BrokerError(msg)
+            if broker_answers(self.node.bootstrap, timeout=2.0):
+                return
+            time.sleep(0.5)
+        msg = (
+            f"Kafka did not answer at {self.node.bootstrap} within "
+            f"{self.settings.kafka_ready_timeout:.0f} s; last log lines:\n{self.log_tail()}"
+        )
+        raise BrokerError(msg)
+
+    def down(self, timeout: float = 30.0) -> str:
+        """Stop the broker by its pid (SIGTERM, then SIGKILL after `timeout` seconds)."""
+        node = self.node
+        pid = node.pid()
+        if pid is None:
+            node.pid_file.unlink(missing_ok=True)
+            return "Kafka is not running"
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if pid_alive(pid):
+            logger.warning("Kafka (pid %d) did not stop in %.0f s: killing it", pid, timeout)
+            os.kill(pid, signal.SIGKILL)
+            while pid_alive(pid):
+                time.sleep(0.1)
+        node.pid_file.unlink(missing_ok=True)
+        return f"Kafka stopped (pid {pid})"
+
+    def kill(self) -> None:
+        """Kill the broker at once (SIGKILL), as a crash would; for fault tests."""
+        pid = self.node.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            while pid_alive(pid):
+                time.sleep(0.05)
+
+    def status(self) -> tuple[bool, str]:
+        """Whether the broker answers, and a one-line description."""
+        node = self.node
+        pid = node.pid()
+        answers = broker_answers(node.bootstrap)
+        if pid is None and not answers:
+            return False, f"Kafka is not running (expected at {node.bootstrap})"
+        if pid is None:
+            return True, f"a Kafka broker not started by hhar answers at {node.bootstrap}"
+        if not answers:
+            return False, f"Kafka process {pid} runs but does not answer at {node.bootstrap}"
+        return True, f"Kafka answers at {node.bootstrap} (pid {pid})"
+
+    def log_tail(self, lines: int = 15) -> str:
+        """The last lines of the broker's logs, for error messages."""
+        text = []
+        for path in (self.node.out_file, self.node.log_file):
+            if path.exists():
+                text.extend(path.read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(text[-lines:]) or "(no log output)"
+
+    def run_tool(self, main_class: str, args: Sequence[str], **kwargs) -> subprocess.CompletedProcess:
+        """Run one of Kafka's console tools from the project's jars."""
+        self.node.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.node.run_dir / "tools-log4j2.properties").write_text(_LOG4J2_TOOLS)
+        return subprocess.run(self._java(main_class, *args), check=False, **kwargs)

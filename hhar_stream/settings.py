@@ -1,0 +1,194 @@
+"""All of hhar-stream's settings in one object.
+
+Every field is read from the environment as ``HHAR_<FIELD>`` (for example ``HHAR_BOOTSTRAP``,
+``HHAR_DATA``) and can be overridden by the matching command-line flag. Topic names, ports and
+paths have exactly one default, here; the Makefile, docker-compose.yml and the tests read them
+from this object (`hhar config`) rather than restating them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SCHEMA_VERSION = "1"
+
+
+class Settings(BaseSettings):
+    """hhar-stream's configuration (env prefix ``HHAR_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="HHAR_", frozen=True, extra="ignore")
+
+    # --- Kafka: where and what -------------------------------------------------------------
+    bootstrap: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers (host:port[,host:port...])"
+    )
+    topic: str = Field("hhar.sensor-events", description="topic of the sensor events")
+    dlq_topic: str = Field("", description="dead-letter topic (default: <topic>.dlq)")
+    results_prefix: str = Field("hhar.results.", description="prefix of the result topics")
+    partitions: int = Field(3, ge=1, description="partitions of topics hhar-stream creates")
+    replication_factor: int = Field(1, ge=1, description="replication factor of created topics")
+    min_insync_replicas: int = Field(1, ge=1, description="min.insync.replicas of created topics")
+    security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT"] = Field(
+        "PLAINTEXT", description="Kafka client security protocol"
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-256", description="SASL mechanism when security_protocol is SASL_PLAINTEXT"
+    )
+    sasl_username: str = Field("", description="SASL user name")
+    sasl_password: SecretStr = Field(SecretStr(""), description="SASL password (never printed)")
+
+    # --- the local broker (`hhar kafka`) ------------------------------------------------------
+    home: Path = Field(
+        Path(".hhar"), description="folder of the project's jars and local broker state"
+    )
+    kafka_port: int = Field(9092, ge=1, le=65535, description="client port of the local broker")
+    kafka_controller_port: int = Field(
+        9093, ge=1, le=65535, description="KRaft controller port of the local broker"
+    )
+    kafka_heap: str = Field("512m", description="JVM heap of the local broker")
+    kafka_ready_timeout: float = Field(
+        60.0, gt=0, description="seconds to wait for the local broker to answer"
+    )
+
+    # --- data ---------------------------------------------------------------------------------
+    data: Path = Field(
+        Path("data/activity-data"),
+        description="HHAR data folder (the real activity-data folder, or a generated one)",
+    )
+    seed: int = Field(42, description="random seed of the data generator")
+
+    # --- producer (`hhar produce`) -----------------------------------------------------------
+    source: Path | None = Field(
+        None, description="file, folder or glob to replay (default: the data folder)"
+    )
+    order: Literal["merged", "by-file"] = Field(
+        "merged", description="replay merged across files by Arrival_Time, or file by file"
+    )
+    speedup: float | None = Field(
+        None, gt=0, description="replay in event time, gaps divided by this factor"
+    )
+    rate: float | None = Field(None, gt=0, description="replay at a steady rate (events/s)")
+    max_gap: float | None = Field(
+        None, gt=0, description="cap gaps in the recording to this many seconds (event time)"
+    )
+    limit: int | None = Field(None, ge=0, description="stop after this many rows")
+    loop: bool = Field(False, description="replay forever, shifting time forward each pass")
+    devices: int = Field(1, ge=1, description="virtual devices per recorded device")
+    rebase_now: bool = Field(False, description="rebase timestamps onto the current clock")
+    fail_on_invalid: bool = Field(False, description="stop at the first invalid row")
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        "lz4", description="producer compression codec"
+    )
+    linger_ms: int = Field(20, ge=0, description="producer linger.ms (batching delay)")
+    batch_size: int = Field(1_000_000, ge=1, description="producer batch.size in bytes")
+
+    # --- processor (`hhar process`) ----------------------------------------------------------
+    master: str = Field("local[2]", description="Spark master URL")
+    queries: str = Field("all", description="queries to run: all, or a comma-separated list")
+    sink: str = Field("kafka", description="result sinks: any of kafka,memory,console")
+    trigger: str = Field("1 second", description="micro-batch trigger interval")
+    available_now: bool = Field(False, description="process what is in the topic, then stop")
+    max_offsets_per_trigger: int | None = Field(
+        None, ge=1, description="cap of events read per micro-batch"
+    )
+    starting_offsets: Literal["earliest", "latest"] = Field(
+        "earliest", description="where a new query starts in the events topic"
+    )
+    fail_on_data_loss: bool = Field(
+        True, description="fail when Kafka removed events the processor had not read"
+    )
+    checkpoint: Path = Field(
+        Path(".hhar/checkpoints"), description="checkpoint root (one folder per query)"
+    )
+    history: Path | None = Field(
+        None, description="static history for live_vs_historical (default: the data folder)"
+    )
+    shuffle_partitions: int = Field(4, ge=1, description="spark.sql.shuffle.partitions")
+    driver_memory: str = Field("2g", description="Spark driver memory")
+    window: str = Field("10 minutes", description="tumbling window of windowed_activity")
+    watermark: str = Field("5 minutes", description="watermark delay of windowed_activity")
+    stairs_users: str = Field("a,b", description="users counted by stairs_by_user")
+    stairs_device: str = Field("nexus4_1", description="device counted by stairs_by_user")
+
+    # --- people -------------------------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="log level"
+    )
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _check_bootstrap(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+                msg = f"bootstrap server {server.strip()!r} is not host:port"
+                raise ValueError(msg)
+        return value
+
+    @model_validator(mode="after")
+    def _check_pacing(self) -> Settings:
+        if self.speedup is not None and self.rate is not None:
+            msg = "choose one pacing: speedup or rate"
+            raise ValueError(msg)
+        return self
+
+    # --- derived values -----------------------------------------------------------------------
+    @property
+    def dead_letter_topic(self) -> str:
+        """The dead-letter topic: dlq_topic, or ``<topic>.dlq``."""
+        return self.dlq_topic or f"{self.topic}.dlq"
+
+    def result_topic(self, query: str) -> str:
+        """The Kafka topic that holds the results of one query."""
+        return f"{self.results_prefix}{query}"
+
+    @property
+    def kafka_libs(self) -> Path:
+        """Folder of the Kafka broker and tools jars (filled by ``make setup``)."""
+        return self.home / "kafka" / "libs"
+
+    @property
+    def spark_jars(self) -> Path:
+        """Folder of Spark's Kafka connector jars (filled by ``make setup``)."""
+        return self.home / "spark-jars"
+
+    @property
+    def kafka_run_dir(self) -> Path:
+        """Folder of the local broker's config, data, logs and pid."""
+        return self.home / "kafka" / "run"
+
+    def kafka_client_config(self) -> dict[str, Any]:
+        """librdkafka settings shared by every client (secrets revealed only here)."""
+        config: dict[str, Any] = {"bootstrap.servers": self.bootstrap}
+        if self.security_protocol != "PLAINTEXT":
+            config |= {
+                "security.protocol": self.security_protocol,
+                "sasl.mechanism": self.sasl_mechanism,
+                "sasl.username": self.sasl_username,
+                "sasl.password": self.sasl_password.get_secret_value(),
+            }
+        return config
+
+    def spark_kafka_options(self) -> dict[str, str]:
+        """Options of Spark's Kafka source and sink for the same cluster and credentials."""
+        options = {"kafka.bootstrap.servers": self.bootstrap}
+        if self.security_protocol != "PLAINTEXT":
+            module = (
+                "org.apache.kafka.common.security.plain.PlainLoginModule"
+                if self.sasl_mechanism == "PLAIN"
+                else "org.apache.kafka.common.security.scram.ScramLoginModule"
+            )
+            user = self.sasl_username.replace('"', '\\"')
+            password = self.sasl_password.get_secret_value().replace('"', '\\"')
+            options |= {
+                "kafka.security.protocol": self.security_protocol,
+                "kafka.sasl.mechanism": self.sasl_mechanism,
+                "kafka.sasl.jaas.config": (
+                    f'{module} required username="{user}" password="{password}";'
+                ),
+            }
+        return options

@@ -1,0 +1,59 @@
+"""The one place a SparkSession is built, with Spark's Kafka connector on its classpath."""
+
+from __future__ import annotations
+
+import logging
+
+import pyspark
+from pyspark.sql import SparkSession
+
+from ..settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SCALA_BINARY_VERSION = "2.13"
+
+
+def connector_package() -> str:
+    """Maven coordinate of the Kafka connector matching the installed pyspark."""
+    return f"org.apache.spark:spark-sql-kafka-0-10_{SCALA_BINARY_VERSION}:{pyspark.__version__}"
+
+
+def connector_jars(settings: Settings) -> list[str]:
+    """Absolute paths of the connector jars resolved by `make setup` (empty if absent)."""
+    folder = settings.spark_jars
+    if not folder.is_dir():
+        return []
+    jars = sorted(str(path.resolve()) for path in folder.glob("*.jar"))
+    expected = f"spark-sql-kafka-0-10_{SCALA_BINARY_VERSION}-{pyspark.__version__}.jar"
+    if not any(jar.endswith(expected) for jar in jars):
+        logger.warning("%s lacks %s: falling back to spark.jars.packages", folder, expected)
+        return []
+    return jars
+
+
+def build_session(settings: Settings, app_name: str = "hhar-stream") -> SparkSession:
+    """Build (or return the running) SparkSession for `settings`.
+
+    The connector comes from the local jar folder when `make setup` filled it, otherwise
+    from ``spark.jars.packages`` (which needs Maven Central or a filled ``~/.m2``).
+    Jar settings only take effect for the first session of a process.
+    """
+    builder = (
+        SparkSession.builder.master(settings.master)
+        .appName(app_name)
+        .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
+        .config("spark.driver.memory", settings.driver_memory)
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.streaming.forceDeleteTempCheckpointLocation", "true")
+    )
+    jars = connector_jars(settings)
+    if jars:
+        builder = builder.config("spark.jars", ",".join(jars))
+    else:
+        builder = builder.config("spark.jars.packages", connector_package())
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark
