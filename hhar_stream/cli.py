@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The `hhar` argument parser with every subcommand."""
     from .processor import cli as processor_cli
     from .producer import cli as producer_cli
+    from .producer import synth
 
     parser = argparse.ArgumentParser(
         prog="hhar",
@@ -45,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     config.set_defaults(func=_config)
 
     kafka_cli.register(subparsers)
+    synth.register(subparsers)
     producer_cli.register(subparsers)
     processor_cli.register(subparsers)
     return parser
