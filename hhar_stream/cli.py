@@ -13,7 +13,6 @@ from . import __version__, kafka_cli
 from .errors import HharError
 from .options import add_setting, describe_settings_error, env_var, settings_from_args
 from .schemas import sensor_event_json_schema
-from .settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -374,7 +374,9 @@ class LocalKafka:
                 text.extend(path.read_text(errors="replace").splitlines()[-lines:])
         return "\n".join(text[-lines:]) or "(no log output)"
 
-    def run_tool(self, main_class: str, args: Sequence[str], **kwargs) -> subprocess.CompletedProcess:
+    def run_tool(
+        self, main_class: str, args: Sequence[str], **kwargs: object
+    ) -> subprocess.CompletedProcess:
         """Run one of Kafka's console tools from the project's jars."""
         self.node.run_dir.mkdir(parents=True, exist_ok=True)
         (self.node.run_dir / "tools-log4j2.properties").write_text(_LOG4J2_TOOLS)

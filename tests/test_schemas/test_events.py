@@ -123,7 +123,8 @@ def test_real_show_rows_round_trip_exactly(real_samples: Path, sample: str) -> N
 
 
 def test_every_real_reading_is_written_as_the_real_files_write_it(real_samples: Path) -> None:
-    path = real_samples / "activity_data_stream_json_1000consecutive_rows__tombresee_Prairie-Fire__extracted.tsv"
+    name = "activity_data_stream_json_1000consecutive_rows__tombresee_Prairie-Fire__extracted.tsv"
+    path = real_samples / name
     with path.open() as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
     assert len(rows) == 1000
