@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     )
     shuffle_partitions: int = Field(4, ge=1, description="spark.sql.shuffle.partitions")
     driver_memory: str = Field("2g", description="Spark driver memory")
+    spark_ivy_dir: Path | None = Field(
+        None, description="Ivy cache for spark.jars.packages when the local jar folder is absent"
+    )
     window: str = Field("10 minutes", description="tumbling window of windowed_activity")
     watermark: str = Field("5 minutes", description="watermark delay of windowed_activity")
     stairs_users: str = Field("a,b", description="users counted by stairs_by_user")

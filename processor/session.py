@@ -54,6 +54,8 @@ def build_session(settings: Settings, app_name: str = "hhar-stream") -> SparkSes
         builder = builder.config("spark.jars", ",".join(jars))
     else:
         builder = builder.config("spark.jars.packages", connector_package())
+        if settings.spark_ivy_dir is not None:
+            builder = builder.config("spark.jars.ivy", str(settings.spark_ivy_dir.resolve()))
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
