@@ -22,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         add_setting(parser, "--port", field="kafka_port", type=int)
         add_setting(parser, "--controller-port", field="kafka_controller_port", type=int)
         add_setting(parser, "--home", field="home")
+        add_setting(parser, "--brokers", field="kafka_brokers", type=int)
 
     up = actions.add_parser("up", help="start the broker (no-op when it already runs)")
     common(up)

@@ -162,33 +162,49 @@ class BrokerNode:
 
 
 class LocalKafka:
-    """The project's local KRaft broker: `up`, `down`, `status`."""
+    """The project's local KRaft cluster: one node by default, or several (`kafka_brokers`).
+
+    Node ``i`` (from 1) listens for clients on ``kafka_port + 10*(i-1)`` and for the controller
+    quorum on ``kafka_controller_port + 10*(i-1)``; every node is broker and controller, with
+    one static voter set, and keeps its config, data, logs and pid in ``<run_dir>/node-<i>``.
+    """
+
+    PORT_STEP = 10
 
     def __init__(self, settings: Settings, run_dir: Path | None = None) -> None:
-        """Describe the local broker of `settings` (state under `run_dir` if given)."""
+        """Describe the local cluster of `settings` (state under `run_dir` if given)."""
         self.settings = settings
         self.run_dir = (run_dir or settings.kafka_run_dir).resolve()
-        self.node = BrokerNode(
-            node_id=1,
-            port=settings.kafka_port,
-            controller_port=settings.kafka_controller_port,
-            run_dir=self.run_dir,
-        )
+        self.nodes = [
+            BrokerNode(
+                node_id=node_id,
+                port=settings.kafka_port + self.PORT_STEP * (node_id - 1),
+                controller_port=settings.kafka_controller_port + self.PORT_STEP * (node_id - 1),
+                run_dir=self.run_dir / f"node-{node_id}",
+            )
+            for node_id in range(1, settings.kafka_brokers + 1)
+        ]
 
     @property
     def bootstrap(self) -> str:
-        """Client address of the local broker."""
-        return self.node.bootstrap
+        """Client addresses of every node, comma-separated."""
+        return ",".join(node.bootstrap for node in self.nodes)
+
+    def node(self, node_id: int) -> BrokerNode:
+        """One node by its id (from 1)."""
+        return self.nodes[node_id - 1]
 
     # -- configuration ------------------------------------------------------------------------
-    def server_properties(self) -> str:
-        """The broker's server.properties."""
-        node = self.node
+    def server_properties(self, node: BrokerNode) -> str:
+        """The server.properties of one node."""
+        voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
+        replicas = len(self.nodes)
+        min_isr = min(2, replicas)
         return "\n".join(
             [
                 "process.roles=broker,controller",
                 f"node.id={node.node_id}",
-                f"controller.quorum.voters={node.node_id}@127.0.0.1:{node.controller_port}",
+                f"controller.quorum.voters={voters}",
                 f"listeners=PLAINTEXT://127.0.0.1:{node.port},"
                 f"CONTROLLER://127.0.0.1:{node.controller_port}",
                 f"advertised.listeners=PLAINTEXT://127.0.0.1:{node.port}",
@@ -197,13 +213,14 @@ class LocalKafka:
                 "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
                 f"log.dirs={node.run_dir / 'data'}",
                 f"num.partitions={self.settings.partitions}",
-                "offsets.topic.replication.factor=1",
+                f"default.replication.factor={replicas}",
+                f"offsets.topic.replication.factor={replicas}",
                 "offsets.topic.num.partitions=4",
-                "transaction.state.log.replication.factor=1",
-                "transaction.state.log.min.isr=1",
+                f"transaction.state.log.replication.factor={replicas}",
+                f"transaction.state.log.min.isr={min_isr}",
                 "transaction.state.log.num.partitions=4",
-                "share.coordinator.state.topic.replication.factor=1",
-                "share.coordinator.state.topic.min.isr=1",
+                f"share.coordinator.state.topic.replication.factor={replicas}",
+                f"share.coordinator.state.topic.min.isr={min_isr}",
                 "group.initial.rebalance.delay.ms=0",
                 # A misspelt topic should fail loudly, not appear silently.
                 "auto.create.topics.enable=false",
@@ -213,32 +230,36 @@ class LocalKafka:
             ]
         )
 
-    def _write_config(self) -> Path:
-        node = self.node
+    def _write_config(self, node: BrokerNode) -> Path:
         (node.run_dir / "logs").mkdir(parents=True, exist_ok=True)
         (node.run_dir / "data").mkdir(parents=True, exist_ok=True)
         config = node.run_dir / "server.properties"
-        config.write_text(self.server_properties())
+        config.write_text(self.server_properties(node))
         (node.run_dir / "log4j2.properties").write_text(
             _LOG4J2_BROKER.format(log_file=node.log_file)
         )
-        (node.run_dir / "tools-log4j2.properties").write_text(_LOG4J2_TOOLS)
         return config
+
+    def _tools_log_config(self) -> Path:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path = self.run_dir / "tools-log4j2.properties"
+        path.write_text(_LOG4J2_TOOLS)
+        return path
 
     def _java(self, main_class: str, *args: str, heap: str = "256m") -> list[str]:
         libs = check_kafka_libs(self.settings.kafka_libs)
         return [
             java_executable(),
             f"-Xmx{heap}",
-            f"-Dlog4j2.configurationFile={self.node.run_dir / 'tools-log4j2.properties'}",
+            f"-Dlog4j2.configurationFile={self._tools_log_config()}",
             "-cp",
             f"{libs}/*",
             main_class,
             *args,
         ]
 
-    def _format_storage(self, config: Path) -> None:
-        if (self.node.run_dir / "data" / "meta.properties").exists():
+    def _format_storage(self, node: BrokerNode, config: Path) -> None:
+        if (node.run_dir / "data" / "meta.properties").exists():
             return
         command = self._java(
             "kafka.tools.StorageTool",
@@ -251,33 +272,44 @@ class LocalKafka:
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             detail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-            msg = f"formatting the Kafka storage failed: {detail[0]}"
+            msg = f"formatting the Kafka storage of node {node.node_id} failed: {detail[0]}"
             raise BrokerError(msg)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def up(self) -> str:
-        """Start the broker unless it already runs; wait until it answers.
+        """Start every node that is not running; wait until the cluster answers.
 
         Returns:
             A one-line description of what happened.
         """
-        node = self.node
-        if node.pid() is not None:
-            if broker_answers(node.bootstrap):
-                return f"Kafka already running at {node.bootstrap} (pid {node.pid()})"
-            self._wait_ready(node.pid() or 0)
-            return f"Kafka running at {node.bootstrap} (pid {node.pid()})"
+        started = [node for node in self.nodes if node.pid() is None]
+        if not started and broker_answers(self.bootstrap):
+            return f"Kafka already running at {self.bootstrap}"
         java_executable()
         check_kafka_libs(self.settings.kafka_libs)
-        for port in (node.port, node.controller_port):
-            if not port_is_free(port):
-                msg = (
-                    f"port {port} on 127.0.0.1 is already in use: stop what listens there or "
-                    f"choose other ports (HHAR_KAFKA_PORT, HHAR_KAFKA_CONTROLLER_PORT)"
-                )
-                raise BrokerError(msg)
-        config = self._write_config()
-        self._format_storage(config)
+        for node in started:
+            for port in (node.port, node.controller_port):
+                if not port_is_free(port):
+                    msg = (
+                        f"port {port} on 127.0.0.1 is already in use: stop what listens there "
+                        f"or choose other ports (HHAR_KAFKA_PORT, HHAR_KAFKA_CONTROLLER_PORT)"
+                    )
+                    raise BrokerError(msg)
+        processes = {node.node_id: self._launch(node) for node in started}
+        self._wait_ready(processes)
+        logs = self.nodes[0].log_file if len(self.nodes) == 1 else self.run_dir
+        verb = "started" if started else "running"
+        return f"Kafka {verb} at {self.bootstrap} (logs in {logs})"
+
+    def start_node(self, node_id: int) -> None:
+        """Start one node (for example after `kill_node`) and wait until the cluster answers."""
+        node = self.node(node_id)
+        if node.pid() is None:
+            self._wait_ready({node_id: self._launch(node)})
+
+    def _launch(self, node: BrokerNode) -> subprocess.Popen:
+        config = self._write_config(node)
+        self._format_storage(node, config)
         heap = self.settings.kafka_heap
         command = [
             java_executable(),
@@ -305,71 +337,90 @@ class LocalKafka:
                 cwd=node.run_dir,
             )
         node.pid_file.write_text(f"{process.pid}\n")
-        logger.info("starting Kafka at %s (pid %d)", node.bootstrap, process.pid)
-        self._wait_ready(process.pid, process)
-        return f"Kafka started at {node.bootstrap} (pid {process.pid}, logs in {node.log_file})"
+        logger.info("starting Kafka node %d at %s (pid %d)", node.node_id, node.bootstrap,
+                    process.pid)
+        return process
 
-    def _wait_ready(self, pid: int, process: subprocess.Popen | None = None) -> None:
+    def _wait_ready(self, processes: dict[int, subprocess.Popen]) -> None:
         deadline = time.monotonic() + self.settings.kafka_ready_timeout
         while time.monotonic() < deadline:
-            exited = process.poll() is not None if process else not pid_alive(pid)
-            if exited:
-                self.node.pid_file.unlink(missing_ok=True)
-                msg = f"Kafka exited during start-up; last log lines:\n{self.log_tail()}"
-                raise BrokerError(msg)
-            if broker_answers(self.node.bootstrap, timeout=2.0):
+            for node_id, process in processes.items():
+                if process.poll() is not None:
+                    node = self.node(node_id)
+                    node.pid_file.unlink(missing_ok=True)
+                    msg = (
+                        f"Kafka node {node_id} exited during start-up; last log lines:\n"
+                        f"{self.log_tail(node)}"
+                    )
+                    raise BrokerError(msg)
+            if all(broker_answers(self.node(i).bootstrap, timeout=2.0) for i in processes):
                 return
             time.sleep(0.5)
+        node = self.node(next(iter(processes))) if processes else self.nodes[0]
         msg = (
-            f"Kafka did not answer at {self.node.bootstrap} within "
-            f"{self.settings.kafka_ready_timeout:.0f} s; last log lines:\n{self.log_tail()}"
+            f"Kafka did not answer at {self.bootstrap} within "
+            f"{self.settings.kafka_ready_timeout:.0f} s; last log lines:\n{self.log_tail(node)}"
         )
         raise BrokerError(msg)
 
     def down(self, timeout: float = 30.0) -> str:
-        """Stop the broker by its pid (SIGTERM, then SIGKILL after `timeout` seconds)."""
-        node = self.node
-        pid = node.pid()
-        if pid is None:
-            node.pid_file.unlink(missing_ok=True)
+        """Stop every node by its pid (SIGTERM, then SIGKILL after `timeout` seconds)."""
+        pids = {node.node_id: node.pid() for node in self.nodes}
+        running = {node_id: pid for node_id, pid in pids.items() if pid is not None}
+        for node in self.nodes:
+            if node.node_id not in running:
+                node.pid_file.unlink(missing_ok=True)
+        if not running:
             return "Kafka is not running"
-        os.kill(pid, signal.SIGTERM)
+        for pid in running.values():
+            os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while pid_alive(pid) and time.monotonic() < deadline:
+        while any(pid_alive(pid) for pid in running.values()) and time.monotonic() < deadline:
             time.sleep(0.2)
-        if pid_alive(pid):
-            logger.warning("Kafka (pid %d) did not stop in %.0f s: killing it", pid, timeout)
-            os.kill(pid, signal.SIGKILL)
-            while pid_alive(pid):
-                time.sleep(0.1)
-        node.pid_file.unlink(missing_ok=True)
-        return f"Kafka stopped (pid {pid})"
+        for node_id, pid in running.items():
+            if pid_alive(pid):
+                logger.warning("Kafka node %d (pid %d) did not stop in %.0f s: killing it",
+                               node_id, pid, timeout)
+                os.kill(pid, signal.SIGKILL)
+                while pid_alive(pid):
+                    time.sleep(0.1)
+            self.node(node_id).pid_file.unlink(missing_ok=True)
+        listed = ", ".join(str(pid) for pid in running.values())
+        return f"Kafka stopped (pid {listed})"
 
-    def kill(self) -> None:
-        """Kill the broker at once (SIGKILL), as a crash would; for fault tests."""
-        pid = self.node.pid()
+    def kill_node(self, node_id: int = 1) -> None:
+        """Kill one node at once (SIGKILL), as a crash would; for fault tests."""
+        node = self.node(node_id)
+        pid = node.pid()
         if pid is not None:
             os.kill(pid, signal.SIGKILL)
             while pid_alive(pid):
                 time.sleep(0.05)
+        node.pid_file.unlink(missing_ok=True)
 
     def status(self) -> tuple[bool, str]:
-        """Whether the broker answers, and a one-line description."""
-        node = self.node
-        pid = node.pid()
-        answers = broker_answers(node.bootstrap)
-        if pid is None and not answers:
-            return False, f"Kafka is not running (expected at {node.bootstrap})"
-        if pid is None:
-            return True, f"a Kafka broker not started by hhar answers at {node.bootstrap}"
-        if not answers:
-            return False, f"Kafka process {pid} runs but does not answer at {node.bootstrap}"
-        return True, f"Kafka answers at {node.bootstrap} (pid {pid})"
+        """Whether every node answers, and one line per node."""
+        lines, healthy = [], True
+        for node in self.nodes:
+            pid = node.pid()
+            answers = broker_answers(node.bootstrap)
+            healthy = healthy and answers
+            if pid is None and not answers:
+                lines.append(f"Kafka is not running (expected at {node.bootstrap})")
+            elif pid is None:
+                lines.append(f"a Kafka broker not started by hhar answers at {node.bootstrap}")
+            elif not answers:
+                lines.append(f"Kafka process {pid} runs but does not answer at {node.bootstrap}")
+            else:
+                lines.append(f"Kafka answers at {node.bootstrap} (pid {pid})")
+        if len(self.nodes) > 1:
+            lines = [f"node {n.node_id}: {line}" for n, line in zip(self.nodes, lines, strict=True)]
+        return healthy, "\n".join(lines)
 
-    def log_tail(self, lines: int = 15) -> str:
-        """The last lines of the broker's logs, for error messages."""
+    def log_tail(self, node: BrokerNode, lines: int = 15) -> str:
+        """The last lines of one node's logs, for error messages."""
         text = []
-        for path in (self.node.out_file, self.node.log_file):
+        for path in (node.out_file, node.log_file):
             if path.exists():
                 text.extend(path.read_text(errors="replace").splitlines()[-lines:])
         return "\n".join(text[-lines:]) or "(no log output)"
@@ -378,6 +429,4 @@ class LocalKafka:
         self, main_class: str, args: Sequence[str], **kwargs: object
     ) -> subprocess.CompletedProcess:
         """Run one of Kafka's console tools from the project's jars."""
-        self.node.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.node.run_dir / "tools-log4j2.properties").write_text(_LOG4J2_TOOLS)
         return subprocess.run(self._java(main_class, *args), check=False, **kwargs)

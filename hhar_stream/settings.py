@@ -49,7 +49,10 @@ class Settings(BaseSettings):
     kafka_controller_port: int = Field(
         9093, ge=1, le=65535, description="KRaft controller port of the local broker"
     )
-    kafka_heap: str = Field("512m", description="JVM heap of the local broker")
+    kafka_brokers: int = Field(
+        1, ge=1, le=9, description="nodes of the local KRaft cluster (each broker + controller)"
+    )
+    kafka_heap: str = Field("512m", description="JVM heap of each local broker")
     kafka_ready_timeout: float = Field(
         60.0, gt=0, description="seconds to wait for the local broker to answer"
     )
