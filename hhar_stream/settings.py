@@ -75,6 +75,7 @@ class Settings(BaseSettings):
         None, gt=0, description="replay in event time, gaps divided by this factor"
     )
     rate: float | None = Field(None, gt=0, description="replay at a steady rate (events/s)")
+    max_speed: bool = Field(False, description="replay as fast as possible, without pacing")
     max_gap: float | None = Field(
         None, gt=0, description="cap gaps in the recording to this many seconds (event time)"
     )
@@ -88,6 +89,15 @@ class Settings(BaseSettings):
     )
     linger_ms: int = Field(20, ge=0, description="producer linger.ms (batching delay)")
     batch_size: int = Field(1_000_000, ge=1, description="producer batch.size in bytes")
+    resume: bool = Field(
+        False, description="continue the stopped replay of this topic and source where it left off"
+    )
+    state_topic: str = Field(
+        "hhar.producer-state", description="compacted topic of the producer's resume positions"
+    )
+    commit_interval: float = Field(
+        1.0, gt=0, description="seconds between the producer's transaction commits (resume points)"
+    )
 
     # --- processor (`hhar process`) ----------------------------------------------------------
     master: str = Field("local[2]", description="Spark master URL")
@@ -137,8 +147,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_pacing(self) -> Settings:
-        if self.speedup is not None and self.rate is not None:
-            msg = "choose one pacing: speedup or rate"
+        if (self.speedup is not None) + (self.rate is not None) + self.max_speed > 1:
+            msg = "choose one pacing: speedup, rate or max_speed"
             raise ValueError(msg)
         return self
 
