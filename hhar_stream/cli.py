@@ -9,7 +9,7 @@ import sys
 
 from pydantic import ValidationError
 
-from . import __version__, kafka_cli
+from . import __version__, kafka_cli, spark_cli
 from .errors import HharError
 from .options import add_setting, describe_settings_error, env_var, settings_from_args
 from .schemas import sensor_event_json_schema
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     config.set_defaults(func=_config)
 
     kafka_cli.register(subparsers)
+    spark_cli.register(subparsers)
     synth.register(subparsers)
     producer_cli.register(subparsers)
     processor_cli.register(subparsers)

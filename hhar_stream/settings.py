@@ -57,6 +57,15 @@ class Settings(BaseSettings):
         60.0, gt=0, description="seconds to wait for the local broker to answer"
     )
 
+    # --- the local Spark standalone cluster (`hhar spark`) ------------------------------------
+    spark_workers: int = Field(2, ge=1, le=8, description="workers of the local Spark cluster")
+    spark_worker_cores: int = Field(1, ge=1, description="cores of each local Spark worker")
+    spark_worker_memory: str = Field("1g", description="memory of each local Spark worker")
+    spark_master_port: int = Field(7077, ge=1, le=65535, description="local Spark master port")
+    spark_master_ui_port: int = Field(
+        8080, ge=1, le=65535, description="local Spark master web UI port (workers: +1, +2...)"
+    )
+
     # --- data ---------------------------------------------------------------------------------
     data: Path = Field(
         Path("data/activity-data"),

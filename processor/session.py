@@ -49,6 +49,11 @@ def build_session(settings: Settings, app_name: str = "hhar-stream") -> SparkSes
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.streaming.forceDeleteTempCheckpointLocation", "true")
     )
+    if settings.master.startswith("local") or "127.0.0.1" in settings.master:
+        # A local run talks over loopback only, whatever the machine's hostname resolves to.
+        builder = builder.config("spark.driver.host", "127.0.0.1").config(
+            "spark.driver.bindAddress", "127.0.0.1"
+        )
     jars = connector_jars(settings)
     if jars:
         builder = builder.config("spark.jars", ",".join(jars))
