@@ -9,7 +9,7 @@ import sys
 
 from pydantic import ValidationError
 
-from . import __version__, kafka_cli, spark_cli
+from . import __version__, kafka_cli, spark_cli, watch
 from .errors import HharError
 from .options import add_setting, describe_settings_error, env_var, settings_from_args
 from .schemas import sensor_event_json_schema
@@ -49,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.register(subparsers)
     producer_cli.register(subparsers)
     processor_cli.register(subparsers)
+    watch.register(subparsers)
     return parser
 
 
@@ -84,6 +85,8 @@ def configure_logging(level: str) -> None:
     )
     for noisy in ("py4j", "pyspark"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    librdkafka_level = logging.DEBUG if level == "DEBUG" else logging.CRITICAL
+    logging.getLogger("librdkafka").setLevel(librdkafka_level)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,6 +8,7 @@ from this object (`hhar config`) rather than restating them.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Literal
 
@@ -187,8 +188,15 @@ class Settings(BaseSettings):
         return self.home / "kafka" / "run"
 
     def kafka_client_config(self) -> dict[str, Any]:
-        """librdkafka settings shared by every client (secrets revealed only here)."""
-        config: dict[str, Any] = {"bootstrap.servers": self.bootstrap}
+        """librdkafka settings shared by every client (secrets revealed only here).
+
+        librdkafka's own log lines go to the Python logger ``librdkafka`` (shown with
+        ``--log-level DEBUG``): its connection retries are noise next to hhar's own errors.
+        """
+        config: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap,
+            "logger": logging.getLogger("librdkafka"),
+        }
         if self.security_protocol != "PLAINTEXT":
             config |= {
                 "security.protocol": self.security_protocol,

@@ -1,0 +1,139 @@
+"""`hhar watch` without a terminal, on result topics prepared in the real broker."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from hhar_stream.schemas.results import (
+    ActivityStats,
+    DeviceActivity,
+    DeviceActivitySubtotal,
+    LiveVsHistorical,
+    TotalCount,
+    WindowedActivity,
+)
+from hhar_stream.settings import Settings
+
+pytestmark = pytest.mark.kafka
+
+EXPECTED = """\
+== total_count
+count
+1003
+
+== device_activity
+Device    gt    count
+nexus4_1  walk  600
+nexus4_2  null  403
+
+== device_activity_rollup
+Device    gt     level   count
+nexus4_1  walk           600
+nexus4_2  null           403
+nexus4_1  (all)  all gt  600
+nexus4_2  (all)  all gt  403
+(all)     (all)  total   1003
+
+== stairs_by_user
+(no results yet)
+
+== activity_stats where x_avg > 0
+gt    Model   x_avg     y_avg      z_avg     count
+walk  nexus4  0.250000  -0.125000  0.000000  600
+
+== live_vs_historical
+gt    Model   x live     x hist     y live     y hist  z live    z hist  count live  count hist
+null  nexus4  -0.500000  -0.400000  0.000000   -       0.000000  -       403         -
+walk  nexus4  0.250000   0.200000   -0.125000  -       0.000000  -       600         7
+
+== windowed_activity (last 8 rows)
+window_start         window_end  Device    gt    count
+2015-02-23 10:10:00  10:20:00    nexus4_1  walk  600
+
+events topic {events}: 1005 events | last batch 4 | counted 1003 + 0 bad | lag 2
+"""
+
+
+def test_watch_once_prints_the_current_state_per_key(kafka: Settings) -> None:
+    run = uuid.uuid4().hex[:8]
+    prefix = f"watch-{run}."
+    events_topic = f"watch-{run}.events"
+    settings = kafka.model_copy(update={"results_prefix": prefix, "topic": events_topic})
+    admin = AdminClient(settings.kafka_client_config())
+    queries = ["total_count", "device_activity", "device_activity_rollup", "activity_stats",
+               "live_vs_historical", "windowed_activity"]
+    topics = [events_topic] + [settings.result_topic(q) for q in queries]
+    for future in admin.create_topics([NewTopic(t, 2, 1) for t in topics]).values():
+        future.result(timeout=30)
+
+    producer = Producer(settings.kafka_client_config())
+
+    def publish(record) -> None:
+        producer.produce(settings.result_topic(record.query), key=record.key_json(),
+                         value=record.value_json())
+
+    # Older versions of a key come first: only the last one may be shown.
+    publish(TotalCount(query="total_count", batch_id=1, count=10))
+    publish(TotalCount(query="total_count", batch_id=4, count=1003))
+    publish(DeviceActivity(query="device_activity", batch_id=2, Device="nexus4_1", gt="walk",
+                           count=7))
+    publish(DeviceActivity(query="device_activity", batch_id=3, Device="nexus4_1", gt="walk",
+                           count=600))
+    publish(DeviceActivity(query="device_activity", batch_id=3, Device="nexus4_2", gt="null",
+                           count=403))
+    for device, gt, level, count in [("nexus4_1", "walk", 0, 600), ("nexus4_2", "null", 0, 403),
+                                     ("nexus4_1", None, 1, 600), ("nexus4_2", None, 1, 403),
+                                     (None, None, 3, 1003)]:
+        publish(DeviceActivitySubtotal(query="device_activity_rollup", batch_id=3, Device=device,
+                                       gt=gt, grouping_id=level, count=count))
+    publish(ActivityStats(query="activity_stats", batch_id=3, gt="walk", Model="nexus4",
+                          x_avg=0.25, y_avg=-0.125, z_avg=0.0, count=600))
+    publish(ActivityStats(query="activity_stats", batch_id=3, gt="null", Model="nexus4",
+                          x_avg=-0.5, y_avg=0.0, z_avg=0.0, count=403))
+    publish(LiveVsHistorical(query="live_vs_historical", batch_id=3, gt="walk", Model="nexus4",
+                             x_avg=0.25, y_avg=-0.125, z_avg=0.0, count=600,
+                             historical_x_avg=0.2, historical_y_avg=None, historical_z_avg=None,
+                             historical_count=7))
+    publish(LiveVsHistorical(query="live_vs_historical", batch_id=3, gt="null", Model="nexus4",
+                             x_avg=-0.5, y_avg=0.0, z_avg=0.0, count=403,
+                             historical_x_avg=-0.4, historical_y_avg=None,
+                             historical_z_avg=None, historical_count=None))
+    start = dt.datetime(2015, 2, 23, 10, 10, tzinfo=dt.UTC)
+    publish(WindowedActivity(query="windowed_activity", batch_id=3, window_start=start,
+                             window_end=start + dt.timedelta(minutes=10), Device="nexus4_1",
+                             gt="walk", count=600))
+    for index in range(1005):
+        producer.produce(events_topic, key="nexus4_1", value=f"event {index}")
+    assert producer.flush(30) == 0
+
+    env = os.environ | {"HHAR_BOOTSTRAP": settings.bootstrap}
+    result = subprocess.run(
+        [sys.executable, "-m", "hhar_stream.cli", "watch", "--once",
+         "--results-prefix", prefix, "--topic", events_topic,
+         *[arg for q in ["total_count", "device_activity", "device_activity_rollup",
+                         "stairs_by_user", "activity_stats", "live_vs_historical",
+                         "windowed_activity"] for arg in ("--query", q)]],
+        capture_output=True, text=True, env=env, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == EXPECTED.format(events=events_topic)
+    admin.delete_topics(topics)
+
+
+def test_watch_reports_an_unreachable_broker_in_one_line() -> None:
+    env = os.environ | {"HHAR_BOOTSTRAP": "127.0.0.1:1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "hhar_stream.cli", "watch", "--once"],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot reach Kafka at 127.0.0.1:1")
+    assert "Traceback" not in result.stderr
