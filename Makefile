@@ -52,6 +52,9 @@ consume: ## print records of TOPIC=... with keys, timestamps and headers
 	@test -n "$(TOPIC)" || { echo "usage: make consume TOPIC=<topic> [MAX=10]" >&2; exit 2; }
 	$(HHAR) kafka consume "$(TOPIC)" --max $(or $(MAX),10)
 
+data: $(STAMP_PY) ## generate the HHAR-like data set (6,240,991 rows, 80 files) into $HHAR_DATA (ROWS=, SEED=)
+	$(HHAR) data synth $(if $(ROWS),--rows $(ROWS)) $(if $(SEED),--seed $(SEED))
+
 test: setup ## run every test (unit, Kafka, Spark, end to end) as CI does
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
