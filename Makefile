@@ -55,6 +55,12 @@ consume: ## print records of TOPIC=... with keys, timestamps and headers
 data: $(STAMP_PY) ## generate the HHAR-like data set (6,240,991 rows, 80 files) into $HHAR_DATA (ROWS=, SEED=)
 	$(HHAR) data synth $(if $(ROWS),--rows $(ROWS)) $(if $(SEED),--seed $(SEED))
 
+demo: setup ## the main job: broker, generated data, producer, processor, live view (DEMO_SECONDS=N)
+	$(HHAR) demo $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS))
+
+watch: ## live view of the result topics
+	$(HHAR) watch
+
 test: setup ## run every test (unit, Kafka, Spark, end to end) as CI does
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 

@@ -9,7 +9,7 @@ import sys
 
 from pydantic import ValidationError
 
-from . import __version__, kafka_cli, spark_cli, watch
+from . import __version__, demo, kafka_cli, spark_cli, watch
 from .errors import HharError
 from .options import add_setting, describe_settings_error, env_var, settings_from_args
 from .schemas import sensor_event_json_schema
@@ -50,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     producer_cli.register(subparsers)
     processor_cli.register(subparsers)
     watch.register(subparsers)
+    demo.register(subparsers)
     return parser
 
 

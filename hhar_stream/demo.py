@@ -1,0 +1,174 @@
+"""`hhar demo` (`make demo`): the whole pipeline on this machine, with the live results view.
+
+It starts the local broker unless a broker already answers at the bootstrap address,
+generates a data set unless the data folder holds one (``HHAR_DATA`` points at the real
+activity-data folder when you have it), clears the demo's topics and checkpoints, starts the
+processor and a paced producer as child processes and shows `hhar watch`. Ctrl+C, or the end
+of ``--seconds``, stops everything it started, the broker included, and leaves no process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from confluent_kafka.admin import AdminClient
+
+from .errors import HharError
+from .kafka_local import LocalKafka, broker_answers
+from .options import add_setting, settings_from_args
+from .settings import Settings
+from .watch import WATCHED_QUERIES
+
+logger = logging.getLogger(__name__)
+
+
+def _has_data(folder: Path) -> bool:
+    return folder.is_dir() and any(
+        path.suffix in (".json", ".gz") and not path.name.startswith(("_", "."))
+        for path in folder.iterdir()
+    )
+
+
+def _child(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    """Start `hhar <args>` in its own process group, its output in `log`."""
+    with log.open("ab") as out:
+        return subprocess.Popen(  # noqa: S603 - our own command line
+            [sys.executable, "-m", "hhar_stream.cli", *args],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,
+        )
+
+
+def _stop(process: subprocess.Popen, name: str, timeout: float = 30.0) -> None:
+    """SIGTERM the child's whole process group; SIGKILL what is left after `timeout`."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            logger.warning("%s did not stop in %.0f s: killing it", name, timeout)
+    # The JVM the processor started lives in the same group: leave nothing behind.
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _clear_topics(settings: Settings) -> None:
+    """Delete the events, dead-letter and result topics so that the demo starts from zero."""
+    admin = AdminClient(settings.kafka_client_config())
+    existing = set(admin.list_topics(timeout=10).topics)
+    wanted = {settings.topic, settings.dead_letter_topic}
+    wanted |= {settings.result_topic(query) for query in WATCHED_QUERIES}
+    doomed = sorted(existing & wanted)
+    if not doomed:
+        return
+    for future in admin.delete_topics(doomed, operation_timeout=30).values():
+        future.result(timeout=60)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and set(doomed) & set(admin.list_topics(timeout=10).topics):
+        time.sleep(0.5)
+
+
+def run_demo(settings: Settings, seconds: float | None, rows: int, speedup: float) -> int:
+    """Run the pipeline until Ctrl+C or `seconds`; returns the exit code."""
+    work = (settings.home / "demo").resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    local = LocalKafka(settings)
+    started_broker = False
+    if not broker_answers(settings.bootstrap, client_config=settings.kafka_client_config()):
+        if settings.bootstrap != local.bootstrap:
+            msg = f"no Kafka broker answers at {settings.bootstrap}"
+            raise HharError(msg)
+        print(local.up(), flush=True)
+        started_broker = True
+
+    env = os.environ | {"HHAR_BOOTSTRAP": settings.bootstrap, "HHAR_DATA": str(settings.data)}
+    if not _has_data(settings.data):
+        print(f"generating {rows:,} HHAR-like rows into {settings.data} ...", flush=True)
+        subprocess.run(  # noqa: S603 - our own command line
+            [sys.executable, "-m", "hhar_stream.cli", "data", "synth", "--out",
+             str(settings.data), "--rows", str(rows)],
+            env=env, check=True,
+        )
+    _clear_topics(settings)
+    checkpoints = work / "checkpoints"
+    shutil.rmtree(checkpoints, ignore_errors=True)
+
+    children: list[tuple[str, subprocess.Popen]] = []
+    try:
+        processor_env = env | {"HHAR_CHECKPOINT": str(checkpoints)}
+        children.append(("processor", _child(["process"], processor_env, work / "processor.log")))
+        producer_env = env | {
+            "HHAR_SOURCE": str(settings.data),
+            "HHAR_SPEEDUP": str(speedup),
+            "HHAR_MAX_GAP": "1",
+        }
+        children.append(("producer", _child(["produce"], producer_env, work / "producer.log")))
+        print(
+            f"processor and producer started (logs in {work}); showing the results"
+            + (f" for {seconds:.0f} s" if seconds else ", Ctrl+C to stop"),
+            flush=True,
+        )
+        watch_args = ["watch", "--interval", "2"]
+        if seconds:
+            watch_args += ["--duration", str(seconds)]
+        watch = subprocess.run(  # noqa: S603 - our own command line
+            [sys.executable, "-m", "hhar_stream.cli", *watch_args], env=env, check=False
+        )
+        for name, process in children:
+            if process.poll() not in (None, 0):
+                logger.error("%s exited with code %s; see %s", name, process.returncode,
+                             work / f"{name}.log")
+                return 1
+        return watch.returncode
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        print("stopping the demo ...", flush=True)
+        for name, process in reversed(children):
+            _stop(process, name)
+        if started_broker:
+            print(local.down(), flush=True)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `demo` command."""
+    parser = subparsers.add_parser(
+        "demo",
+        help="run broker, producer, processor and the live view together",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_setting(parser, "--bootstrap", field="bootstrap")
+    add_setting(parser, "--data", field="data")
+    parser.add_argument(
+        "--seconds", type=float, default=float(os.environ.get("DEMO_SECONDS") or 0) or None,
+        help="stop after this many seconds [env: DEMO_SECONDS; default: until Ctrl+C]",
+    )
+    parser.add_argument(
+        "--rows", type=int, default=500_000,
+        help="rows to generate when the data folder is empty (default 500000)",
+    )
+    parser.add_argument(
+        "--speedup", type=float, default=60.0,
+        help="replay speed in event time (default 60: an hour of recording per minute)",
+    )
+    parser.set_defaults(func=_demo)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    return run_demo(settings, args.seconds, args.rows, args.speedup)
