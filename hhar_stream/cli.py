@@ -13,6 +13,7 @@ from . import __version__, demo, kafka_cli, spark_cli, watch
 from .errors import HharError
 from .options import add_setting, describe_settings_error, env_var, settings_from_args
 from .schemas import sensor_event_json_schema
+from .settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     config = subparsers.add_parser("config", help="print the effective settings")
     config.add_argument("--json", action="store_true", help="as JSON (secrets masked)")
+    config.add_argument(
+        "--reference", action="store_true",
+        help="print the reference table of every setting (Markdown, as in README.md)",
+    )
     config.set_defaults(func=_config)
 
     kafka_cli.register(subparsers)
@@ -65,7 +70,23 @@ def _schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def settings_reference() -> str:
+    """A Markdown table of every setting: variable, default and meaning."""
+    lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for field, info in Settings.model_fields.items():
+        default = info.default
+        shown = "" if default in (None, "") else getattr(default, "value", default)
+        if field == "sasl_password":
+            shown = ""
+        lines.append(f"| `{env_var(field)}` | {f'`{shown}`' if shown != '' else '(unset)'} "
+                     f"| {info.description} |")
+    return "\n".join(lines) + "\n"
+
+
 def _config(args: argparse.Namespace) -> int:
+    if args.reference:
+        print(settings_reference(), end="")
+        return 0
     settings = settings_from_args(args)
     values = settings.model_dump(mode="json")
     if args.json:
