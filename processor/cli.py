@@ -3,7 +3,207 @@
 from __future__ import annotations
 
 import argparse
+import json
+import logging
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ..options import add_setting, settings_from_args
+from .config import QUERY_NAMES
+
+logger = logging.getLogger(__name__)
+
+_POLL_SECONDS = 1.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the processor's commands."""
+    process = subparsers.add_parser(
+        "process",
+        help="run the streaming queries over the events topic",
+        description=(
+            "Read the events topic with Spark Structured Streaming, run the selected queries "
+            "and write their results to the chosen sinks. Messages that are not valid events "
+            "are counted and kept in the bad_records output. live_vs_historical needs a static "
+            "history (--history, default the data folder); when it is missing, the run stops "
+            f"with an error. Queries: {', '.join(QUERY_NAMES)}."
+        ),
+    )
+    add_setting(process, "--bootstrap", field="bootstrap")
+    add_setting(process, "--topic", field="topic")
+    add_setting(process, "--queries", field="queries",
+                help="all, or a comma-separated list; -name leaves one out (all,-stairs_by_user)")
+    add_setting(process, "--sink", field="sink")
+    add_setting(process, "--trigger", field="trigger", help="micro-batch interval (1s, 500ms)")
+    add_setting(process, "--available-now", field="available_now")
+    add_setting(process, "--max-offsets-per-trigger", field="max_offsets_per_trigger", type=int)
+    add_setting(process, "--starting-offsets", field="starting_offsets",
+                choices=["earliest", "latest"])
+    add_setting(process, "--fail-on-data-loss", field="fail_on_data_loss")
+    add_setting(process, "--checkpoint", field="checkpoint")
+    add_setting(process, "--history", field="history")
+    add_setting(process, "--data", field="data")
+    add_setting(process, "--window", field="window")
+    add_setting(process, "--watermark", field="watermark")
+    add_setting(process, "--stairs-users", field="stairs_users")
+    add_setting(process, "--stairs-device", field="stairs_device")
+    add_setting(process, "--results-prefix", field="results_prefix")
+    _spark_options(process)
+    process.add_argument(
+        "--reset", action="store_true",
+        help="start over: delete the selected queries' checkpoints and result topics",
+    )
+    process.add_argument("--json", action="store_true", help="print the final summary as JSON")
+    process.set_defaults(func=_process)
+
+    profile = subparsers.add_parser(
+        "profile",
+        help="profile a data set: inventory, schema, counts, describe, partitions",
+        description="The static profile of an HHAR folder, file or glob of JSON lines.",
+    )
+    add_setting(profile, "--source", field="source",
+                help="folder, file or glob to profile (default: the data folder)")
+    add_setting(profile, "--data", field="data")
+    profile.add_argument("--repartition", type=int, metavar="N",
+                         help="also show the partitions after repartition(N)")
+    profile.add_argument("--json", action="store_true", help="print JSON for machines")
+    _spark_options(profile)
+    profile.set_defaults(func=_profile)
+
+    status = subparsers.add_parser(
+        "status",
+        help="show the running processor's queries: name, id, active, last progress",
+        description="Read the status the processor keeps under its checkpoint root.",
+    )
+    add_setting(status, "--checkpoint", field="checkpoint")
+    status.add_argument("--json", action="store_true", help="print JSON for machines")
+    status.set_defaults(func=_status)
+
+
+def _spark_options(parser: argparse.ArgumentParser) -> None:
+    add_setting(parser, "--master", field="master")
+    add_setting(parser, "--shuffle-partitions", field="shuffle_partitions", type=int)
+    add_setting(parser, "--driver-memory", field="driver_memory")
+
+
+def _process(args: argparse.Namespace) -> int:
+    from .engine import Processor
+    from .session import build_session
+
+    settings = settings_from_args(args)
+    on_terminal = sys.stderr.isatty()
+    processor = Processor(settings, logging.DEBUG if on_terminal else logging.INFO)
+    processor.preflight()
+    spark = build_session(settings, app_name="hhar-process")
+    try:
+        processor.start(spark, reset=args.reset)
+        if on_terminal:
+            _watch_with_progress(processor)
+        else:
+            while not processor.wait(_POLL_SECONDS):
+                pass
+    except KeyboardInterrupt:
+        logger.info("interrupted: stopping the queries (checkpoints keep their progress)")
+    finally:
+        processor.stop()
+        spark.stop()
+    _print_summary(processor.summary(), args.json)
+    return 0
+
+
+def _watch_with_progress(processor: Any) -> None:
+    columns = (SpinnerColumn(), TextColumn("{task.description:<24}"),
+               TextColumn("{task.fields[text]}"), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True)) as progress:
+        tasks = {name: progress.add_task(name, total=None, text="starting")
+                 for name in processor.outputs}
+        while True:
+            done = processor.wait(_POLL_SECONDS)
+            for name, query in processor.status.snapshot()["queries"].items():
+                last = query["last_progress"] or {}
+                text = (
+                    f"batch {last.get('batch_id', '-')}, {query['input_rows']:,} rows, "
+                    f"bad {query['bad_records']:,}, late {query['late_rows']:,}, "
+                    f"{last.get('processed_rows_per_second') or 0:,.0f} rows/s"
+                )
+                if name in tasks:
+                    progress.update(tasks[name], text=text)
+            if done:
+                return
+
+
+def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    table = Table(title="hhar process", title_justify="left")
+    for column in ("query", "batches", "input rows", "bad", "late"):
+        table.add_column(column, justify="left" if column == "query" else "right")
+    for name, query in summary["queries"].items():
+        table.add_row(name, *(f"{query.get(key, 0):,}" for key in
+                              ("batches", "input_rows", "bad_records", "late_rows")))
+    console = Console(file=sys.stdout)
+    console.print(table)
+    rate = summary["events_per_second"]
+    console.print(
+        f"{summary['events']:,} events in {summary['seconds']} s"
+        + (f" ({rate:,.0f} events/s)" if rate else "")
+    )
+
+
+def _profile(args: argparse.Namespace) -> int:
+    from .profile import inventory, profile_dataset, render_profile
+    from .session import build_session
+
+    settings = settings_from_args(args)
+    source = settings.source or settings.data
+    inventory(source)  # fails before the JVM starts when there is nothing to read
+    spark = build_session(settings, app_name="hhar-profile")
+    try:
+        result = profile_dataset(
+            spark, source, repartition=args.repartition,
+            shuffle_partitions=settings.shuffle_partitions,
+        )
+    finally:
+        spark.stop()
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        render_profile(result)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from .status import read_status
+
+    settings = settings_from_args(args)
+    state = read_status(settings.checkpoint)
+    if args.json:
+        print(json.dumps(state, indent=2))
+        return 0
+    console = Console(file=sys.stdout)
+    running = "running" if state["running"] else "not running"
+    console.print(
+        f"processor pid {state['pid']} on {state['host']}: {running}; topic {state['topic']}; "
+        f"started {state['started_at']}, updated {state['updated_at']}"
+    )
+    table = Table(title_justify="left")
+    for column in ("query", "id", "active", "status", "batch", "rows", "last rows", "rows/s",
+                   "bad", "late", "watermark", "at"):
+        table.add_column(column)
+    for query in state["queries"].values():
+        last = query["last_progress"] or {}
+        table.add_row(
+            query["name"], query["id"] or "", "yes" if query["active"] else "no",
+            query["exception"] or query["status"] or "", str(last.get("batch_id", "")),
+            f"{query['input_rows']:,}", f"{last.get('input_rows', 0):,}",
+            f"{last.get('processed_rows_per_second') or 0:,.0f}",
+            f"{query['bad_records']:,}", f"{query['late_rows']:,}",
+            last.get("watermark") or "", last.get("timestamp") or "",
+        )
+    console.print(table)
+    return 0

@@ -1,0 +1,273 @@
+"""The processor's input and output: the Kafka source, the static history, result topics,
+checkpoints and the result sinks. The only module that reads or writes outside Spark's plans.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import shutil
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.types import TimestampType
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import BrokerError, InputDataError, QueryFailedError
+from ..schemas.results import ENVELOPE_FIELDS, ResultRecord
+from ..schemas.spark import to_spark_schema
+from ..settings import Settings
+from .queries import positive_x
+
+logger = logging.getLogger(__name__)
+
+POSITIVE_X_VIEW = "activity_stats_positive_x"
+"""Memory-sink view of the exercise's ``activity_stats where x_avg > 0``."""
+
+_ADMIN_TIMEOUT = 30.0
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+# --- input ----------------------------------------------------------------------------------
+def read_event_stream(spark: SparkSession, settings: Settings) -> DataFrame:
+    """The events topic as a stream of raw messages: partition, offset, timestamp, value.
+
+    Reads committed messages only (``isolation.level=read_committed``), so events of an
+    aborted producer transaction never count.
+    """
+    reader = (
+        spark.readStream.format("kafka")
+        .options(**settings.spark_kafka_options())
+        .option("subscribe", settings.topic)
+        .option("startingOffsets", settings.starting_offsets)
+        .option("failOnDataLoss", str(settings.fail_on_data_loss).lower())
+        .option("kafka.isolation.level", "read_committed")
+    )
+    if settings.max_offsets_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", settings.max_offsets_per_trigger)
+    return reader.load().select("partition", "offset", "timestamp", "value")
+
+
+def read_event_lines(spark: SparkSession, path: Path) -> DataFrame:
+    """The lines of a JSON-lines file or folder (``.gz`` too) as a static ``value`` column.
+
+    Spark skips the folder's ``_SUCCESS``-style marker files.
+
+    Raises:
+        InputDataError: when `path` does not exist or holds no file.
+    """
+    if not path.exists():
+        msg = f"{path} does not exist"
+        raise InputDataError(msg)
+    if path.is_dir() and not any(
+        item.is_file() and not item.name.startswith(("_", ".")) for item in path.rglob("*")
+    ):
+        msg = f"{path} holds no data file"
+        raise InputDataError(msg)
+    return spark.read.text(str(path))
+
+
+def _admin(settings: Settings) -> AdminClient:
+    return AdminClient(settings.kafka_client_config())
+
+
+def check_events_topic(settings: Settings) -> None:
+    """Fail with a clear message unless the broker answers and the events topic exists."""
+    try:
+        metadata = _admin(settings).list_topics(timeout=10)
+    except KafkaException as error:
+        msg = f"Kafka at {settings.bootstrap} does not answer: {error.args[0].str()}"
+        raise BrokerError(msg) from None
+    if settings.topic not in metadata.topics:
+        msg = (
+            f"topic {settings.topic!r} does not exist at {settings.bootstrap}: produce events "
+            f"first (hhar produce) or choose --topic"
+        )
+        raise BrokerError(msg)
+
+
+def _wait_for(futures: dict[str, Any], ignore: tuple[int, ...]) -> None:
+    for topic, future in futures.items():
+        try:
+            future.result(timeout=_ADMIN_TIMEOUT)
+        except KafkaException as error:
+            if error.args[0].code() not in ignore:
+                msg = f"Kafka refused to change topic {topic}: {error.args[0].str()}"
+                raise BrokerError(msg) from None
+
+
+def ensure_result_topics(settings: Settings, queries: Sequence[str]) -> None:
+    """Create the compacted result topics of `queries` that do not exist yet."""
+    config = {
+        "cleanup.policy": "compact",
+        "min.insync.replicas": str(settings.min_insync_replicas),
+        # Roll segments hourly so the cleaner can compact them: a row per key remains.
+        "segment.ms": "3600000",
+    }
+    topics = [
+        NewTopic(settings.result_topic(name), settings.partitions, settings.replication_factor,
+                 config=config)
+        for name in queries
+    ]
+    admin = _admin(settings)  # must outlive its futures
+    _wait_for(admin.create_topics(topics), ignore=(KafkaError.TOPIC_ALREADY_EXISTS,))
+
+
+def checkpoint_dir(settings: Settings, query: str) -> Path:
+    """The checkpoint folder of one query under the checkpoint root."""
+    return settings.checkpoint / query
+
+
+def reset_outputs(settings: Settings, queries: Sequence[str]) -> None:
+    """Start `queries` over: remove their checkpoints and delete their result topics."""
+    for name in queries:
+        folder = checkpoint_dir(settings, name)
+        if folder.exists():
+            shutil.rmtree(folder)
+            logger.info("removed checkpoint %s", folder)
+    admin = _admin(settings)
+    topics = [settings.result_topic(name) for name in queries]
+    _wait_for(admin.delete_topics(topics), ignore=(KafkaError.UNKNOWN_TOPIC_OR_PART,))
+    deadline = time.monotonic() + _ADMIN_TIMEOUT
+    while set(topics) & set(admin.list_topics(timeout=10).topics):
+        if time.monotonic() > deadline:
+            msg = f"Kafka did not delete the result topics {', '.join(topics)} in time"
+            raise BrokerError(msg)
+        time.sleep(0.2)
+    logger.info("deleted result topics %s", ", ".join(topics))
+
+
+# --- output ---------------------------------------------------------------------------------
+def row_columns(record: type[ResultRecord]) -> list[str]:
+    """The columns of a query's result rows: the record's fields past the envelope."""
+    envelope = set(ENVELOPE_FIELDS)
+    return [
+        field.alias or name for name, field in record.model_fields.items() if name not in envelope
+    ]
+
+
+def collect_records(
+    rows: DataFrame, record: type[ResultRecord], query: str, batch_id: int
+) -> list[ResultRecord]:
+    """The rows of one result DataFrame as validated records of `query`'s model."""
+    columns = row_columns(record)
+    timestamps = {
+        field.name for field in rows.schema.fields if isinstance(field.dataType, TimestampType)
+    }
+    # Timestamps travel as epoch microseconds: Python's collect would make them naive local
+    # times, whatever Spark's session time zone says.
+    selected = rows.select(
+        *(F.unix_micros(name).alias(name) if name in timestamps else F.col(name)
+          for name in columns)
+    )
+    records = []
+    for row in selected.collect():
+        values = row.asDict()
+        for name in timestamps:
+            if values[name] is not None:
+                values[name] = _EPOCH + dt.timedelta(microseconds=values[name])
+        records.append(record.model_validate(values | {"query": query, "batch_id": batch_id}))
+    return records
+
+
+class ResultSink:
+    """Writes each micro-batch of one query's results to the chosen sinks (``foreachBatch``).
+
+    Kafka: one record per row to the query's compacted topic (key = group key JSON, value =
+    record JSON); a replayed batch rewrites the same keys. Memory: a temp view named after the
+    query with the latest record per key. Console: a table on stdout.
+    """
+
+    def __init__(
+        self,
+        spark: SparkSession,
+        settings: Settings,
+        query: str,
+        record: type[ResultRecord],
+        sinks: Sequence[str],
+        producer: Producer | None = None,
+    ) -> None:
+        """Prepare the sinks of `query`; `producer` is required for the Kafka sink."""
+        if "kafka" in sinks and producer is None:
+            msg = "the Kafka sink needs a producer"
+            raise ValueError(msg)
+        self.spark = spark
+        self.query = query
+        self.record = record
+        self.sinks = tuple(sinks)
+        self.topic = settings.result_topic(query)
+        self.producer = producer
+        self._table: dict[str, ResultRecord] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, rows: DataFrame, batch_id: int) -> None:
+        """Write the rows of micro-batch `batch_id`."""
+        records = collect_records(rows, self.record, self.query, batch_id)
+        if "kafka" in self.sinks:
+            self._publish(records)
+        if "memory" in self.sinks:
+            self._refresh_table(records)
+        if "console" in self.sinks:
+            self._print(records, batch_id)
+
+    def _publish(self, records: list[ResultRecord]) -> None:
+        failures: list[str] = []
+
+        def delivered(error: KafkaError | None, _message: Any) -> None:
+            if error is not None:
+                failures.append(error.str())
+
+        for record in records:
+            while True:
+                try:
+                    self.producer.produce(
+                        self.topic, key=record.key_json(), value=record.value_json(),
+                        on_delivery=delivered,
+                    )
+                    break
+                except BufferError:
+                    self.producer.poll(0.5)
+            self.producer.poll(0)
+        remaining = self.producer.flush(_ADMIN_TIMEOUT)
+        if failures or remaining:
+            detail = failures[0] if failures else f"{remaining} records not delivered in time"
+            msg = f"writing {self.query} results to {self.topic} failed: {detail}"
+            raise QueryFailedError(msg)
+
+    def _refresh_table(self, records: list[ResultRecord]) -> None:
+        with self._lock:
+            for record in records:
+                self._table[record.key_json()] = record
+            rows = [record.model_dump(by_alias=True) for record in self._table.values()]
+        table = self.spark.createDataFrame(rows, schema=to_spark_schema(self.record))
+        table.createOrReplaceTempView(self.query)
+        if self.query == "activity_stats":
+            positive_x(table).createOrReplaceTempView(POSITIVE_X_VIEW)
+
+    def _print(self, records: list[ResultRecord], batch_id: int) -> None:
+        columns = row_columns(self.record)
+        table = Table(title=f"{self.query}, batch {batch_id}", title_justify="left")
+        for column in columns:
+            table.add_column(column)
+        for record in records:
+            values = record.model_dump(by_alias=True)
+            table.add_row(*("" if values[name] is None else str(values[name]) for name in columns))
+        Console(file=sys.stdout, width=200).print(table)
+
+
+def result_producer(settings: Settings) -> Producer:
+    """The Kafka producer the result sinks share (idempotent, acks=all)."""
+    return Producer(
+        settings.kafka_client_config()
+        | {"enable.idempotence": True, "acks": "all", "linger.ms": 5,
+           "compression.type": settings.compression}
+    )

@@ -1,0 +1,139 @@
+"""From raw messages to events: parse with the schema derived from `SensorEvent`, and set aside
+what does not fit, by the same rules `SensorEvent` enforces.
+
+`parse_events` works on anything with a ``value`` column (Kafka's binary value, or the text
+lines of ``spark.read.text``), so the stream and a static history share one set of rules. A
+row is bad when its value is not a JSON object, lacks a field or has an extra one, has a value
+of the wrong type (a string field given a number, an integer given a fraction, ...), or breaks
+a constraint: negative Arrival_Time or Index, an empty or over-long name, a gt outside the
+label set, or a non-finite x, y or z.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args, get_origin
+
+from annotated_types import Ge, MaxLen, MinLen
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.types import DoubleType, LongType, StringType
+
+from ..schemas import SensorEvent
+from ..schemas.events import LONG_MIN
+from ..schemas.spark import to_spark_schema
+
+EVENT_SCHEMA = to_spark_schema(SensorEvent)
+EVENT_COLUMNS: tuple[str, ...] = tuple(EVENT_SCHEMA.fieldNames())
+
+REASON_COLUMN = "reason"
+"""Column of `parse_events` that explains a bad row (null for a valid event)."""
+
+_TEXT = "_value_text"
+_PARSED = "_event"
+_KEYS = "_keys"
+
+
+def _constraints(name: str) -> list[tuple[Column, str]]:
+    """Checks (and reasons) of one field's constraints beyond its Spark type."""
+    field = next(
+        field for attr, field in SensorEvent.model_fields.items() if (field.alias or attr) == name
+    )
+    column = F.col(f"{_PARSED}.{name}")
+    checks = []
+    for item in field.metadata:
+        if isinstance(item, Ge) and item.ge > LONG_MIN:
+            checks.append((column < F.lit(item.ge), f"{name}: must be >= {item.ge}"))
+        elif isinstance(item, MinLen):
+            text = f"{name}: shorter than {item.min_length} characters"
+            checks.append((F.length(column) < item.min_length, text))
+        elif isinstance(item, MaxLen):
+            text = f"{name}: longer than {item.max_length} characters"
+            checks.append((F.length(column) > item.max_length, text))
+        elif getattr(item, "allow_inf_nan", True) is False:
+            infinite = column.isin(float("inf"), float("-inf"))
+            checks.append((F.isnan(column) | infinite, f"{name}: not a finite number"))
+    if get_origin(field.annotation) is Literal:
+        labels = get_args(field.annotation)
+        checks.append((~column.isin(*labels), f"{name}: not one of {', '.join(labels)}"))
+    return checks
+
+
+def _json_type_mismatch(name: str) -> Column:
+    """True when a string field holds a JSON number, boolean, array or object.
+
+    ``from_json`` turns any JSON value into text for a string column, while `SensorEvent`
+    accepts only JSON strings there.
+    """
+    return ~F.col(_TEXT).rlike(f'"{name}"\\s*:\\s*"')
+
+
+def _reason() -> Column:
+    """The first rule a row breaks, or null for a valid event."""
+    checks: list[tuple[Column, Column | str]] = [
+        (F.col(_KEYS).isNull(), "not a JSON object"),
+    ]
+    wire = F.array(*(F.lit(name) for name in EVENT_COLUMNS))
+    missing = F.array_except(wire, F.col(_KEYS))
+    extra = F.array_except(F.col(_KEYS), wire)
+    checks.append((F.size(missing) > 0, F.concat(F.lit("missing: "), F.array_join(missing, ", "))))
+    checks.append((F.size(extra) > 0, F.concat(F.lit("unexpected: "), F.array_join(extra, ", "))))
+    for name in EVENT_COLUMNS:
+        kind = EVENT_SCHEMA[name].dataType
+        type_name = {LongType(): "an integer", DoubleType(): "a number", StringType(): "a string"}
+        wrong = F.col(f"{_PARSED}.{name}").isNull()
+        if kind == StringType():
+            wrong = wrong | _json_type_mismatch(name)
+        checks.append((wrong, f"{name}: null or not {type_name[kind]}"))
+    for name in EVENT_COLUMNS:
+        checks.extend(_constraints(name))
+    reason = F.lit(None).cast(StringType())
+    for failed, text in reversed(checks):
+        reason = F.when(failed, F.lit(text) if isinstance(text, str) else text).otherwise(reason)
+    return reason
+
+
+def parse_events(raw: DataFrame) -> DataFrame:
+    """Parse the ``value`` column of `raw` into the event columns, plus `REASON_COLUMN`.
+
+    Every other column of `raw` (Kafka's partition, offset, timestamp, ...) is kept, then the
+    event columns in `SensorEvent`'s order (null where the value did not parse), then the
+    reason a row is bad (null for a valid event). Pure: works on static and streaming data.
+    """
+    text = F.col("value").cast("string")
+    kept = [name for name in raw.columns if name != "value"]
+    return (
+        raw.select(
+            *kept,
+            text.alias(_TEXT),
+            F.from_json(text, EVENT_SCHEMA).alias(_PARSED),
+            F.json_object_keys(text).alias(_KEYS),
+        )
+        .select(
+            *kept,
+            F.col(_TEXT).alias("value"),
+            *(F.col(f"{_PARSED}.{name}").alias(name) for name in EVENT_COLUMNS),
+            _reason().alias(REASON_COLUMN),
+        )
+    )
+
+
+def valid_events(parsed: DataFrame) -> DataFrame:
+    """The valid rows of `parse_events`, with exactly the event columns."""
+    return parsed.where(F.col(REASON_COLUMN).isNull()).select(*EVENT_COLUMNS)
+
+
+def invalid_records(parsed: DataFrame) -> DataFrame:
+    """The bad rows of `parse_events`, with their reason and original value text."""
+    metadata = [name for name in ("partition", "offset", "timestamp") if name in parsed.columns]
+    return parsed.where(F.col(REASON_COLUMN).isNotNull()).select(
+        *metadata, REASON_COLUMN, "value"
+    )
+
+
+def count_parse_outcomes(parsed: DataFrame, name: str = "parse") -> DataFrame:
+    """Attach observed metrics ``rows`` and ``bad`` to `parsed` (shown in streaming progress)."""
+    return parsed.observe(
+        name,
+        F.count(F.lit(1)).alias("rows"),
+        F.count(F.col(REASON_COLUMN)).alias("bad"),
+    )

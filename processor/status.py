@@ -1,0 +1,240 @@
+"""Watching the running queries: a progress listener, and a status file `hhar status` reads.
+
+`ProcessorStatus` holds, per query, its name, id, active flag, Spark's status message, the
+last progress and totals of this run. A `ProgressListener` (Spark's StreamingQueryListener)
+feeds it and logs one line per micro-batch. Every change is written atomically to
+``<checkpoint root>/status.json`` (`status_path`), so `hhar status` can show a processor that
+runs in another process; the file also records the processor's pid and host, which tells a
+stopped processor from a running one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+import os
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql.streaming import StreamingQueryListener
+from pyspark.sql.streaming.listener import (
+    QueryIdleEvent,
+    QueryProgressEvent,
+    QueryStartedEvent,
+    QueryTerminatedEvent,
+    StreamingQueryProgress,
+)
+
+from ..errors import InputDataError
+from ..kafka_local import pid_alive
+
+logger = logging.getLogger(__name__)
+
+STATUS_FILE = "status.json"
+PARSE_METRICS = "parse"
+"""Name of the observed metrics (``rows``, ``bad``) that every query attaches to its input."""
+
+
+def status_path(checkpoint_root: Path) -> Path:
+    """Where the processor using `checkpoint_root` keeps its status."""
+    return checkpoint_root / STATUS_FILE
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or math.isnan(value) or math.isinf(value) else round(value, 1)
+
+
+def summarize_progress(progress: StreamingQueryProgress) -> dict[str, Any]:
+    """The figures of one micro-batch that people watch, as plain JSON values."""
+    parse = progress.observedMetrics.get(PARSE_METRICS)
+    return {
+        "batch_id": progress.batchId,
+        "timestamp": progress.timestamp,
+        "input_rows": progress.numInputRows or 0,
+        "input_rows_per_second": _finite(progress.inputRowsPerSecond),
+        "processed_rows_per_second": _finite(progress.processedRowsPerSecond),
+        "duration_ms": dict(progress.durationMs),
+        "watermark": progress.eventTime.get("watermark"),
+        "bad_records": int(parse["bad"]) if parse is not None else 0,
+        "late_rows": sum(op.numRowsDroppedByWatermark for op in progress.stateOperators),
+        "state_rows": sum(op.numRowsTotal for op in progress.stateOperators),
+    }
+
+
+def describe_progress(name: str, summary: dict[str, Any]) -> str:
+    """One log line for one micro-batch."""
+    durations = summary["duration_ms"]
+    text = (
+        f"{name} batch {summary['batch_id']}: {summary['input_rows']} rows "
+        f"(bad {summary['bad_records']}, late {summary['late_rows']}), "
+        f"{summary['input_rows_per_second'] or 0:.0f} in/s, "
+        f"{summary['processed_rows_per_second'] or 0:.0f} processed/s, "
+        f"trigger {durations.get('triggerExecution', 0)} ms "
+        f"(addBatch {durations.get('addBatch', 0)} ms)"
+    )
+    if summary["watermark"]:
+        text += f", watermark {summary['watermark']}"
+    return text
+
+
+class ProcessorStatus:
+    """The processor's queries and their latest progress, mirrored to a status file."""
+
+    def __init__(self, path: Path, topic: str) -> None:
+        """Track queries; write the status to `path` (created with its folder)."""
+        self.path = path
+        self._lock = threading.Lock()
+        self._state: dict[str, Any] = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "topic": topic,
+            "started_at": _now(),
+            "updated_at": _now(),
+            "stopped_at": None,
+            "queries": {},
+        }
+
+    def _query(self, name: str) -> dict[str, Any]:
+        return self._state["queries"].setdefault(
+            name,
+            {
+                "name": name,
+                "id": None,
+                "run_id": None,
+                "active": False,
+                "status": None,
+                "batches": 0,
+                "input_rows": 0,
+                "bad_records": 0,
+                "late_rows": 0,
+                "last_progress": None,
+                "exception": None,
+            },
+        )
+
+    def _save(self) -> None:
+        self._state["updated_at"] = _now()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(self._state, indent=2))
+        os.replace(temporary, self.path)
+
+    def started(self, name: str, query_id: str, run_id: str) -> None:
+        """Record that query `name` started."""
+        with self._lock:
+            query = self._query(name)
+            query |= {"id": query_id, "run_id": run_id, "active": True, "exception": None}
+            self._save()
+
+    def progressed(self, name: str, summary: dict[str, Any]) -> None:
+        """Record one micro-batch of query `name` (`summarize_progress`)."""
+        with self._lock:
+            query = self._query(name)
+            query["batches"] += 1
+            query["input_rows"] += summary["input_rows"]
+            query["bad_records"] += summary["bad_records"]
+            query["late_rows"] += summary["late_rows"]
+            query["last_progress"] = summary
+            self._save()
+
+    def terminated(self, query_id: str, exception: str | None) -> None:
+        """Record that the query with `query_id` stopped (with the error, if it failed)."""
+        with self._lock:
+            for query in self._state["queries"].values():
+                if query["id"] == query_id:
+                    query |= {"active": False, "exception": exception}
+            self._save()
+
+    def observe(self, name: str, active: bool, message: str) -> None:
+        """Record Spark's own view of query `name`: its active flag and status message."""
+        with self._lock:
+            query = self._query(name)
+            if (query["active"], query["status"]) != (active, message):
+                query |= {"active": active, "status": message}
+                self._save()
+
+    def stopped(self) -> None:
+        """Record that the processor has stopped every query."""
+        with self._lock:
+            for query in self._state["queries"].values():
+                query["active"] = False
+            self._state["stopped_at"] = _now()
+            self._save()
+
+    def snapshot(self) -> dict[str, Any]:
+        """A copy of the current status."""
+        with self._lock:
+            return json.loads(json.dumps(self._state))
+
+
+class ProgressListener(StreamingQueryListener):
+    """Spark listener that logs every micro-batch and keeps a `ProcessorStatus` current."""
+
+    def __init__(self, status: ProcessorStatus, log_level: int = logging.INFO) -> None:
+        """Feed `status`; log batches at `log_level` (DEBUG when a progress bar shows them)."""
+        self.status = status
+        self.log_level = log_level
+        self._names: dict[str, str] = {}
+
+    def onQueryStarted(self, event: QueryStartedEvent) -> None:
+        """Record the query's name and ids."""
+        name = event.name or str(event.id)
+        self._names[str(event.id)] = name
+        self.status.started(name, str(event.id), str(event.runId))
+        logger.info("query %s started (id %s, run %s)", name, event.id, event.runId)
+
+    def onQueryProgress(self, event: QueryProgressEvent) -> None:
+        """Log the batch and record its figures."""
+        progress = event.progress
+        name = progress.name or str(progress.id)
+        summary = summarize_progress(progress)
+        self.status.progressed(name, summary)
+        logger.log(self.log_level, "%s", describe_progress(name, summary))
+
+    def onQueryIdle(self, event: QueryIdleEvent) -> None:
+        """Nothing to record: the status message says the query waits for data."""
+
+    def onQueryTerminated(self, event: QueryTerminatedEvent) -> None:
+        """Record the end of the query and its error, if any."""
+        name = self._names.get(str(event.id), str(event.id))
+        error = event.exception.splitlines()[0] if event.exception else None
+        self.status.terminated(str(event.id), error)
+        if error:
+            logger.error("query %s failed: %s", name, error)
+        else:
+            logger.info("query %s stopped", name)
+
+
+def read_status(checkpoint_root: Path) -> dict[str, Any]:
+    """The last status written under `checkpoint_root`, with ``running`` (is the pid alive).
+
+    Raises:
+        InputDataError: when no processor has written a status there.
+    """
+    path = status_path(checkpoint_root)
+    try:
+        state = json.loads(path.read_text())
+    except FileNotFoundError:
+        msg = (
+            f"no processor status in {path}: start `hhar process` with the same --checkpoint "
+            f"root first"
+        )
+        raise InputDataError(msg) from None
+    except (OSError, ValueError) as error:
+        msg = f"cannot read the processor status {path}: {error}"
+        raise InputDataError(msg) from None
+    same_host = state.get("host") == socket.gethostname()
+    running = state.get("stopped_at") is None and (not same_host or pid_alive(state["pid"]))
+    state["running"] = running
+    if not running:
+        for query in state["queries"].values():
+            query["active"] = False
+    return state
