@@ -23,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         add_setting(parser, "--controller-port", field="kafka_controller_port", type=int)
         add_setting(parser, "--home", field="home")
         add_setting(parser, "--brokers", field="kafka_brokers", type=int)
+        add_setting(parser, "--secure", field="kafka_secure")
 
     up = actions.add_parser("up", help="start the broker (no-op when it already runs)")
     common(up)

@@ -7,8 +7,10 @@ under ``<home>/kafka/run``. The same jars run Kafka's console tools (`run_kafka_
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -18,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from .errors import BrokerError, ConfigError
 from .settings import Settings
 
@@ -25,6 +29,14 @@ logger = logging.getLogger(__name__)
 
 # A fixed id keeps re-formatting idempotent; every broker folder is its own cluster anyway.
 CLUSTER_ID = "aGhhci1zdHJlYW0tbG9jYQ"
+
+# `hhar kafka up --secure`: SCRAM users, one per client role, each with least privilege.
+SCRAM_MECHANISM = "SCRAM-SHA-256"
+ADMIN_USER = "admin"
+PRODUCER_USER = "hhar-producer"
+PROCESSOR_USER = "hhar-processor"
+WATCH_USER = "hhar-watch"
+CLIENT_USERS = (PRODUCER_USER, PROCESSOR_USER, WATCH_USER)
 
 _LOG4J2_BROKER = """\
 status = warn
@@ -170,10 +182,12 @@ class LocalKafka:
     """
 
     PORT_STEP = 10
+    INTERNAL_PORT_OFFSET = 5
 
     def __init__(self, settings: Settings, run_dir: Path | None = None) -> None:
         """Describe the local cluster of `settings` (state under `run_dir` if given)."""
         self.settings = settings
+        self.secure = settings.kafka_secure
         self.run_dir = (run_dir or settings.kafka_run_dir).resolve()
         self.nodes = [
             BrokerNode(
@@ -184,6 +198,36 @@ class LocalKafka:
             )
             for node_id in range(1, settings.kafka_brokers + 1)
         ]
+
+    @property
+    def credentials_file(self) -> Path:
+        """Where `--secure` keeps the generated SCRAM users and passwords (mode 0600)."""
+        return self.run_dir / "credentials.json"
+
+    def credentials(self) -> dict[str, str]:
+        """The SCRAM users of a secure cluster and their passwords, created on first use."""
+        if self.credentials_file.exists():
+            return json.loads(self.credentials_file.read_text())
+        users = {user: secrets.token_urlsafe(18) for user in (ADMIN_USER, *CLIENT_USERS)}
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.credentials_file.touch(mode=0o600)
+        self.credentials_file.write_text(json.dumps(users, indent=2))
+        return users
+
+    def client_settings(self, user: str) -> Settings:
+        """`settings` with the bootstrap and, when secure, the SASL login of `user`."""
+        update: dict[str, object] = {"bootstrap": self.bootstrap}
+        if self.secure:
+            update |= {
+                "security_protocol": "SASL_PLAINTEXT",
+                "sasl_mechanism": SCRAM_MECHANISM,
+                "sasl_username": user,
+                "sasl_password": SecretStr(self.credentials()[user]),
+            }
+        return self.settings.model_copy(update=update)
+
+    def _admin_config(self) -> dict:
+        return self.client_settings(ADMIN_USER).kafka_client_config()
 
     @property
     def bootstrap(self) -> str:
@@ -205,12 +249,7 @@ class LocalKafka:
                 "process.roles=broker,controller",
                 f"node.id={node.node_id}",
                 f"controller.quorum.voters={voters}",
-                f"listeners=PLAINTEXT://127.0.0.1:{node.port},"
-                f"CONTROLLER://127.0.0.1:{node.controller_port}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{node.port}",
-                "inter.broker.listener.name=PLAINTEXT",
-                "controller.listener.names=CONTROLLER",
-                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                *self._listener_properties(node),
                 f"log.dirs={node.run_dir / 'data'}",
                 f"num.partitions={self.settings.partitions}",
                 f"default.replication.factor={replicas}",
@@ -229,6 +268,36 @@ class LocalKafka:
                 "",
             ]
         )
+
+    def _listener_properties(self, node: BrokerNode) -> list[str]:
+        if not self.secure:
+            return [
+                f"listeners=PLAINTEXT://127.0.0.1:{node.port},"
+                f"CONTROLLER://127.0.0.1:{node.controller_port}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{node.port}",
+                "inter.broker.listener.name=PLAINTEXT",
+                "controller.listener.names=CONTROLLER",
+                "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+            ]
+        # Clients authenticate with SASL/SCRAM on the client port; brokers and controllers
+        # talk over loopback-only plaintext listeners that are never advertised to clients.
+        internal = node.port + self.INTERNAL_PORT_OFFSET
+        return [
+            f"listeners=CLIENT://127.0.0.1:{node.port},INTERNAL://127.0.0.1:{internal},"
+            f"CONTROLLER://127.0.0.1:{node.controller_port}",
+            f"advertised.listeners=CLIENT://127.0.0.1:{node.port},"
+            f"INTERNAL://127.0.0.1:{internal}",
+            "inter.broker.listener.name=INTERNAL",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map="
+            "CONTROLLER:PLAINTEXT,INTERNAL:PLAINTEXT,CLIENT:SASL_PLAINTEXT",
+            f"sasl.enabled.mechanisms={SCRAM_MECHANISM}",
+            f"listener.name.client.{SCRAM_MECHANISM.lower()}.sasl.jaas.config="
+            "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            f"super.users=User:{ADMIN_USER};User:ANONYMOUS",
+            "allow.everyone.if.no.acl.found=false",
+        ]
 
     def _write_config(self, node: BrokerNode) -> Path:
         (node.run_dir / "logs").mkdir(parents=True, exist_ok=True)
@@ -261,6 +330,10 @@ class LocalKafka:
     def _format_storage(self, node: BrokerNode, config: Path) -> None:
         if (node.run_dir / "data" / "meta.properties").exists():
             return
+        scram = []
+        if self.secure:
+            for user, password in self.credentials().items():
+                scram += ["--add-scram", f"{SCRAM_MECHANISM}=[name={user},password={password}]"]
         command = self._java(
             "kafka.tools.StorageTool",
             "format",
@@ -268,6 +341,7 @@ class LocalKafka:
             "-c",
             str(config),
             "--ignore-formatted",
+            *scram,
         )
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
@@ -282,8 +356,9 @@ class LocalKafka:
         Returns:
             A one-line description of what happened.
         """
+        self._check_mode()
         started = [node for node in self.nodes if node.pid() is None]
-        if not started and broker_answers(self.bootstrap):
+        if not started and broker_answers(self.bootstrap, client_config=self._admin_config()):
             return f"Kafka already running at {self.bootstrap}"
         java_executable()
         check_kafka_libs(self.settings.kafka_libs)
@@ -299,7 +374,75 @@ class LocalKafka:
         self._wait_ready(processes)
         logs = self.nodes[0].log_file if len(self.nodes) == 1 else self.run_dir
         verb = "started" if started else "running"
+        if self.secure:
+            return (
+                f"Kafka {verb} with SASL/SCRAM at {self.bootstrap} (logs in {logs}); users "
+                f"{', '.join(CLIENT_USERS)} and their passwords are in {self.credentials_file}"
+            )
         return f"Kafka {verb} at {self.bootstrap} (logs in {logs})"
+
+    def _check_mode(self) -> None:
+        """Refuse to start secure storage without --secure, or plain storage with it."""
+        formatted = [n for n in self.nodes if (n.run_dir / "data" / "meta.properties").exists()]
+        if formatted and self.credentials_file.exists() != self.secure:
+            was = "with" if self.credentials_file.exists() else "without"
+            msg = (
+                f"the broker's storage in {self.run_dir} was formatted {was} --secure: "
+                f"start it the same way, or remove that folder (make clean) to start over"
+            )
+            raise ConfigError(msg)
+
+    def _grant_client_acls(self) -> None:
+        """Least privilege for each client user (idempotent: creating an ACL twice is fine)."""
+        from confluent_kafka.admin import (
+            AclBinding,
+            AclOperation,
+            AclPermissionType,
+            AdminClient,
+            ResourcePatternType,
+            ResourceType,
+        )
+
+        settings = self.settings
+        literal, prefixed = ResourcePatternType.LITERAL, ResourcePatternType.PREFIXED
+        topic, group = ResourceType.TOPIC, ResourceType.GROUP
+        read, write, describe, create = (
+            AclOperation.READ, AclOperation.WRITE, AclOperation.DESCRIBE, AclOperation.CREATE
+        )
+        grants = {
+            # The producer writes the events and dead-letter topics and its resume state.
+            PRODUCER_USER: [
+                (topic, settings.topic, literal, [write, describe, create]),
+                (topic, settings.dead_letter_topic, literal, [write, describe, create]),
+                (topic, settings.state_topic, literal, [read, write, describe, create]),
+                (ResourceType.TRANSACTIONAL_ID, "hhar-produce", prefixed, [write, describe]),
+                (group, "hhar", prefixed, [read]),
+            ],
+            # The processor reads the events and writes (and creates) the result topics.
+            PROCESSOR_USER: [
+                (topic, settings.topic, literal, [read, describe]),
+                (topic, settings.results_prefix, prefixed, [read, write, describe, create,
+                                                            AclOperation.DESCRIBE_CONFIGS]),
+                # Spark's Kafka source names its consumer groups spark-kafka-source-<uuid>...
+                (group, "spark-kafka-", prefixed, [read]),
+            ],
+            # The watcher reads results and looks at the size of the events topic.
+            WATCH_USER: [
+                (topic, settings.results_prefix, prefixed, [read, describe]),
+                (topic, settings.topic, literal, [describe]),
+                (group, "hhar-watch", literal, [read]),
+            ],
+        }
+        bindings = [
+            AclBinding(kind, name, pattern, f"User:{user}", "*", operation,
+                       AclPermissionType.ALLOW)
+            for user, resources in grants.items()
+            for kind, name, pattern, operations in resources
+            for operation in operations
+        ]
+        admin = AdminClient(self._admin_config())
+        for future in admin.create_acls(bindings).values():
+            future.result(timeout=30)
 
     def start_node(self, node_id: int) -> None:
         """Start one node (for example after `kill_node`) and wait until the cluster answers."""
@@ -353,7 +496,12 @@ class LocalKafka:
                         f"{self.log_tail(node)}"
                     )
                     raise BrokerError(msg)
-            if all(broker_answers(self.node(i).bootstrap, timeout=2.0) for i in processes):
+            if all(
+                broker_answers(self.node(i).bootstrap, 2.0, self._admin_config())
+                for i in processes
+            ):
+                if self.secure:
+                    self._grant_client_acls()
                 return
             time.sleep(0.5)
         node = self.node(next(iter(processes))) if processes else self.nodes[0]
@@ -403,7 +551,7 @@ class LocalKafka:
         lines, healthy = [], True
         for node in self.nodes:
             pid = node.pid()
-            answers = broker_answers(node.bootstrap)
+            answers = broker_answers(node.bootstrap, client_config=self._admin_config())
             healthy = healthy and answers
             if pid is None and not answers:
                 lines.append(f"Kafka is not running (expected at {node.bootstrap})")

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
         1, ge=1, le=9, description="nodes of the local KRaft cluster (each broker + controller)"
     )
     kafka_heap: str = Field("512m", description="JVM heap of each local broker")
+    kafka_secure: bool = Field(
+        False, description="local broker with SASL/SCRAM logins and ACLs on its client port"
+    )
     kafka_ready_timeout: float = Field(
         60.0, gt=0, description="seconds to wait for the local broker to answer"
     )
