@@ -1,9 +1,126 @@
-"""`hhar produce` and `hhar data`: the simulator's commands."""
+"""`hhar produce`: replay HHAR rows into Kafka."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+from hhar_stream.errors import BrokerError
+from hhar_stream.options import add_setting, settings_from_args
+
+from .progress import format_summary, progress_for_stderr
+from .replay import replay
+
+logger = logging.getLogger(__name__)
+
+_DESCRIPTION = """\
+Replay HHAR rows (JSON lines, .json.gz or the UCI CSV layout) into Kafka: each row is validated
+against SensorEvent; valid rows go to the events topic (key Device, record timestamp
+Arrival_Time, headers source_file, source_line, schema_version), invalid ones with the reason to
+the dead-letter topic. Pacing: --speedup X, --rate N or --max; with none of them the replay runs
+in real time (--speedup 1). Rows, dead letters and the replay's position are committed together
+in Kafka transactions, so --resume after any stop or crash delivers every row exactly once to
+read_committed consumers.
+
+On Ctrl+C or SIGTERM the producer stops reading, commits what it read and prints the summary;
+a second Ctrl+C aborts at once (the open transaction is then discarded). The exit code is
+non-zero when any event could not be delivered."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the producer's commands."""
+    """Add the `produce` command."""
+    parser = subparsers.add_parser(
+        "produce",
+        help="replay HHAR rows into Kafka (validated, paced, exactly once)",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    where = parser.add_argument_group("source and destination")
+    add_setting(where, "--source", field="source", help=(
+        "folder of part files, single file or glob (quote it); .json, .jsonl, .csv, .tsv, "
+        "optionally .gz; default: the data folder (HHAR_DATA)"
+    ))
+    add_setting(where, "--order", field="order", choices=["merged", "by-file"])
+    add_setting(where, "--topic", field="topic")
+    add_setting(where, "--dlq-topic", field="dlq_topic")
+    add_setting(where, "--bootstrap", field="bootstrap")
+    add_setting(where, "--partitions", field="partitions", type=int, help=(
+        "partitions of the events and dead-letter topics when the producer creates them"
+    ))
+    add_setting(where, "--replication-factor", field="replication_factor", type=int)
+    add_setting(where, "--state-topic", field="state_topic")
+
+    pacing = parser.add_argument_group("pacing (default: real time, as --speedup 1)")
+    add_setting(pacing, "--speedup", field="speedup", type=float, help=(
+        "replay the recording's gaps between Arrival_Times divided by this factor (1 = real time)"
+    ))
+    add_setting(pacing, "--rate", field="rate", type=float)
+    add_setting(pacing, "--max", field="max_speed")
+    add_setting(pacing, "--max-gap", field="max_gap", type=float, help=(
+        "wait at most this many seconds (of event time) for a gap in the recording; the "
+        "records keep their timestamps"
+    ))
+
+    extras = parser.add_argument_group("simulation")
+    add_setting(extras, "--limit", field="limit", type=int)
+    add_setting(extras, "--loop", field="loop", help=(
+        "replay forever; each pass has its own run_id header and times shifted past the "
+        "previous pass"
+    ))
+    add_setting(extras, "--devices", field="devices", type=int, help=(
+        "fan each recorded device out into this many virtual devices (Device, Device-v2, ...)"
+    ))
+    add_setting(extras, "--now", field="rebase_now", help=(
+        "shift all times so the first event happens now, keeping the gaps"
+    ))
+    add_setting(extras, "--resume", field="resume")
+    add_setting(extras, "--fail-on-invalid", field="fail_on_invalid", help=(
+        "stop at the first invalid row (with an error) instead of dead-lettering it"
+    ))
+
+    tuning = parser.add_argument_group("Kafka producer tuning")
+    add_setting(tuning, "--compression", field="compression",
+                choices=["none", "gzip", "snappy", "lz4", "zstd"])
+    add_setting(tuning, "--linger-ms", field="linger_ms", type=int)
+    add_setting(tuning, "--batch-size", field="batch_size", type=int)
+    add_setting(tuning, "--commit-interval", field="commit_interval", type=float)
+    parser.set_defaults(func=_produce)
+
+
+def _produce(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    stop = threading.Event()
+    limit = None if settings.loop else settings.limit
+    with _stop_on_signals(stop):
+        stats = replay(settings, stop=stop, progress=progress_for_stderr(limit))
+    print(format_summary(stats))
+    if stats.failed or stats.failure:
+        msg = f"{stats.failed:,} events or dead letters were not delivered: {stats.failure}"
+        raise BrokerError(msg)
+    return 0
+
+
+@contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """First SIGINT/SIGTERM: set `stop`; the second: abort with KeyboardInterrupt."""
+
+    def handle(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        logger.warning(
+            "%s: stopping, committing what was read (press Ctrl+C again to abort)",
+            signal.Signals(signum).name,
+        )
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,122 @@
+"""How a replay shows itself to people: a live bar on a terminal, one-line logs otherwise, and a
+final summary."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+
+from .replay import ReplayStats
+
+logger = logging.getLogger(__name__)
+
+LOG_INTERVAL = 5.0
+"""Seconds between progress lines when stderr is not a terminal."""
+
+
+class _RateMeter:
+    """Events per second over the interval since the previous reading."""
+
+    def __init__(self) -> None:
+        self._last_elapsed = 0.0
+        self._last_events = 0
+        self.rate = 0.0
+
+    def read(self, stats: ReplayStats) -> float:
+        span = stats.elapsed - self._last_elapsed
+        if span > 0:
+            self.rate = (stats.events_sent - self._last_events) / span
+            self._last_elapsed, self._last_events = stats.elapsed, stats.events_sent
+        return self.rate
+
+
+class BarProgress:
+    """A rich progress bar on stderr: rows, events/s, delivered, invalid and drift."""
+
+    def __init__(self, total: int | None, console: Console | None = None) -> None:
+        """A bar towards `total` rows, or an open-ended one when the total is unknown."""
+        self._meter = _RateMeter()
+        self._progress = Progress(
+            TextColumn("[bold]replay"),
+            BarColumn(),
+            TextColumn("{task.completed:,} rows"),
+            TextColumn("{task.fields[rate]:>9,.0f} events/s"),
+            TextColumn("delivered {task.fields[delivered]:,}"),
+            TextColumn("invalid {task.fields[invalid]:,}"),
+            TextColumn("drift {task.fields[drift]:.2f} s"),
+            TimeElapsedColumn(),
+            console=console or Console(stderr=True),
+            transient=False,
+        )
+        self._task: TaskID = self._progress.add_task(
+            "replay", total=total, rate=0.0, delivered=0, invalid=0, drift=0.0
+        )
+        self._progress.start()
+
+    def update(self, stats: ReplayStats) -> None:
+        """Redraw with the current figures."""
+        self._progress.update(
+            self._task,
+            completed=stats.rows_read,
+            rate=self._meter.read(stats),
+            delivered=stats.delivered,
+            invalid=stats.invalid,
+            drift=stats.drift,
+        )
+
+    def close(self, stats: ReplayStats) -> None:
+        """Draw the final figures and stop the bar."""
+        self.update(stats)
+        self._progress.stop()
+
+
+class LogProgress:
+    """A one-line log of the figures every few seconds, for logs and pipes."""
+
+    def __init__(self, interval: float = LOG_INTERVAL) -> None:
+        """Log at most every `interval` seconds."""
+        self._interval = interval
+        self._next = time.monotonic() + interval
+        self._meter = _RateMeter()
+
+    def update(self, stats: ReplayStats) -> None:
+        """Log the figures if the interval has passed."""
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + self._interval
+        logger.info(
+            "replayed %d rows (%.0f events/s): delivered %d, invalid %d, failed %d, drift %.2f s",
+            stats.rows_read, self._meter.read(stats), stats.delivered, stats.invalid,
+            stats.failed, stats.drift,
+        )
+
+    def close(self, stats: ReplayStats) -> None:
+        """Nothing to tear down: the summary follows."""
+
+
+def progress_for_stderr(total: int | None) -> BarProgress | LogProgress:
+    """A bar when stderr is a terminal, periodic log lines otherwise."""
+    if sys.stderr.isatty():
+        return BarProgress(total)
+    return LogProgress()
+
+
+def format_summary(stats: ReplayStats) -> str:
+    """The final summary: rows read, valid, invalid, delivered, failed, elapsed, events/s."""
+    lines = [
+        f"read {stats.rows_read:,} rows: {stats.valid:,} valid, {stats.invalid:,} invalid"
+        + (f" (after {stats.resumed_rows:,} rows of earlier runs)" if stats.resumed_rows else ""),
+        f"delivered {stats.delivered:,} events to {stats.topic}, "
+        f"{stats.dead_lettered:,} dead letters to {stats.dead_letter_topic}, "
+        f"{stats.failed:,} failed",
+        f"elapsed {stats.elapsed:.2f} s, {stats.events_per_second:,.0f} events/s, "
+        f"max drift {stats.max_drift:.3f} s, stopped by {stats.stopped_by}",
+    ]
+    if stats.failure:
+        lines.append(f"failure: {stats.failure}")
+    return "\n".join(lines)

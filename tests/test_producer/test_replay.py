@@ -1,0 +1,201 @@
+"""`replay` against the real broker: what lands in the events, dead-letter and state topics."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import pytest
+
+from hhar_stream.errors import InputDataError
+from hhar_stream.producer.replay import replay
+from hhar_stream.schemas import parse_event
+from hhar_stream.settings import Settings
+
+from .helpers import START_MS, read_topic, write_part_files
+
+pytestmark = pytest.mark.kafka
+
+EVENT = {
+    "Arrival_Time": START_MS, "Creation_Time": 1424686733176178965, "Device": "nexus4_1",
+    "Index": 35, "Model": "nexus4", "User": "g", "gt": "stand", "x": 0.0014038086,
+    "y": 5.0354E-4, "z": -0.0124053955,
+}
+
+
+def settings_for(kafka: Settings, topic: str, source: Path | str, **changes) -> Settings:
+    """The test broker's settings replaying `source` into `topic`, as fast as possible."""
+    return Settings(**(kafka.model_dump() | {
+        "topic": topic, "source": source, "max_speed": True, "commit_interval": 0.2,
+    } | changes))
+
+
+def row(**changes) -> str:
+    return json.dumps(EVENT | changes, separators=(",", ":"))
+
+
+def test_the_topic_holds_exactly_the_valid_rows(kafka, fresh_topic, tmp_path) -> None:
+    paths = write_part_files(tmp_path, files=3, rows_per_file=150)
+    topic = fresh_topic()
+    stats = replay(settings_for(kafka, topic, tmp_path))
+
+    lines = {
+        (path.name, number): line.encode()
+        for path in paths for number, line in enumerate(path.read_text().splitlines(), 1)
+    }
+    records = read_topic(kafka, topic)
+    assert (stats.rows_read, stats.invalid, stats.delivered, stats.failed) == (450, 0, 450, 0)
+    assert len(records) == 450
+    seen = Counter((r.headers["source_file"], int(r.headers["source_line"])) for r in records)
+    assert set(seen) == set(lines) and max(seen.values()) == 1
+    for record in records:
+        event = parse_event(record.value)
+        assert record.value == lines[record.headers["source_file"],
+                                     int(record.headers["source_line"])]
+        assert record.key == event.device
+        assert (record.timestamp_type, record.timestamp) == (1, event.arrival_time)
+        assert record.headers["schema_version"] == "1"
+    assert {record.partition for record in records} <= set(range(kafka.partitions))
+
+    # Per device, the events sit in one partition in the order of the recording.
+    by_device = defaultdict(list)
+    for record in sorted(records, key=lambda r: (r.partition, r.offset)):
+        by_device[record.key].append((record.partition, parse_event(record.value).arrival_time))
+    for device, placed in by_device.items():
+        assert len({partition for partition, _ in placed}) == 1, device
+        times = [arrival for _, arrival in placed]
+        assert times == sorted(times), device
+
+
+def test_invalid_rows_go_to_the_dead_letter_topic(kafka, fresh_topic, tmp_path) -> None:
+    invalid = {
+        2: ('{"Arrival_Time":1424686735175,',
+            "row: Invalid JSON: EOF while parsing a value at line 1 column 30"),
+        3: (row(z=None).replace(',"z":null', ""), "z: Field required"),
+        5: (row(geolocation="Nanjing"), "geolocation: Extra inputs are not permitted"),
+        6: (row(Index="35"), "Index: Input should be a valid integer"),
+        7: (row().replace('"x":0.0014038086', '"x":NaN'), "x: Input should be a finite number"),
+        8: (row().replace('"y":0.00050354', '"y":1e999'), "y: Input should be a finite number"),
+        9: (row(gt="jump"), "gt: Input should be 'stand', 'sit', 'walk', 'bike', 'stairsup', "
+                            "'stairsdown' or 'null'"),
+        10: (row().replace("1424686733176178965", "1.424686733176179E18"),
+             "Creation_Time: Input should be a valid integer"),
+        12: ("[1, 2]", "row: Input should be an object"),
+    }
+    valid = {number: row(Index=number, Arrival_Time=START_MS + number) for number in (1, 4, 11)}
+    lines = valid | {number: line for number, (line, _) in invalid.items()}
+    source = tmp_path / "crafted.json"
+    source.write_text("\n".join(lines[number] for number in sorted(lines)) + "\n")
+    topic = fresh_topic()
+    stats = replay(settings_for(kafka, topic, source))
+
+    assert (stats.rows_read, stats.invalid, stats.dead_lettered) == (12, 9, 9)
+    events = read_topic(kafka, topic)
+    assert sorted(int(r.headers["source_line"]) for r in events) == sorted(valid)
+    letters = read_topic(kafka, f"{topic}.dlq")
+    assert len(letters) == len(invalid)
+    for letter in letters:
+        number = int(letter.headers["source_line"])
+        assert letter.value == invalid[number][0].encode()
+        assert letter.headers["error_reason"] == invalid[number][1]
+        assert letter.headers["source_file"] == "crafted.json"
+        assert letter.headers["schema_version"] == "1"
+
+
+def test_fail_on_invalid_stops_at_the_first_invalid_row(kafka, fresh_topic, tmp_path) -> None:
+    source = tmp_path / "crafted.json"
+    source.write_text("\n".join([row(Index=1), row(Index=2), row(gt="jump"), row(Index=4)]))
+    topic = fresh_topic()
+    with pytest.raises(InputDataError) as caught:
+        replay(settings_for(kafka, topic, source, fail_on_invalid=True))
+    assert str(caught.value).startswith("invalid row at crafted.json:3: gt: Input should be")
+    assert sorted(parse_event(r.value).index for r in read_topic(kafka, topic)) == [1, 2]
+    assert read_topic(kafka, f"{topic}.dlq") == []
+
+
+def test_speedup_holds_in_event_time(kafka, fresh_topic, tmp_path) -> None:
+    """The broker stamps each record on arrival (LogAppendTime): the replay's wall-clock
+    spacing must be the recording's spacing divided by the speedup."""
+    [path] = write_part_files(tmp_path, files=1, rows_per_file=300, step_ms=10)  # 3 s
+    topic = fresh_topic(config={"message.timestamp.type": "LogAppendTime", "retention.ms": "-1"})
+    stats = replay(settings_for(kafka, topic, path, max_speed=False, speedup=2.0, linger_ms=5))
+
+    records = sorted(read_topic(kafka, topic), key=lambda r: r.offset)
+    assert len(records) == 300 and all(r.timestamp_type == 2 for r in records)
+    first_wall = records[0].timestamp
+    first_event = parse_event(records[0].value).arrival_time
+    errors = [
+        (r.timestamp - first_wall) - (parse_event(r.value).arrival_time - first_event) / 2.0
+        for r in records
+    ]
+    wall_span = (records[-1].timestamp - first_wall) / 1000
+    assert 1.4 <= wall_span <= 1.8, wall_span  # 2.99 s of events at speedup 2: 1.495 s
+    assert sorted(abs(e) for e in errors)[len(errors) // 2] < 50, "median error over 50 ms"
+    assert max(abs(e) for e in errors) < 300
+    assert stats.max_drift < 0.3
+
+
+def test_loop_devices_and_now_shift_and_fan_out(kafka, fresh_topic, tmp_path) -> None:
+    [path] = write_part_files(tmp_path, files=1, rows_per_file=20, step_ms=5)
+    originals = [parse_event(line) for line in path.read_text().splitlines()]
+    span = originals[-1].arrival_time - originals[0].arrival_time + 1
+    topic = fresh_topic()
+    stats = replay(settings_for(kafka, topic, path, loop=True, limit=50, devices=2))
+
+    assert (stats.rows_read, stats.passes, stats.delivered) == (50, 2, 100)
+    records = read_topic(kafka, topic)
+    runs = Counter(r.headers["run_id"].rsplit(".", 1)[1] for r in records)
+    assert runs == {"0": 40, "1": 40, "2": 20}  # 20 rows x 2 devices per pass
+    for record in records:
+        event = parse_event(record.value)
+        line = int(record.headers["source_line"])
+        shift = int(record.headers["run_id"].rsplit(".", 1)[1]) * span
+        original = originals[line - 1]
+        assert record.key == event.device
+        assert event.device in (original.device, f"{original.device}-v2")
+        assert record.timestamp == event.arrival_time == original.arrival_time + shift
+        assert event.creation_time == original.creation_time + shift * 1_000_000
+        assert (event.index, event.x, event.gt) == (original.index, original.x, original.gt)
+    assert Counter(r.key for r in records) == {
+        "nexus4_1": 32, "nexus4_1-v2": 32, "nexus4_2": 18, "nexus4_2-v2": 18,
+    }
+
+    rebased = fresh_topic()
+    before = time.time() * 1000
+    replay(settings_for(kafka, rebased, path, rebase_now=True))
+    after = time.time() * 1000
+    stamps = sorted(r.timestamp for r in read_topic(kafka, rebased))
+    assert before <= stamps[0] <= after
+    assert [b - a for a, b in zip(stamps, stamps[1:], strict=False)] == [5] * 19
+
+
+def test_a_real_uci_file_and_its_spreadsheet_copy(kafka, fresh_topic, real_samples) -> None:
+    source = real_samples / "uci_Phones_gyroscope_*.csv"
+    topic = fresh_topic()
+    stats = replay(settings_for(kafka, topic, source, limit=12_000))
+    assert (stats.rows_read, stats.invalid) == (12_000, 7008)
+    events = read_topic(kafka, topic)
+    assert len(events) == 4992
+    assert {r.headers["source_file"] for r in events} == {
+        "uci_Phones_gyroscope_first10000rows__rdavilao_COMP_Taller5.csv"
+    }
+    first = min(events, key=lambda r: int(r.headers["source_line"]))
+    assert parse_event(first.value).creation_time == 1424696631914042029
+    letters = read_topic(kafka, f"{topic}.dlq")
+    assert len(letters) == 7008
+    assert all("scientific notation" in r.headers["error_reason"] for r in letters)
+    assert letters[0].value.count(b"\t") == 9
+
+
+def test_a_rejected_delivery_is_counted_as_failed(kafka, fresh_topic, tmp_path) -> None:
+    """The broker refuses records over max.message.bytes: the transaction fails, nothing is
+    committed, and the summary says so."""
+    [path] = write_part_files(tmp_path, files=1, rows_per_file=30)
+    topic = fresh_topic(config={"max.message.bytes": "100", "retention.ms": "-1"})
+    stats = replay(settings_for(kafka, topic, path, compression="none"))
+    assert stats.failed == 30 and stats.delivered == 0
+    assert stats.stopped_by == "failure"
+    assert "too large" in stats.failure.lower()
+    assert read_topic(kafka, topic) == []
