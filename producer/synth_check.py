@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,10 +37,9 @@ class DatasetSummary:
     _sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(NUMERIC, 0.0))
     _squares: dict[str, float] = field(default_factory=lambda: dict.fromkeys(NUMERIC, 0.0))
 
-    def add(self, devices: Iterable[str], activities: Iterable[str],
-            columns: dict[str, np.ndarray]) -> None:
-        """Add rows: their Device and gt values, and their numeric columns (by wire name)."""
-        self.device_activity.update(zip(devices, activities, strict=True))
+    def add(self, device_activity: Counter, columns: dict[str, np.ndarray]) -> None:
+        """Add rows: their count per (Device, gt) and their numeric columns (by wire name)."""
+        self.device_activity.update(device_activity)
         for name in NUMERIC:
             values = np.asarray(columns[name], dtype=np.float64) - _SHIFT.get(name, 0.0)
             self._sums[name] += float(values.sum())
@@ -71,9 +69,11 @@ def summarise_plan(plan: DatasetPlan) -> DatasetSummary:
     summary = DatasetSummary()
     labels = [(stream.device, gt) for stream in plan.streams for gt in ACTIVITIES]
     for chunk in merged_chunks(plan):
-        pairs = [labels[label] for label in chunk.label.tolist()]
+        counts: Counter = Counter()
+        for label, count in enumerate(np.bincount(chunk.label, minlength=len(labels)).tolist()):
+            counts[labels[label]] += count
         summary.add(
-            (device for device, _ in pairs), (gt for _, gt in pairs),
+            +counts,
             {"Arrival_Time": chunk.arrival_ms, "Creation_Time": chunk.creation_ns,
              "Index": chunk.index, "x": chunk.kx / GRID, "y": chunk.ky / GRID,
              "z": chunk.kz / GRID},
@@ -101,7 +101,7 @@ def summarise_folder(folder: Path, batch: int = 100_000) -> DatasetSummary:
 
 
 def _add_rows(summary: DatasetSummary, rows: list[dict]) -> None:
-    summary.add((row["Device"] for row in rows), (row["gt"] for row in rows),
+    summary.add(Counter((row["Device"], row["gt"]) for row in rows),
                 {name: np.array([row[name] for row in rows], dtype=np.float64)
                  for name in NUMERIC})
 
