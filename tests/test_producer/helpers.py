@@ -101,3 +101,37 @@ def read_topic(settings: Settings, topic: str, timeout: float = 30.0) -> list[Re
         return records
     finally:
         consumer.close()
+
+
+class CommittedCounter:
+    """Counts a topic's committed records as they arrive (read_committed), cheaply enough to
+    poll while a producer runs; 0 until the topic exists."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self._settings = settings
+        self._topic = topic
+        self._consumer: Consumer | None = None
+        self.count = 0
+
+    def __call__(self) -> int:
+        if self._consumer is None:
+            consumer = Consumer(self._settings.kafka_client_config() | {
+                "group.id": f"count-{uuid.uuid4().hex[:8]}",
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+            })
+            metadata = consumer.list_topics(self._topic, timeout=10).topics[self._topic]
+            if metadata.error is not None:
+                consumer.close()
+                return 0
+            consumer.assign([TopicPartition(self._topic, number, -2)
+                             for number in metadata.partitions])
+            self._consumer = consumer
+        messages = self._consumer.consume(100_000, timeout=0.2)
+        self.count += sum(1 for message in messages if message.error() is None)
+        return self.count
+
+    def close(self) -> None:
+        """Close the consumer."""
+        if self._consumer is not None:
+            self._consumer.close()

@@ -199,3 +199,16 @@ def test_a_rejected_delivery_is_counted_as_failed(kafka, fresh_topic, tmp_path) 
     assert stats.stopped_by == "failure"
     assert "too large" in stats.failure.lower()
     assert read_topic(kafka, topic) == []
+
+
+def test_resume_continues_after_a_limit_and_ends_at_the_end(kafka, fresh_topic, tmp_path) -> None:
+    write_part_files(tmp_path, files=2, rows_per_file=100)
+    topic = fresh_topic()
+    first = replay(settings_for(kafka, topic, tmp_path, limit=70))
+    rest = replay(settings_for(kafka, topic, tmp_path, resume=True))
+    again = replay(settings_for(kafka, topic, tmp_path, resume=True))
+    assert (first.rows_read, first.stopped_by) == (70, "limit")
+    assert (rest.resumed_rows, rest.rows_read, rest.stopped_by) == (70, 130, "end")
+    assert (again.rows_read, again.delivered) == (0, 0)
+    records = read_topic(kafka, topic)
+    assert sorted(parse_event(r.value).index for r in records) == list(range(200))

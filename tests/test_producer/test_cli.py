@@ -1,0 +1,146 @@
+"""`hhar produce` as a real process: signals, a crash and --resume, and one-line errors."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from hhar_stream.kafka_local import free_port
+from hhar_stream.settings import Settings
+
+from .helpers import CommittedCounter, read_topic, write_part_files
+
+HHAR = [sys.executable, "-m", "hhar_stream.cli"]
+
+
+def hhar(*args: str, **kwargs) -> subprocess.Popen:
+    """Start `hhar` with the given arguments, capturing its output as text."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("HHAR_")}
+    return subprocess.Popen(
+        [*HHAR, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        **kwargs,
+    )
+
+
+def wait_for_committed(settings: Settings, topic: str, rows: int, timeout: float = 60) -> None:
+    """Wait until the topic holds at least `rows` committed records."""
+    counter = CommittedCounter(settings, topic)
+    deadline = time.monotonic() + timeout
+    try:
+        while counter() < rows:
+            assert time.monotonic() < deadline, f"{topic}: {counter.count} of {rows} rows"
+            time.sleep(0.05)
+    finally:
+        counter.close()
+
+
+def summary_number(text: str, pattern: str) -> int:
+    match = re.search(pattern, text)
+    assert match, f"{pattern!r} not in {text!r}"
+    return int(match.group(1).replace(",", ""))
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_sigterm_commits_what_was_read_and_prints_the_summary(
+    kafka, fresh_topic, tmp_path
+) -> None:
+    [path] = write_part_files(tmp_path, files=1, rows_per_file=4000)
+    topic = fresh_topic()
+    process = hhar("produce", "--source", str(path), "--topic", topic,
+                   "--bootstrap", kafka.bootstrap, "--rate", "1000", "--commit-interval", "0.2")
+    try:
+        wait_for_committed(kafka, topic, 300)
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, err
+    assert "SIGTERM: stopping" in err
+    assert "stopped by signal" in out
+    delivered = summary_number(out, r"delivered ([\d,]+) events")
+    assert summary_number(out, r"read ([\d,]+) rows") == delivered
+    records = read_topic(kafka, topic)
+    assert 300 <= delivered < 4000
+    assert sorted(int(r.headers["source_line"]) for r in records) == list(
+        range(1, delivered + 1))
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_resume_after_kill_9_delivers_every_row_exactly_once(kafka, fresh_topic, tmp_path) -> None:
+    data = tmp_path / "data"
+    paths = write_part_files(data, files=3, rows_per_file=1500)
+    lines = paths[1].read_text().splitlines()
+    for number in (1400, 700, 10):
+        lines.insert(number, '{"Arrival_Time":"broken"')
+    paths[1].write_text("\n".join(lines) + "\n")
+    expected_valid = {
+        (path.name, number)
+        for path in paths for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "broken" not in line
+    }
+    topic = fresh_topic()
+    common = ["--source", str(data), "--topic", topic, "--bootstrap", kafka.bootstrap,
+              "--commit-interval", "0.2"]
+
+    crashed = hhar("produce", *common, "--rate", "1500")
+    try:
+        wait_for_committed(kafka, topic, 600)
+        crashed.send_signal(signal.SIGKILL)
+        crashed.wait(timeout=30)
+    finally:
+        crashed.kill()
+    assert crashed.returncode == -signal.SIGKILL
+    assert len(read_topic(kafka, topic)) < len(expected_valid)
+
+    resumed = hhar("produce", *common, "--resume", "--max")
+    out, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    assert "after" in out and "rows of earlier runs" in out
+
+    records = read_topic(kafka, topic)
+    seen = Counter((r.headers["source_file"], int(r.headers["source_line"])) for r in records)
+    assert set(seen) == expected_valid
+    assert max(seen.values()) == 1, [key for key, count in seen.items() if count > 1][:5]
+    letters = read_topic(kafka, f"{topic}.dlq")
+    assert sorted(int(r.headers["source_line"]) for r in letters) == [11, 702, 1403]
+
+
+def test_an_unreachable_broker_is_one_line(tmp_path: Path) -> None:
+    [path] = write_part_files(tmp_path, files=1, rows_per_file=3)
+    port = free_port()
+    process = hhar("produce", "--source", str(path), "--bootstrap", f"127.0.0.1:{port}", "--max")
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 1
+    assert out == ""
+    assert err.startswith(f"error: cannot reach Kafka at 127.0.0.1:{port}: ")
+    assert err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["--source", "{tmp}/missing"], 1, "error: source not found: {tmp}/missing\n"),
+        (["--source", "{tmp}/*.parquet"], 1, "error: no data files in {tmp}/*.parquet (looked"),
+        (["--source", "{tmp}", "--speedup", "2", "--max"], 2,
+         "error: invalid setting settings: Value error, choose one pacing"),
+        (["--source", "{tmp}", "--devices", "0"], 2,
+         "error: invalid setting devices (HHAR_DEVICES): Input should be greater than or equal"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(tmp_path, args, code, message) -> None:
+    process = hhar("produce", *(arg.format(tmp=tmp_path) for arg in args),
+                   "--bootstrap", f"127.0.0.1:{free_port()}")
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == code
+    assert err.startswith(message.format(tmp=tmp_path))
+    assert err.count("\n") == 1 and "Traceback" not in err
