@@ -325,7 +325,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "real set; smaller sizes keep the shares."
         ),
     )
-    add_setting(synth, "--out", field="data", help="folder to write (created if missing)")
+    add_setting(synth, "--out", field="data", metavar="DIR",
+                help="folder to write (created if missing)")
     add_setting(synth, "--seed", field="seed", type=int)
     size = synth.add_mutually_exclusive_group()
     size.add_argument("--rows", type=int, metavar="N",
