@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from typing import Any
 
@@ -97,22 +98,39 @@ def _process(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     on_terminal = sys.stderr.isatty()
     processor = Processor(settings, logging.DEBUG if on_terminal else logging.INFO)
-    processor.preflight()
-    spark = build_session(settings, app_name="hhar-process")
+    # SIGTERM (a supervisor, `hhar demo`) stops the queries as cleanly as Ctrl+C does.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
-        processor.start(spark, reset=args.reset)
-        if on_terminal:
-            _watch_with_progress(processor)
-        else:
-            while not processor.wait(_POLL_SECONDS):
-                pass
+        processor.preflight()
+        spark = build_session(settings, app_name="hhar-process")
+        try:
+            processor.start(spark, reset=args.reset)
+            if on_terminal:
+                _watch_with_progress(processor)
+            else:
+                while not processor.wait(_POLL_SECONDS):
+                    pass
+        finally:
+            _shut_down(processor, spark)
     except KeyboardInterrupt:
-        logger.info("interrupted: stopping the queries (checkpoints keep their progress)")
-    finally:
-        processor.stop()
-        spark.stop()
+        logger.info("interrupted: the queries stopped, their checkpoints keep their progress")
     _print_summary(processor.summary(), args.json)
     return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _shut_down(processor: Any, spark: Any) -> None:
+    """Stop the queries and Spark; a JVM that is already gone (killed with us) is no error."""
+    from py4j.protocol import Py4JError
+
+    try:
+        processor.stop()
+        spark.stop()
+    except Py4JError as error:
+        logger.warning("Spark was already gone while stopping: %s", error)
 
 
 def _watch_with_progress(processor: Any) -> None:

@@ -161,7 +161,7 @@ class Processor:
         self.queries: dict[str, StreamingQuery] = {}
         self._spark: SparkSession | None = None
         self._producer = None
-        self._started_at = 0.0
+        self._started_at: float | None = None
         self._stopped_at: float | None = None
 
     @property
@@ -170,8 +170,10 @@ class Processor:
         return [*self.names, BAD_RECORDS]
 
     def preflight(self) -> None:
-        """Check what can be checked before Spark starts: the broker, the topic, the history."""
-        check_events_topic(self.settings)
+        """Check what can be checked before Spark starts: the broker, the topic, the history.
+
+        A continuous run waits for a missing events topic; an available-now run fails.
+        """
         if "live_vs_historical" in self.names and not history_path(self.settings).exists():
             msg = (
                 f"live_vs_historical needs a static history, but {history_path(self.settings)} "
@@ -179,6 +181,7 @@ class Processor:
                 f"--queries all,-live_vs_historical"
             )
             raise InputDataError(msg)
+        check_events_topic(self.settings, wait=not self.settings.available_now)
 
     def start(self, spark: SparkSession, reset: bool = False) -> None:
         """Start every selected query (and ``bad_records``); `reset` starts them over."""
@@ -267,7 +270,10 @@ class Processor:
     def summary(self) -> dict[str, Any]:
         """Totals of this run: per query, and events read per second of processing."""
         snapshot = self.status.snapshot()["queries"]
-        elapsed = (self._stopped_at or time.monotonic()) - self._started_at
+        if self._started_at is None:
+            elapsed = 0.0
+        else:
+            elapsed = (self._stopped_at or time.monotonic()) - self._started_at
         events = max((snapshot[name]["input_rows"] for name in self.outputs
                       if name in snapshot), default=0)
         return {

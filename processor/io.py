@@ -34,6 +34,7 @@ POSITIVE_X_VIEW = "activity_stats_positive_x"
 """Memory-sink view of the exercise's ``activity_stats where x_avg > 0``."""
 
 _ADMIN_TIMEOUT = 30.0
+_WAIT_REPORT_SECONDS = 30.0
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
@@ -80,19 +81,31 @@ def _admin(settings: Settings) -> AdminClient:
     return AdminClient(settings.kafka_client_config())
 
 
-def check_events_topic(settings: Settings) -> None:
-    """Fail with a clear message unless the broker answers and the events topic exists."""
+def _topics(settings: Settings) -> set[str]:
     try:
-        metadata = _admin(settings).list_topics(timeout=10)
+        return set(_admin(settings).list_topics(timeout=10).topics)
     except KafkaException as error:
         msg = f"Kafka at {settings.bootstrap} does not answer: {error.args[0].str()}"
         raise BrokerError(msg) from None
-    if settings.topic not in metadata.topics:
-        msg = (
-            f"topic {settings.topic!r} does not exist at {settings.bootstrap}: produce events "
-            f"first (hhar produce) or choose --topic"
-        )
-        raise BrokerError(msg)
+
+
+def check_events_topic(settings: Settings, wait: bool = False) -> None:
+    """Fail with a clear message unless the broker answers and the events topic exists.
+
+    With `wait`, a missing topic is waited for (a processor may start before its producer).
+    """
+    missing = (
+        f"topic {settings.topic!r} does not exist at {settings.bootstrap}: produce events "
+        f"first (hhar produce) or choose --topic"
+    )
+    reported_at = None
+    while settings.topic not in _topics(settings):
+        if not wait:
+            raise BrokerError(missing)
+        if reported_at is None or time.monotonic() - reported_at > _WAIT_REPORT_SECONDS:
+            logger.info("waiting for topic %s to exist (start the producer)", settings.topic)
+            reported_at = time.monotonic()
+        time.sleep(1.0)
 
 
 def _wait_for(futures: dict[str, Any], ignore: tuple[int, ...]) -> None:

@@ -3,7 +3,7 @@ what does not fit, by the same rules `SensorEvent` enforces.
 
 `parse_events` works on anything with a ``value`` column (Kafka's binary value, or the text
 lines of ``spark.read.text``), so the stream and a static history share one set of rules. A
-row is bad when its value is not a JSON object, lacks a field or has an extra one, has a value
+row is bad when its value is not one JSON object, lacks a field or has an extra one, has a value
 of the wrong type (a string field given a number, an integer given a fraction, ...), or breaks
 a constraint: negative Arrival_Time or Index, an empty or over-long name, a gt outside the
 label set, or a non-finite x, y or z.
@@ -71,6 +71,8 @@ def _reason() -> Column:
     """The first rule a row breaks, or null for a valid event."""
     checks: list[tuple[Column, Column | str]] = [
         (F.col(_KEYS).isNull(), "not a JSON object"),
+        # from_json ignores what follows the first JSON value; SensorEvent does not.
+        (~F.col(_TEXT).rlike("}\\s*$"), "text after the JSON object"),
     ]
     wire = F.array(*(F.lit(name) for name in EVENT_COLUMNS))
     missing = F.array_except(wire, F.col(_KEYS))

@@ -1,0 +1,105 @@
+"""parse_events: valid rows come through as events, everything SensorEvent refuses is set aside
+with a reason, by the same rules."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from hhar_stream.processor.parse import (
+    EVENT_COLUMNS,
+    EVENT_SCHEMA,
+    invalid_records,
+    parse_events,
+    valid_events,
+)
+from hhar_stream.schemas import SensorEvent, parse_event
+
+pytestmark = pytest.mark.spark
+
+GOOD = (
+    '{"Arrival_Time":1424686735175,"Creation_Time":1424686733176178965,"Device":"nexus4_1",'
+    '"Index":35,"Model":"nexus4","User":"g","gt":"stand","x":0.0014038086,"y":5.0354E-4,'
+    '"z":-0.0124053955}'
+)
+
+
+def variant(old: str, new: str) -> str:
+    assert old in GOOD
+    return GOOD.replace(old, new)
+
+
+VALID = [
+    GOOD,
+    variant('"x":0.0014038086', '"x":1'),  # an integer is a fine double, for pydantic too
+    variant('"gt":"stand"', '"gt":"null"'),  # the unlabelled class is the string "null"
+    variant('"Device":"nexus4_1"', '"Device" : "nexus4_1"') + "  ",
+    variant('"Creation_Time":1424686733176178965', '"Creation_Time":-5'),
+]
+
+INVALID = {
+    "not json": "not a JSON object",
+    "": "not a JSON object",
+    "null": "not a JSON object",
+    "[1,2]": "not a JSON object",
+    GOOD + " and more": "text after the JSON object",
+    GOOD.replace(',"Device":"nexus4_1"', ""): "missing: Device",
+    GOOD[:-1] + ',"extra":1}': "unexpected: extra",
+    variant('"Device":"nexus4_1"', '"Device":5'): "Device: null or not a string",
+    variant('"Device":"nexus4_1"', '"Device":{"a":1}'): "Device: null or not a string",
+    variant('"User":"g"', '"User":null'): "User: null or not a string",
+    variant('"Index":35', '"Index":1.5'): "Index: null or not an integer",
+    variant('"Index":35', '"Index":"35"'): "Index: null or not an integer",
+    variant('"Index":35', '"Index":99999999999999999999'): "Index: null or not an integer",
+    variant('"x":0.0014038086', '"x":"abc"'): "x: null or not a number",
+    variant('"x":0.0014038086', '"x":true'): "x: null or not a number",
+    variant('"Index":35', '"Index":-1'): "Index: must be >= 0",
+    variant('"Arrival_Time":1424686735175', '"Arrival_Time":-1'): "Arrival_Time: must be >= 0",
+    variant('"Model":"nexus4"', '"Model":""'): "Model: shorter than 1 characters",
+    variant('"User":"g"', '"User":"' + "u" * 65 + '"'): "User: longer than 64 characters",
+    variant('"gt":"stand"', '"gt":"run"'): "gt: not one of stand, sit, walk, bike, stairsup, "
+                                           "stairsdown, null",
+    variant('"gt":"stand"', '"gt":null'): "gt: null or not a string",
+    variant('"y":5.0354E-4', '"y":"NaN"'): "y: not a finite number",
+    variant('"z":-0.0124053955', '"z":1e400'): "z: not a finite number",
+}
+
+
+def raw_messages(spark, values: list[str]):
+    rows = [(0, offset, value) for offset, value in enumerate(values)]
+    return spark.createDataFrame(rows, "partition int, offset long, value string")
+
+
+def test_the_rules_are_sensor_events_rules() -> None:
+    for value in VALID:
+        parse_event(value)
+    for value in INVALID:
+        with pytest.raises(ValidationError):
+            parse_event(value)
+
+
+def test_valid_messages_become_events_with_the_exact_values(spark) -> None:
+    parsed = parse_events(raw_messages(spark, VALID))
+    events = valid_events(parsed)
+    assert events.schema == EVENT_SCHEMA
+    assert invalid_records(parsed).count() == 0
+    read_back = [SensorEvent.model_validate(row.asDict()) for row in events.collect()]
+    expected = [parse_event(value) for value in VALID]
+    assert sorted(read_back, key=SensorEvent.to_json) == sorted(expected, key=SensorEvent.to_json)
+    assert parse_event(GOOD).creation_time == 1424686733176178965  # 19 digits, not rounded
+    assert parse_event(GOOD) in read_back
+
+
+def test_every_bad_message_is_set_aside_with_its_reason(spark) -> None:
+    values = list(INVALID)
+    parsed = parse_events(raw_messages(spark, values + [GOOD]))
+    assert valid_events(parsed).count() == 1
+    bad = invalid_records(parsed)
+    assert bad.columns == ["partition", "offset", "reason", "value"]
+    reasons = {row["offset"]: (row["reason"], row["value"]) for row in bad.collect()}
+    assert reasons == {offset: (INVALID[value], value) for offset, value in enumerate(values)}
+
+
+def test_parse_keeps_the_source_columns_and_adds_events_and_reason(spark) -> None:
+    parsed = parse_events(raw_messages(spark, [GOOD]))
+    assert parsed.columns == ["partition", "offset", "value", *EVENT_COLUMNS, "reason"]
