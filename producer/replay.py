@@ -100,12 +100,14 @@ class ProgressReporter(Protocol):
 
 @dataclass(slots=True)
 class _Counters:
-    """Running totals of the hot loop (mutated in place, so callbacks always see them)."""
+    """Rows read (with those of resumed runs) and invalid rows (this run) so far.
 
-    rows: int
-    invalid: int
-    events: int
-    dead: int
+    Every valid row becomes ``devices`` events and every invalid one a dead letter, so these
+    two numbers say what was sent.
+    """
+
+    rows: int = 0
+    invalid: int = 0
 
 
 @dataclass
@@ -186,8 +188,8 @@ class _Replay:
                 speedup=settings.speedup or 1.0, max_gap=settings.max_gap, clock=clock, sleep=sleep
             )
         self.delivery_errors: Counter[str] = Counter()
-        self.counters = _Counters(0, 0, 0, 0)
-        self.committed = _Counters(0, 0, 0, 0)
+        self.counters = _Counters()
+        self.committed = _Counters()
         count = len(self.files)
         self.position = _Position(0, 0, None, [0] * count, [0] * count, 0)
         self.run_tag = f"{int(wall_clock() * 1000):x}"
@@ -320,59 +322,64 @@ class _Replay:
         plain = shift == 0 and fanout == 1
         first_event = True
         limit = settings.limit if settings.limit is not None else float("inf")
-        check_at = min(counters.rows + _CHECK_EVERY, limit)
-        if counters.rows >= limit:
+        read = counters.rows  # a local in the loop; counters.rows is set before any callback
+        check_at = min(read + _CHECK_EVERY, limit)
+        if read >= limit:
             return "limit"
-        for key, file_no, line_no, payload, event, reason in rows:
-            if event is None:
-                if settings.fail_on_invalid:
-                    name = self.files[file_no].name
-                    self.invalid_row = f"invalid row at {name}:{line_no}: {reason}"
-                    return "invalid row"
-                self._send(settings.dead_letter_topic, payload, None, None, [
-                    (HEADER_ERROR_REASON, reason), file_headers[file_no],
-                    (HEADER_SOURCE_LINE, str(line_no)), schema_header,
-                ])
-                counters.invalid += 1
-                counters.dead += 1
-            else:
-                if first_event:
-                    first_event = False
-                    if position.pass_first_ms is None:
-                        position.pass_first_ms = key
-                    if settings.rebase_now and self.rebase_ms is None:
-                        self.rebase_ms = int(self.wall_clock() * 1000) - key - position.shift_ms
-                    shift = position.shift_ms + (self.rebase_ms or 0)
-                    plain = shift == 0 and fanout == 1
-                timestamp = key + shift
-                if pacer is not None and not pacer.wait(timestamp, fanout, on_idle):
-                    return self.stop_reason
-                headers = [file_headers[file_no], (HEADER_SOURCE_LINE, str(line_no)),
-                           schema_header, *pass_headers]
-                if plain:
-                    try:
-                        produce(topic, payload, event.device, timestamp=timestamp,
-                                headers=headers)
-                    except BufferError:
-                        self._send(topic, payload, event.device, timestamp, headers)
+        try:
+            for key, file_no, line_no, payload, event, reason in rows:
+                if event is None:
+                    if settings.fail_on_invalid:
+                        name = self.files[file_no].name
+                        self.invalid_row = f"invalid row at {name}:{line_no}: {reason}"
+                        return "invalid row"
+                    self._send(settings.dead_letter_topic, payload, None, None, [
+                        (HEADER_ERROR_REASON, reason), file_headers[file_no],
+                        (HEADER_SOURCE_LINE, str(line_no)), schema_header,
+                    ])
+                    counters.invalid += 1
                 else:
-                    devices = self.device_names.get(event.device)
-                    if devices is None:
-                        devices = virtual_devices(event.device, fanout)
-                        self.device_names[event.device] = devices
-                    values = rewrite_event(payload, event, shift, devices)
-                    for device, value in zip(devices, values, strict=True):
-                        self._send(topic, value, device, timestamp, headers)
-                counters.events += fanout
-            lines[file_no] = line_no
-            keys[file_no] = key
-            counters.rows += 1
-            if counters.rows >= check_at:
-                if not self._housekeeping():
-                    return self.stop_reason
-                if counters.rows >= limit:
-                    return "limit"
-                check_at = min(counters.rows + _CHECK_EVERY, limit)
+                    if first_event:
+                        first_event = False
+                        if position.pass_first_ms is None:
+                            position.pass_first_ms = key
+                        if settings.rebase_now and self.rebase_ms is None:
+                            self.rebase_ms = int(self.wall_clock() * 1000) - key - position.shift_ms
+                        shift = position.shift_ms + (self.rebase_ms or 0)
+                        plain = shift == 0 and fanout == 1
+                    timestamp = key + shift
+                    if pacer is not None:
+                        counters.rows = read
+                        if not pacer.wait(timestamp, fanout, on_idle):
+                            return self.stop_reason
+                    headers = [file_headers[file_no], (HEADER_SOURCE_LINE, str(line_no)),
+                               schema_header, *pass_headers]
+                    if plain:
+                        try:
+                            produce(topic, payload, event.device, timestamp=timestamp,
+                                    headers=headers)
+                        except BufferError:
+                            self._send(topic, payload, event.device, timestamp, headers)
+                    else:
+                        devices = self.device_names.get(event.device)
+                        if devices is None:
+                            devices = virtual_devices(event.device, fanout)
+                            self.device_names[event.device] = devices
+                        values = rewrite_event(payload, event, shift, devices)
+                        for device, value in zip(devices, values, strict=True):
+                            self._send(topic, value, device, timestamp, headers)
+                lines[file_no] = line_no
+                keys[file_no] = key
+                read += 1
+                if read >= check_at:
+                    counters.rows = read
+                    if not self._housekeeping():
+                        return self.stop_reason
+                    if read >= limit:
+                        return "limit"
+                    check_at = min(read + _CHECK_EVERY, limit)
+        finally:
+            counters.rows = read
         return None
 
     def _send(
@@ -418,13 +425,16 @@ class _Replay:
             self.next_progress = now + _PROGRESS_EVERY
         return True
 
+    def _events(self, counters: _Counters) -> int:
+        return (counters.rows - self.stats.resumed_rows - counters.invalid) * self.settings.devices
+
     def _update_stats(self) -> None:
         stats, counters, committed = self.stats, self.counters, self.committed
         stats.rows_read = counters.rows - stats.resumed_rows
         stats.invalid = counters.invalid
-        stats.events_sent = counters.events
-        stats.delivered = committed.events
-        stats.dead_lettered = committed.dead
+        stats.events_sent = self._events(counters)
+        stats.delivered = self._events(committed)
+        stats.dead_lettered = committed.invalid
         if self.pacer is not None:
             stats.drift = self.pacer.drift
             stats.max_drift = self.pacer.max_drift
@@ -456,12 +466,11 @@ class _Replay:
                       else kafka_error.str())
             if kafka_error.txn_requires_abort():
                 self._call(self.producer.abort_transaction, _COMMIT_TIMEOUT)
-            self.stats.failed = (counters.events - committed.events) + (
-                counters.dead - committed.dead)
+            self.stats.failed = (self._events(counters) - self._events(committed)) + (
+                counters.invalid - committed.invalid)
             msg = f"a transaction failed and was aborted: {detail}"
             raise _DeliveryFailedError(msg) from None
         committed.rows, committed.invalid = counters.rows, counters.invalid
-        committed.events, committed.dead = counters.events, counters.dead
 
     @staticmethod
     def _call(method: Callable[[float], None], timeout: float) -> None:
