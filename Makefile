@@ -55,7 +55,7 @@ consume: ## print records of TOPIC=... with keys, timestamps and headers
 data: $(STAMP_PY) ## generate the HHAR-like data set (6,240,991 rows, 80 files) into $HHAR_DATA (ROWS=, SEED=)
 	$(HHAR) data synth $(if $(ROWS),--rows $(ROWS)) $(if $(SEED),--seed $(SEED))
 
-produce: $(STAMP_PY) ## replay SOURCE=... (default: $$HHAR_DATA) into the events topic; more flags in ARGS="--speedup 10"
+produce: $(STAMP_PY) ## replay SOURCE=... (default: $HHAR_DATA) into the events topic; more flags in ARGS="--speedup 10"
 	$(HHAR) produce $(if $(SOURCE),--source "$(SOURCE)") $(ARGS)
 
 demo: setup ## the main job: broker, generated data, producer, processor, live view (DEMO_SECONDS=N)
