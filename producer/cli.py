@@ -96,7 +96,7 @@ def _produce(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     stop = threading.Event()
     limit = None if settings.loop else settings.limit
-    with _stop_on_signals(stop):
+    with stop_on_signals(stop):
         stats = replay(settings, stop=stop, progress=progress_for_stderr(limit))
     print(format_summary(stats))
     if stats.failed or stats.failure:
@@ -106,7 +106,7 @@ def _produce(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
     """First SIGINT/SIGTERM: set `stop`; the second: abort with KeyboardInterrupt."""
 
     def handle(signum: int, frame: FrameType | None) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -44,6 +45,9 @@ _PROGRESS_EVERY = 0.2
 _QUEUE_FULL_TIMEOUT = 60.0
 _COMMIT_TIMEOUT = 60.0
 _PURGED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
+_FENCED = frozenset({
+    KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH,
+})
 
 
 @dataclass
@@ -168,9 +172,16 @@ class _Replay:
     ) -> None:
         self.settings = settings
         source = settings.source if settings.source is not None else settings.data
+        if settings.source is None and not settings.data.exists():
+            msg = (
+                f"no --source given and the data folder {settings.data} does not exist: "
+                f"generate one with `hhar data synth` or pass --source"
+            )
+            raise InputDataError(msg)
         self.files: list[SourceFile] = resolve_source(source)
         self.replay_id = delivery.replay_identity(
-            settings.topic, [file.name for file in self.files], str(source), settings.order
+            settings.topic, [file.name for file in self.files],
+            os.path.abspath(os.path.expanduser(source)), settings.order,
         )
         self.stop = stop
         self.progress = progress
@@ -356,15 +367,15 @@ class _Replay:
                                schema_header, *pass_headers]
                     if plain:
                         try:
-                            produce(topic, payload, event.device, timestamp=timestamp,
+                            produce(topic, payload, event["device"], timestamp=timestamp,
                                     headers=headers)
                         except BufferError:
-                            self._send(topic, payload, event.device, timestamp, headers)
+                            self._send(topic, payload, event["device"], timestamp, headers)
                     else:
-                        devices = self.device_names.get(event.device)
+                        devices = self.device_names.get(event["device"])
                         if devices is None:
-                            devices = virtual_devices(event.device, fanout)
-                            self.device_names[event.device] = devices
+                            devices = virtual_devices(event["device"], fanout)
+                            self.device_names[event["device"]] = devices
                         values = rewrite_event(payload, event, shift, devices)
                         for device, value in zip(devices, values, strict=True):
                             self._send(topic, value, device, timestamp, headers)
@@ -464,6 +475,8 @@ class _Replay:
             kafka_error: KafkaError = error.args[0]
             detail = (self.delivery_errors.most_common(1)[0][0] if self.delivery_errors
                       else kafka_error.str())
+            if kafka_error.code() in _FENCED:
+                detail += " (another hhar produce of the same topic and source took over)"
             if kafka_error.txn_requires_abort():
                 self._call(self.producer.abort_transaction, _COMMIT_TIMEOUT)
             self.stats.failed = (self._events(counters) - self._events(committed)) + (
@@ -474,14 +487,15 @@ class _Replay:
 
     @staticmethod
     def _call(method: Callable[[float], None], timeout: float) -> None:
-        """Call a transaction method, retrying while librdkafka says the error is retriable."""
+        """Call a transaction method, retrying retriable errors for up to `timeout` seconds."""
+        deadline = time.monotonic() + timeout
         while True:
             try:
-                method(timeout)
+                method(max(1.0, deadline - time.monotonic()))
                 return
             except KafkaException as error:
                 kafka_error: KafkaError = error.args[0]
-                if not kafka_error.retriable():
+                if not kafka_error.retriable() or time.monotonic() >= deadline:
                     raise
                 logger.warning("%s: %s; retrying", method.__name__, kafka_error.str())
 

@@ -14,10 +14,14 @@ input's size). A row is the tuple ``(key, file_no, line_no, payload, event, reas
 - ``file_no``, ``line_no``: which file of the source (0-based) and which line (1-based);
 - ``payload``: the bytes to send: the original JSON line, the JSON of a CSV row, or for an
   invalid row the original bytes;
-- ``event``: the validated `SensorEvent`, or None for an invalid row;
+- ``event``: the validated event's fields by attribute name (``arrival_time``, ``device``...),
+  or None for an invalid row;
 - ``reason``: why an invalid row is invalid, or None.
 
-Plain tuples rather than objects: the producer handles hundreds of thousands of rows a second.
+Plain tuples and dicts rather than objects: the producer handles a hundred thousand rows a
+second. For the same reason JSON lines are validated with `SensorEvent`'s own core schema (its
+fields, its config) without building a model instance for each row: the same checks and
+messages as `parse_event`, at two thirds of the cost.
 """
 
 from __future__ import annotations
@@ -32,9 +36,10 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Any, BinaryIO, Literal
 
 from pydantic import ValidationError
+from pydantic_core import SchemaValidator
 
 from hhar_stream.errors import InputDataError
 from hhar_stream.schemas import SensorEvent, describe_validation_error
@@ -43,8 +48,16 @@ from .uci import InvalidRowError, UciLayout, parse_uci_line
 
 logger = logging.getLogger(__name__)
 
-Row = tuple[int, int, int, bytes, SensorEvent | None, str | None]
+EventFields = dict[str, Any]
+"""A validated event as its field values by attribute name (``arrival_time``, ``device``...)."""
+
+Row = tuple[int, int, int, bytes, EventFields | None, str | None]
 """One source row: ``(key, file_no, line_no, payload, event, reason)`` (see the module doc)."""
+
+_MODEL_SCHEMA = SensorEvent.__pydantic_core_schema__
+FIELDS_VALIDATOR = SchemaValidator(_MODEL_SCHEMA["schema"], _MODEL_SCHEMA.get("config"))
+"""`SensorEvent`'s fields validator: ``validate_json(line)[0]`` is the fields dict of the event
+`parse_event(line)` returns, and it raises the same `ValidationError` for the same lines."""
 
 Order = Literal["merged", "by-file"]
 
@@ -194,19 +207,19 @@ def _skip(lines: Iterator[tuple[int, bytes]], count: int) -> None:
 def _json_rows(
     file_no: int, file: SourceFile, stream: BinaryIO, start: FilePosition
 ) -> Iterator[Row]:
-    validate = SensorEvent.__pydantic_validator__.validate_json
+    validate = FIELDS_VALIDATOR.validate_json
     key = start.key
     lines = enumerate(stream, 1)
     _skip(lines, start.lines)
     for line_no, line in lines:
         payload = line.rstrip(b"\r\n")
         try:
-            event = validate(payload)
+            event = validate(payload)[0]
         except ValidationError as error:
             if payload.strip():
                 yield key, file_no, line_no, payload, None, describe_validation_error(error)
             continue
-        key = event.arrival_time
+        key = event["arrival_time"]
         yield key, file_no, line_no, payload, event, None
 
 
@@ -240,4 +253,4 @@ def _csv_rows(
             yield key, file_no, line_no, payload, None, f"not UTF-8 text: {error.reason}"
             continue
         key = event.arrival_time
-        yield key, file_no, line_no, event.to_json().encode(), event, None
+        yield key, file_no, line_no, event.to_json().encode(), dict(event), None

@@ -12,6 +12,8 @@ import json
 
 from hhar_stream.schemas import SensorEvent
 
+from .sources import EventFields
+
 NANOS_PER_MILLI = 1_000_000
 
 
@@ -25,41 +27,42 @@ def _token(name: str, value: int | str) -> bytes:
 
 
 def rewrite_event(
-    payload: bytes, event: SensorEvent, shift_ms: int, devices: tuple[str, ...]
+    payload: bytes, event: EventFields, shift_ms: int, devices: tuple[str, ...]
 ) -> list[bytes]:
     """One JSON line per virtual device, times shifted by `shift_ms` (Creation_Time too).
 
     Args:
         payload: the event's JSON line as read.
-        event: the validated event of that line.
+        event: the validated fields of that line (`sources.Row`).
         shift_ms: milliseconds to add to ``Arrival_Time`` (and, as nanoseconds, to
             ``Creation_Time``), keeping the gaps between events.
         devices: the ``Device`` value of each copy (`virtual_devices`).
     """
-    arrival = event.arrival_time + shift_ms
-    creation = event.creation_time + shift_ms * NANOS_PER_MILLI
+    arrival = event["arrival_time"] + shift_ms
+    creation = event["creation_time"] + shift_ms * NANOS_PER_MILLI
     value = payload
     if shift_ms:
         for name, old, new in (
-            ("Arrival_Time", event.arrival_time, arrival),
-            ("Creation_Time", event.creation_time, creation),
+            ("Arrival_Time", event["arrival_time"], arrival),
+            ("Creation_Time", event["creation_time"], creation),
         ):
             token = _token(name, old)
             if token not in value:
                 return _serialised(event, arrival, creation, devices)
             value = value.replace(token, _token(name, new), 1)
-    if devices == (event.device,):
+    if devices == (event["device"],):
         return [value]
-    token = _token("Device", event.device)
+    token = _token("Device", event["device"])
     if token not in value:
         return _serialised(event, arrival, creation, devices)
     return [value.replace(token, _token("Device", device), 1) for device in devices]
 
 
 def _serialised(
-    event: SensorEvent, arrival: int, creation: int, devices: tuple[str, ...]
+    event: EventFields, arrival: int, creation: int, devices: tuple[str, ...]
 ) -> list[bytes]:
-    changed = event.model_copy(update={"arrival_time": arrival, "creation_time": creation})
+    shifted = event | {"arrival_time": arrival, "creation_time": creation}
     return [
-        changed.model_copy(update={"device": device}).to_json().encode() for device in devices
+        SensorEvent.model_validate(shifted | {"device": device}).to_json().encode()
+        for device in devices
     ]

@@ -7,10 +7,18 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from hhar_stream.errors import InputDataError
-from hhar_stream.producer.sources import FilePosition, read_rows, resolve_source
-from hhar_stream.schemas import parse_event
+from hhar_stream.producer.sources import (
+    FIELDS_VALIDATOR,
+    FilePosition,
+    read_rows,
+    resolve_source,
+)
+from hhar_stream.schemas import describe_validation_error, parse_event
 
 from .helpers import START_MS, write_part_files
 
@@ -67,7 +75,7 @@ def test_merged_order_replays_the_recording(tmp_path: Path) -> None:
     write_part_files(tmp_path, files=4, rows_per_file=25)
     merged = list(read_rows(resolve_source(tmp_path), "merged"))
     assert [key for key, *_ in merged] == [START_MS + n * 5 for n in range(100)]
-    assert [event.index for *_, event, _ in merged] == list(range(100))
+    assert [event["index"] for *_, event, _ in merged] == list(range(100))
     by_file = list(read_rows(resolve_source(tmp_path), "by-file"))
     assert [file_no for _, file_no, *_ in by_file] == [n // 25 for n in range(100)]
     assert sorted(by_file) == merged
@@ -112,6 +120,34 @@ def test_resuming_a_csv_file_with_header(tmp_path: Path) -> None:
     everything = list(read_rows(files))
     assert [line_no for _, _, line_no, *_ in everything] == [2, 3, 4, 5, 6]
     assert json.loads(everything[0][3])["Creation_Time"] == START_MS * 1_000_000
-    assert parse_event(everything[0][3]) == everything[0][4]
+    assert dict(parse_event(everything[0][3])) == everything[0][4]
     resumed = list(read_rows(files, "merged", [FilePosition(lines=3, key=START_MS + 1)]))
     assert resumed == everything[2:]
+
+
+LINE = (
+    '{"Arrival_Time":1424686735175,"Creation_Time":1424686733176178965,"Device":"nexus4_1",'
+    '"Index":35,"Model":"nexus4","User":"g","gt":"stand","x":0.0014038086,"y":5.0354E-4,'
+    '"z":-0.0124053955}'
+)
+
+
+@given(
+    st.lists(st.tuples(st.integers(0, len(LINE)), st.integers(0, len(LINE)),
+                       st.sampled_from(['"', "1", "-", "e", ".", "{", ",", ":", "null", ""])),
+             max_size=3)
+)
+def test_the_fields_validator_is_parse_event(edits: list[tuple[int, int, str]]) -> None:
+    """Lines mangled at random: the fast validator accepts and rejects exactly what
+    `parse_event` does, with the same values and the same reasons."""
+    line = LINE
+    for start, end, text in edits:
+        line = line[:min(start, end)] + text + line[max(start, end):]
+    try:
+        expected = dict(parse_event(line))
+    except ValidationError as error:
+        with pytest.raises(ValidationError) as caught:
+            FIELDS_VALIDATOR.validate_json(line)
+        assert describe_validation_error(caught.value) == describe_validation_error(error)
+    else:
+        assert FIELDS_VALIDATOR.validate_json(line)[0] == expected

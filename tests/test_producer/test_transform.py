@@ -32,7 +32,7 @@ def test_virtual_device_names() -> None:
 
 def test_a_shift_edits_only_the_times_and_keeps_the_other_bytes() -> None:
     event = parse_event(LINE)
-    [value] = rewrite_event(LINE, event, 1000, ("nexus4_1",))
+    [value] = rewrite_event(LINE, dict(event), 1000, ("nexus4_1",))
     assert value == LINE.replace(b"1424686735175", b"1424686736175").replace(
         b"1424686733176178965", b"1424686734176178965")
     assert parse_event(value) == expected(event, 1000, "nexus4_1")
@@ -47,7 +47,7 @@ def test_rewritten_lines_are_the_shifted_events(shift_ms: int, devices: int, spa
     line = json.dumps(json.loads(LINE)).encode() if spaced else LINE
     event = parse_event(line)
     names = virtual_devices(event.device, devices)
-    values = rewrite_event(line, event, shift_ms, names)
+    values = rewrite_event(line, dict(event), shift_ms, names)
     assert [parse_event(value) for value in values] == [
         expected(event, shift_ms, name) for name in names
     ]

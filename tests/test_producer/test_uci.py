@@ -9,7 +9,7 @@ import pytest
 
 from hhar_stream.producer.sources import file_rows, resolve_source
 from hhar_stream.producer.uci import UCI_COLUMNS, InvalidRowError, UciLayout, parse_uci_line
-from hhar_stream.schemas import parse_event
+from hhar_stream.schemas import SensorEvent, parse_event
 
 COMMA = UciLayout(",", UCI_COLUMNS, has_header=False)
 ROW = (
@@ -91,6 +91,7 @@ def test_the_real_uci_files(real_samples: Path) -> None:
                 assert payload.decode().split("\t" if "\t" in payload.decode() else ",") == fields
                 continue
             assert reason is None, reason
+            event = SensorEvent.model_validate(event)
             assert event.index == int(fields[0])
             assert event.arrival_time == int(fields[1])
             assert event.creation_time == int(fields[2])
