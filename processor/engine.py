@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 
 OutputMode = Literal["complete", "update", "append"]
 
+_LISTENER_TIMEOUT = 30.0
+
 
 @dataclass(frozen=True)
 class QueryDefinition:
@@ -261,6 +263,9 @@ class Processor:
         if self._stopped_at is None:
             self._stopped_at = time.monotonic()
         if self._spark is not None:
+            ids = {str(query.id) for query in self.queries.values()}
+            if not self.listener.wait_until_ended(ids, _LISTENER_TIMEOUT):
+                logger.warning("the progress of the last batches may be missing from the status")
             self._spark.streams.removeListener(self.listener)
             self._spark = None
             self.status.stopped()

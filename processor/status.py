@@ -183,6 +183,17 @@ class ProgressListener(StreamingQueryListener):
         self.status = status
         self.log_level = log_level
         self._names: dict[str, str] = {}
+        self._ended: set[str] = set()
+        self._ended_changed = threading.Condition()
+
+    def wait_until_ended(self, query_ids: set[str], timeout: float) -> bool:
+        """Wait until the listener has heard every query in `query_ids` end.
+
+        Spark delivers listener events asynchronously, a query's last progress and its end
+        after the query has stopped: waiting keeps them from being lost. False on timeout.
+        """
+        with self._ended_changed:
+            return self._ended_changed.wait_for(lambda: query_ids <= self._ended, timeout)
 
     def onQueryStarted(self, event: QueryStartedEvent) -> None:
         """Record the query's name and ids."""
@@ -207,6 +218,9 @@ class ProgressListener(StreamingQueryListener):
         name = self._names.get(str(event.id), str(event.id))
         error = event.exception.splitlines()[0] if event.exception else None
         self.status.terminated(str(event.id), error)
+        with self._ended_changed:
+            self._ended.add(str(event.id))
+            self._ended_changed.notify_all()
         if error:
             logger.error("query %s failed: %s", name, error)
         else:
