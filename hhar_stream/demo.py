@@ -115,6 +115,8 @@ def run_demo(settings: Settings, seconds: float | None, rows: int, speedup: floa
             "HHAR_SOURCE": str(settings.data),
             "HHAR_SPEEDUP": str(speedup),
             "HHAR_MAX_GAP": "1",
+            # Replay again and again (time shifted forward each pass) until the demo ends.
+            "HHAR_LOOP": "true",
         }
         children.append(("producer", _child(["produce"], producer_env, work / "producer.log")))
         print(

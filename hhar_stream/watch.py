@@ -297,7 +297,7 @@ class ResultWatcher:
         logger.warning("result topics not read to the end within %.0f s", timeout)
 
     def events_in_topic(self) -> int | None:
-        """How many messages the events topic holds (sum of its partitions' end offsets)."""
+        """The events topic's end offsets, summed: its messages (and transaction markers)."""
         metadata = self.consumer.list_topics(self.settings.topic, timeout=10)
         topic = metadata.topics.get(self.settings.topic)
         if topic is None or topic.error is not None:
@@ -321,14 +321,15 @@ class ResultWatcher:
         counted = totals[0].count if totals else 0
         bad = len(self.state.records("bad_records"))
         parts = [f"events topic {self.settings.topic}: "
-                 + ("missing" if events is None else f"{events} events")]
+                 + ("missing" if events is None else f"offset {events}")]
         if with_rate and self.events_per_second is not None:
             parts.append(f"in {self.events_per_second:,.0f} ev/s")
         batch = self.state.last_batch()
         parts.append(f"last batch {'-' if batch is None else batch}")
         parts.append(f"counted {counted} + {bad} bad")
         if events is not None:
-            parts.append(f"lag {max(events - counted - bad, 0)}")
+            # Offsets include transaction markers: an upper bound of the unprocessed events.
+            parts.append(f"lag <= {max(events - counted - bad, 0)}")
         return " | ".join(parts)
 
     def close(self) -> None:

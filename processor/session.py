@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import pyspark
 from pyspark.sql import SparkSession
@@ -51,6 +52,7 @@ def build_session(settings: Settings, app_name: str = "hhar-stream") -> SparkSes
     )
     if settings.master.startswith("local") or "127.0.0.1" in settings.master:
         # A local run talks over loopback only, whatever the machine's hostname resolves to.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         builder = builder.config("spark.driver.host", "127.0.0.1").config(
             "spark.driver.bindAddress", "127.0.0.1"
         )

@@ -58,7 +58,7 @@ walk  nexus4  0.250000   0.200000   -0.125000  -       0.000000  -       600    
 window_start         window_end  Device    gt    count
 2015-02-23 10:10:00  10:20:00    nexus4_1  walk  600
 
-events topic {events}: 1005 events | last batch 4 | counted 1003 + 0 bad | lag 2
+events topic {events}: offset 1005 | last batch 4 | counted 1003 + 0 bad | lag <= 2
 """
 
 
