@@ -203,25 +203,27 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(state, indent=2))
         return 0
-    console = Console(file=sys.stdout)
     running = "running" if state["running"] else "not running"
-    console.print(
+    print(
         f"processor pid {state['pid']} on {state['host']}: {running}; topic {state['topic']}; "
         f"started {state['started_at']}, updated {state['updated_at']}"
     )
-    table = Table(title_justify="left")
-    for column in ("query", "id", "active", "status", "batch", "rows", "last rows", "rows/s",
-                   "bad", "late", "watermark", "at"):
-        table.add_column(column)
     for query in state["queries"].values():
-        last = query["last_progress"] or {}
-        table.add_row(
-            query["name"], query["id"] or "", "yes" if query["active"] else "no",
-            query["exception"] or query["status"] or "", str(last.get("batch_id", "")),
-            f"{query['input_rows']:,}", f"{last.get('input_rows', 0):,}",
-            f"{last.get('processed_rows_per_second') or 0:,.0f}",
-            f"{query['bad_records']:,}", f"{query['late_rows']:,}",
-            last.get("watermark") or "", last.get("timestamp") or "",
+        print(
+            f"{query['name']}: id {query['id']}, active {'yes' if query['active'] else 'no'}, "
+            f"status {query['exception'] or query['status'] or '-'}"
         )
-    console.print(table)
+        last = query["last_progress"]
+        if last:
+            print(
+                f"  last batch {last['batch_id']} at {last['timestamp']}: "
+                f"{last['input_rows']:,} rows (bad {last['bad_records']:,}, "
+                f"late {last['late_rows']:,}), "
+                f"{last['processed_rows_per_second'] or 0:,.0f} rows/s, "
+                f"watermark {last['watermark'] or '-'}"
+            )
+        print(
+            f"  this run: {query['batches']:,} batches, {query['input_rows']:,} rows, "
+            f"bad {query['bad_records']:,}, late {query['late_rows']:,}"
+        )
     return 0

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from rich.console import Console
 from rich.table import Table
@@ -25,6 +26,7 @@ from .parse import EVENT_SCHEMA
 logger = logging.getLogger(__name__)
 
 _SHUFFLE = "spark.sql.shuffle.partitions"
+_ADAPTIVE = "spark.sql.adaptive.enabled"
 _REQUIRED = ("Device", "Model", "gt")
 
 
@@ -105,9 +107,11 @@ def profile_dataset(
     if missing:
         msg = f"{source} is not HHAR activity data: no column {', '.join(missing)}"
         raise InputDataError(msg)
-    previous = spark.conf.get(_SHUFFLE)
+    previous = {key: spark.conf.get(key) for key in (_SHUFFLE, _ADAPTIVE)}
     if shuffle_partitions:
         spark.conf.set(_SHUFFLE, str(shuffle_partitions))
+    # Every figure below reads the whole set: read the files once.
+    frame.persist(StorageLevel.MEMORY_AND_DISK)
     try:
         logger.info("profiling %s", source)
         rows = frame.count()
@@ -117,6 +121,9 @@ def profile_dataset(
             key=lambda item: (-item["count"], str(item["Device"]), str(item["gt"])),
         )
         grouped = frame.groupBy("Device", "gt").count()
+        adaptive = grouped.rdd.getNumPartitions()
+        spark.conf.set(_ADAPTIVE, "false")
+        planned = frame.groupBy("Device", "gt").count().rdd.getNumPartitions()
         partitions = {
             "input": frame.rdd.getNumPartitions(),
             "repartition": (
@@ -126,7 +133,8 @@ def profile_dataset(
             ),
             "shuffle": {
                 "setting": int(spark.conf.get(_SHUFFLE)),
-                "aggregation_partitions": grouped.rdd.getNumPartitions(),
+                "aggregation_partitions": planned,
+                "after_adaptive_coalescing": adaptive,
             },
         }
         return {
@@ -147,21 +155,29 @@ def profile_dataset(
             "partitions": partitions,
         }
     finally:
-        spark.conf.set(_SHUFFLE, previous)
+        frame.unpersist()
+        for key, value in previous.items():
+            spark.conf.set(key, value)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    return f"{value:.10g}" if isinstance(value, float) else str(value)
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> Table:
     table = Table(title=title, title_justify="left")
     for index, column in enumerate(columns):
-        table.add_column(column, justify="left" if index == 0 else "right")
+        table.add_column(column, justify="left" if index == 0 else "right", no_wrap=True)
     for row in rows:
-        table.add_row(*("" if value is None else str(value) for value in row))
+        table.add_row(*(_cell(value) for value in row))
     return table
 
 
 def render_profile(profile: dict[str, Any], console: Console | None = None) -> None:
     """Print a profile as tables for people."""
-    out = console or Console(file=sys.stdout)
+    out = console or Console(file=sys.stdout, width=max(Console().width, 132))
     files = profile["inventory"]
     out.print(
         f"[bold]{profile['source']}[/]: {files['entries']} entries, {files['json_files']} JSON "
@@ -202,6 +218,7 @@ def render_profile(profile: dict[str, Any], console: Console | None = None) -> N
         out.print(f"repartition({requested['requested']}): {requested['partitions']} partitions")
     shuffle = partitions["shuffle"]
     out.print(
-        f"spark.sql.shuffle.partitions = {shuffle['setting']}: an aggregation plans "
-        f"{shuffle['aggregation_partitions']} partitions"
+        f"spark.sql.shuffle.partitions = {shuffle['setting']}: an aggregation shuffles into "
+        f"{shuffle['aggregation_partitions']} partitions, which adaptive execution coalesces "
+        f"to {shuffle['after_adaptive_coalescing']}"
     )
