@@ -58,6 +58,12 @@ data: $(STAMP_PY) ## generate the HHAR-like data set (6,240,991 rows, 80 files) 
 produce: $(STAMP_PY) ## replay SOURCE=... (default: $HHAR_DATA) into the events topic; more flags in ARGS="--speedup 10"
 	$(HHAR) produce $(if $(SOURCE),--source "$(SOURCE)") $(ARGS)
 
+process: setup ## run the streaming queries on the events topic; more flags in ARGS="--available-now"
+	$(HHAR) process $(ARGS)
+
+profile: setup ## profile SOURCE=... (default: $HHAR_DATA): inventory, schema, counts, partitions
+	$(HHAR) profile $(if $(SOURCE),--source "$(SOURCE)") $(ARGS)
+
 demo: setup ## the main job: broker, generated data, producer, processor, live view (DEMO_SECONDS=N)
 	$(HHAR) demo $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS))
 
