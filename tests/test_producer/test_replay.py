@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from hhar_stream.cli import main
 from hhar_stream.errors import InputDataError
 from hhar_stream.producer.replay import replay
 from hhar_stream.schemas import parse_event
@@ -191,9 +192,9 @@ def test_a_real_uci_file_and_its_spreadsheet_copy(kafka, fresh_topic, real_sampl
     assert letters[0].value.count(b"\t") == 9
 
 
-def test_a_rejected_delivery_is_counted_as_failed(kafka, fresh_topic, tmp_path) -> None:
+def test_a_rejected_delivery_is_counted_as_failed(kafka, fresh_topic, tmp_path, capsys) -> None:
     """The broker refuses records over max.message.bytes: the transaction fails, nothing is
-    committed, and the summary says so."""
+    committed, the summary says so and `hhar produce` exits non-zero."""
     [path] = write_part_files(tmp_path, files=1, rows_per_file=30)
     topic = fresh_topic(config={"max.message.bytes": "100", "retention.ms": "-1"})
     stats = replay(settings_for(kafka, topic, path, compression="none"))
@@ -201,6 +202,16 @@ def test_a_rejected_delivery_is_counted_as_failed(kafka, fresh_topic, tmp_path) 
     assert stats.stopped_by == "failure"
     assert "too large" in stats.failure.lower()
     assert read_topic(kafka, topic) == []
+
+    code = main(["produce", "--source", str(path), "--topic", topic, "--bootstrap",
+                 kafka.bootstrap, "--max", "--compression", "none"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "30 failed" in out
+    assert err.splitlines()[-1] == (
+        "error: 30 events or dead letters were not delivered: a transaction failed and was "
+        "aborted: Broker: Message size too large"
+    )
 
 
 def test_resume_continues_after_a_limit_and_ends_at_the_end(kafka, fresh_topic, tmp_path) -> None:
