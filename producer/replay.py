@@ -426,8 +426,8 @@ class _Replay:
             return False
         now = self.clock()
         if now >= self.next_commit:
-            self._commit()
-            self.producer.begin_transaction()
+            if self._commit():
+                self.producer.begin_transaction()
             self.next_commit = now + self.settings.commit_interval
         if now >= self.next_progress and self.progress is not None:
             self.stats.elapsed = now - self.started
@@ -450,11 +450,15 @@ class _Replay:
             stats.drift = self.pacer.drift
             stats.max_drift = self.pacer.max_drift
 
-    def _commit(self) -> None:
-        """Commit the open transaction with the replay's position (skipped when empty)."""
+    def _commit(self) -> bool:
+        """Commit the open transaction with the replay's position.
+
+        Returns:
+            False when there was nothing to commit (the transaction stays open).
+        """
         counters, committed, position = self.counters, self.committed, self.position
         if counters.rows == committed.rows and not position.done:
-            return
+            return False
         record = {
             "version": POSITION_VERSION,
             "files": [file.name for file in self.files],
@@ -484,6 +488,7 @@ class _Replay:
             msg = f"a transaction failed and was aborted: {detail}"
             raise _DeliveryFailedError(msg) from None
         committed.rows, committed.invalid = counters.rows, counters.invalid
+        return True
 
     @staticmethod
     def _call(method: Callable[[float], None], timeout: float) -> None:

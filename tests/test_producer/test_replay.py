@@ -225,3 +225,18 @@ def test_resume_continues_after_a_limit_and_ends_at_the_end(kafka, fresh_topic, 
     assert (again.rows_read, again.delivered) == (0, 0)
     records = read_topic(kafka, topic)
     assert sorted(parse_event(r.value).index for r in records) == list(range(200))
+
+
+def test_long_gaps_are_waited_out_or_capped(kafka, fresh_topic, tmp_path) -> None:
+    """A gap in the recording longer than several commit intervals: the replay waits it out
+    (committing nothing meanwhile) in real time, or skips most of it with max_gap."""
+    source = tmp_path / "gap.json"
+    times = [0, 5, 10, 1510, 1515]
+    source.write_text("\n".join(row(Index=n, Arrival_Time=START_MS + t)
+                                for n, t in enumerate(times)) + "\n")
+    waited = replay(settings_for(kafka, fresh_topic(), source, max_speed=False, speedup=1.0))
+    capped = replay(settings_for(kafka, fresh_topic(), source, max_speed=False, speedup=1.0,
+                                 max_gap=0.1))
+    assert (waited.delivered, capped.delivered) == (5, 5)
+    assert waited.elapsed == pytest.approx(1.515, abs=0.3)
+    assert capped.elapsed == pytest.approx(0.115, abs=0.3)
