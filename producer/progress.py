@@ -55,10 +55,13 @@ class BarProgress:
         self._task: TaskID = self._progress.add_task(
             "replay", total=total, rate=0.0, delivered=0, invalid=0, drift=0.0
         )
-        self._progress.start()
+        self._started = False
 
     def update(self, stats: ReplayStats) -> None:
-        """Redraw with the current figures."""
+        """Redraw with the current figures (the bar appears with the first update)."""
+        if not self._started:
+            self._progress.start()
+            self._started = True
         self._progress.update(
             self._task,
             completed=stats.rows_read,
@@ -69,9 +72,10 @@ class BarProgress:
         )
 
     def close(self, stats: ReplayStats) -> None:
-        """Draw the final figures and stop the bar."""
-        self.update(stats)
-        self._progress.stop()
+        """Draw the final figures and stop the bar (if it ever appeared)."""
+        if self._started:
+            self.update(stats)
+            self._progress.stop()
 
 
 class LogProgress:

@@ -79,7 +79,6 @@ class ReplayStats:
     """Why the replay ended: end, limit, signal, invalid row or failure."""
     failure: str | None = None
     """The delivery failure, when there was one."""
-    limit: int | None = None
 
     @property
     def valid(self) -> int:
@@ -187,10 +186,7 @@ class _Replay:
         self.progress = progress
         self.clock = clock
         self.wall_clock = wall_clock
-        self.stats = ReplayStats(
-            topic=settings.topic, dead_letter_topic=settings.dead_letter_topic,
-            limit=settings.limit,
-        )
+        self.stats = ReplayStats(topic=settings.topic, dead_letter_topic=settings.dead_letter_topic)
         self.pacer = None
         if not settings.max_speed and settings.rate is not None:
             self.pacer = Pacer(rate=settings.rate, clock=clock, sleep=sleep)
@@ -212,6 +208,16 @@ class _Replay:
 
     # -- setup ---------------------------------------------------------------------------------
     def run(self) -> ReplayStats:
+        try:
+            self._run()
+        finally:
+            if self.progress is not None:
+                self.progress.close(self.stats)
+        if self.invalid_row is not None:
+            raise InputDataError(self.invalid_row)
+        return self.stats
+
+    def _run(self) -> None:
         settings = self.settings
         delivery.check_broker(settings)
         delivery.ensure_topics(settings, {
@@ -235,11 +241,6 @@ class _Replay:
         finally:
             self.stats.elapsed = self.clock() - self.started
             self._update_stats()
-        if self.progress is not None:
-            self.progress.close(self.stats)
-        if self.invalid_row is not None:
-            raise InputDataError(self.invalid_row)
-        return self.stats
 
     def _resume(self) -> None:
         stored = delivery.load_position(self.settings, self.replay_id)

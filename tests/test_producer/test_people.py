@@ -31,11 +31,16 @@ def stats(**changes) -> ReplayStats:
 def test_the_bar_shows_rows_rate_delivered_invalid_and_drift() -> None:
     screen = io.StringIO()
     bar = BarProgress(total=20_000, console=Console(file=screen, force_terminal=True, width=160))
+    bar.update(stats(rows_read=0, events_sent=0, elapsed=0.0))
     bar.close(stats())
     shown = screen.getvalue()
     for text in ("12,345 rows", "6,150 events/s", "delivered 12,000", "invalid 45",
                  "drift 0.25 s"):
         assert text in shown
+
+    unused = io.StringIO()  # a replay that failed before its first row draws nothing
+    BarProgress(total=None, console=Console(file=unused, force_terminal=True)).close(stats())
+    assert unused.getvalue() == ""
 
 
 def test_the_log_line_says_the_same(caplog: pytest.LogCaptureFixture) -> None:
