@@ -240,3 +240,23 @@ def test_long_gaps_are_waited_out_or_capped(kafka, fresh_topic, tmp_path) -> Non
     assert (waited.delivered, capped.delivered) == (5, 5)
     assert waited.elapsed == pytest.approx(1.515, abs=0.3)
     assert capped.elapsed == pytest.approx(0.115, abs=0.3)
+
+
+def test_resuming_a_loop_continues_its_pass_and_time_shift(kafka, fresh_topic, tmp_path) -> None:
+    [path] = write_part_files(tmp_path, files=1, rows_per_file=20, step_ms=5)
+    span = 19 * 5 + 1
+    topic = fresh_topic()
+    replay(settings_for(kafka, topic, path, loop=True, limit=30))
+    resumed = replay(settings_for(kafka, topic, path, loop=True, limit=50, resume=True))
+    assert (resumed.resumed_rows, resumed.rows_read) == (30, 20)
+    records = read_topic(kafka, topic)
+    placed = sorted(
+        (int(r.headers["run_id"].rsplit(".", 1)[1]), int(r.headers["source_line"]), r.timestamp)
+        for r in records
+    )
+    assert [(run, line) for run, line, _ in placed] == [
+        (run, line) for run in (0, 1, 2) for line in range(1, 21)
+    ][:50]
+    assert [stamp for *_, stamp in placed] == [
+        START_MS + n * 5 + run * span for run in (0, 1, 2) for n in range(20)
+    ][:50]
