@@ -39,8 +39,8 @@ HEADER_RUN_ID = "run_id"
 HEADER_ERROR_REASON = "error_reason"
 
 POSITION_VERSION = 1
-_CHECK_EVERY = 1024
-"""Rows between checks of the clock (commit, progress, stop requests)."""
+_CHECK_EVERY = 4096
+"""Rows between checks of the clock (commit, progress, stop requests): about 40 ms at full speed."""
 _PROGRESS_EVERY = 0.2
 _QUEUE_FULL_TIMEOUT = 60.0
 _COMMIT_TIMEOUT = 60.0
@@ -210,6 +210,9 @@ class _Replay:
     def run(self) -> ReplayStats:
         try:
             self._run()
+        except KafkaException as error:
+            msg = f"Kafka at {self.settings.bootstrap} failed: {error.args[0].str()}"
+            raise BrokerError(msg) from None
         finally:
             if self.progress is not None:
                 self.progress.close(self.stats)
@@ -419,7 +422,7 @@ class _Replay:
     def _housekeeping(self) -> bool:
         """Serve the producer, commit and report when due; False when the replay must stop.
 
-        Called every few hundred rows, and while the pacer waits.
+        Called every few thousand rows, and while the pacer waits.
         """
         self.producer.poll(0)
         if self.stop.is_set():
