@@ -485,11 +485,13 @@ class _Replay:
                       else kafka_error.str())
             if kafka_error.code() in _FENCED:
                 detail += " (another hhar produce of the same topic and source took over)"
+            outcome = "could not be committed"
             if kafka_error.txn_requires_abort():
                 self._call(self.producer.abort_transaction, _COMMIT_TIMEOUT)
+                outcome = "failed and was aborted"
             self.stats.failed = (self._events(counters) - self._events(committed)) + (
                 counters.invalid - committed.invalid)
-            msg = f"a transaction failed and was aborted: {detail}"
+            msg = f"a transaction {outcome}: {detail}"
             raise _DeliveryFailedError(msg) from None
         committed.rows, committed.invalid = counters.rows, counters.invalid
         return True
