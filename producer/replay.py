@@ -44,6 +44,7 @@ _CHECK_EVERY = 4096
 _PROGRESS_EVERY = 0.2
 _QUEUE_FULL_TIMEOUT = 60.0
 _COMMIT_TIMEOUT = 60.0
+_CALL_SLICE = 1.0
 _PURGED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
 _FENCED = frozenset({
     KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH,
@@ -487,8 +488,13 @@ class _Replay:
                 detail += " (another hhar produce of the same topic and source took over)"
             outcome = "could not be committed"
             if kafka_error.txn_requires_abort():
-                self._call(self.producer.abort_transaction, _COMMIT_TIMEOUT)
                 outcome = "failed and was aborted"
+                try:
+                    self._call(self.producer.abort_transaction, _COMMIT_TIMEOUT)
+                except KafkaException as abort_error:
+                    # The broker aborts it when it times out, and so does the next run.
+                    logger.warning("could not abort the transaction: %s", abort_error.args[0].str())
+                    outcome = "failed"
             self.stats.failed = (self._events(counters) - self._events(committed)) + (
                 counters.invalid - committed.invalid)
             msg = f"a transaction {outcome}: {detail}"
@@ -498,17 +504,22 @@ class _Replay:
 
     @staticmethod
     def _call(method: Callable[[float], None], timeout: float) -> None:
-        """Call a transaction method, retrying retriable errors for up to `timeout` seconds."""
+        """Call a transaction method, retrying retriable errors for up to `timeout` seconds.
+
+        Each call waits at most a second (a timed-out call resumes where it was), so signal
+        handlers, which run between calls, keep a second Ctrl+C effective.
+        """
         deadline = time.monotonic() + timeout
         while True:
             try:
-                method(max(1.0, deadline - time.monotonic()))
+                method(_CALL_SLICE)
                 return
             except KafkaException as error:
                 kafka_error: KafkaError = error.args[0]
                 if not kafka_error.retriable() or time.monotonic() >= deadline:
                     raise
-                logger.warning("%s: %s; retrying", method.__name__, kafka_error.str())
+                if kafka_error.code() != KafkaError._TIMED_OUT:
+                    logger.warning("%s: %s; retrying", method.__name__, kafka_error.str())
 
     def _on_delivery_error(self, error: KafkaError, message: Any) -> None:
         """Delivery report of a failed record (successes are confirmed by the commit).
