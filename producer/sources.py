@@ -10,7 +10,7 @@ iterator per file: each file is in time order, so memory holds one row per file 
 input's size). A row is the tuple ``(key, file_no, line_no, payload, event, reason)``:
 
 - ``key``: the row's ``Arrival_Time``; an invalid row carries the key of the valid row before
-  it in its file, so it keeps its place in the merge;
+  it in its file (0 before the first), so it keeps its place in the merge;
 - ``file_no``, ``line_no``: which file of the source (0-based) and which line (1-based);
 - ``payload``: the bytes to send: the original JSON line, the JSON of a CSV row, or for an
   invalid row the original bytes;
@@ -100,8 +100,7 @@ def resolve_source(source: Path | str) -> list[SourceFile]:
         found = _data_files(sorted(path.iterdir()))
     elif path.is_file():
         root = path.parent
-        kind = _data_kind(path, explicit=True)
-        found = [(path, *kind)] if kind else []
+        found = [(path, *_data_kind(path, explicit=True))]
     elif _GLOB_CHARACTERS & set(text):
         found = _data_files(sorted(Path(match) for match in glob.glob(str(path), recursive=True)))
         root = Path(os.path.commonpath([file.parent for file, _, _ in found])) if found else path
@@ -134,8 +133,8 @@ def _data_files(paths: Sequence[Path]) -> list[tuple[Path, Literal["json", "csv"
 def _data_kind(path: Path, explicit: bool = False) -> tuple[Literal["json", "csv"], bool] | None:
     """The format of a data file and whether it is gzipped; None for what is not data.
 
-    A file named explicitly is data whatever its name: its format then comes from its suffix,
-    or from its first byte (``{`` for JSON lines, anything else for CSV).
+    A file named explicitly is data whatever its name (never None): its format then comes from
+    its suffix, or from its first byte (``{`` for JSON lines, anything else for CSV).
     """
     name = path.name
     if not explicit and name.startswith(("_", ".")):
