@@ -38,32 +38,26 @@ def check_broker(settings: Settings, timeout: float = REACH_TIMEOUT) -> None:
         BrokerError: when no broker answers within `timeout` seconds, or the connection is
             refused or the name does not resolve.
     """
-    errors: list[KafkaError] = []
+    reported: list[KafkaError] = []
     admin = AdminClient(
-        settings.kafka_client_config() | {"error_cb": errors.append, "log_level": 0}
+        settings.kafka_client_config() | {"error_cb": reported.append, "log_level": 0}
     )
     deadline = time.monotonic() + timeout
     while True:
         try:
             admin.list_topics(timeout=min(1.0, timeout))
         except KafkaException as error:
-            errors.append(error.args[0])
+            failure: KafkaError = error.args[0]
         else:
             return
         admin.poll(0)
-        unreachable = [error for error in errors if error.code() in _UNREACHABLE]
-        if unreachable or time.monotonic() >= deadline:
-            detail = _best_detail(unreachable or errors)
+        # librdkafka's own reports name the cause ("Connection refused"); the exception does not.
+        causes = [error for error in reported if error.code() in _UNREACHABLE]
+        if causes or time.monotonic() >= deadline:
+            detail = min(causes, key=lambda error: error.code() != KafkaError._TRANSPORT,
+                         default=failure).str()
             msg = f"cannot reach Kafka at {settings.bootstrap}: {detail}"
             raise BrokerError(msg)
-
-
-def _best_detail(errors: Sequence[KafkaError]) -> str:
-    """The most telling of librdkafka's errors: a transport error names the cause."""
-    for error in errors:
-        if error.code() == KafkaError._TRANSPORT:
-            return error.str()
-    return errors[-1].str() if errors else "no answer"
 
 
 def ensure_topics(settings: Settings, topics: dict[str, dict[str, str]]) -> None:
