@@ -7,6 +7,7 @@ import json
 import logging
 import signal
 import sys
+import time
 from typing import Any
 
 from rich.console import Console
@@ -139,14 +140,16 @@ def _watch_with_progress(processor: Any) -> None:
     with Progress(*columns, console=Console(stderr=True)) as progress:
         tasks = {name: progress.add_task(name, total=None, text="starting")
                  for name in processor.outputs}
+        started = time.monotonic()
         while True:
             done = processor.wait(_POLL_SECONDS)
+            elapsed = max(time.monotonic() - started, 1e-3)
             for name, query in processor.status.snapshot()["queries"].items():
                 last = query["last_progress"] or {}
                 text = (
                     f"batch {last.get('batch_id', '-')}, {query['input_rows']:,} rows, "
                     f"bad {query['bad_records']:,}, late {query['late_rows']:,}, "
-                    f"{last.get('processed_rows_per_second') or 0:,.0f} rows/s"
+                    f"{query['input_rows'] / elapsed:,.0f} rows/s"
                 )
                 if name in tasks:
                     progress.update(tasks[name], text=text)

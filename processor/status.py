@@ -200,7 +200,7 @@ class ProgressListener(StreamingQueryListener):
         name = event.name or str(event.id)
         self._names[str(event.id)] = name
         self.status.started(name, str(event.id), str(event.runId))
-        logger.info("query %s started (id %s, run %s)", name, event.id, event.runId)
+        logger.log(self.log_level, "query %s started (id %s, run %s)", name, event.id, event.runId)
 
     def onQueryProgress(self, event: QueryProgressEvent) -> None:
         """Log the batch and record its figures."""
@@ -224,7 +224,7 @@ class ProgressListener(StreamingQueryListener):
         if error:
             logger.error("query %s failed: %s", name, error)
         else:
-            logger.info("query %s stopped", name)
+            logger.log(self.log_level, "query %s stopped", name)
 
 
 def read_status(checkpoint_root: Path) -> dict[str, Any]:
