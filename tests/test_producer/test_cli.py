@@ -21,12 +21,12 @@ from .helpers import CommittedCounter, read_topic, write_part_files
 HHAR = [sys.executable, "-m", "hhar_stream.cli"]
 
 
-def hhar(*args: str, **kwargs) -> subprocess.Popen:
-    """Start `hhar` with the given arguments, capturing its output as text."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("HHAR_")}
+def hhar(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start `hhar` with the given arguments (and HHAR_* variables), capturing its output."""
+    clean = {name: value for name, value in os.environ.items() if not name.startswith("HHAR_")}
     return subprocess.Popen(
-        [*HHAR, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-        **kwargs,
+        [*HHAR, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=clean | (env or {}),
     )
 
 
@@ -127,19 +127,22 @@ def test_an_unreachable_broker_is_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "code", "message"),
+    ("args", "env", "code", "message"),
     [
-        (["--source", "{tmp}/missing"], 1, "error: source not found: {tmp}/missing\n"),
-        (["--source", "{tmp}/*.parquet"], 1, "error: no data files in {tmp}/*.parquet (looked"),
-        (["--source", "{tmp}", "--speedup", "2", "--max"], 2,
+        (["--source", "{tmp}/missing"], {}, 1, "error: source not found: {tmp}/missing\n"),
+        (["--source", "{tmp}/*.parquet"], {}, 1,
+         "error: no data files in {tmp}/*.parquet (looked"),
+        (["--source", "{tmp}", "--speedup", "2", "--max"], {}, 2,
          "error: invalid setting settings: Value error, choose one pacing"),
-        (["--source", "{tmp}", "--devices", "0"], 2,
+        (["--source", "{tmp}"], {"HHAR_RATE": "5", "HHAR_MAX_SPEED": "true"}, 2,
+         "error: invalid setting settings: Value error, choose one pacing"),
+        (["--source", "{tmp}", "--devices", "0"], {}, 2,
          "error: invalid setting devices (HHAR_DEVICES): Input should be greater than or equal"),
     ],
 )
-def test_bad_arguments_are_one_line_errors(tmp_path, args, code, message) -> None:
+def test_bad_arguments_are_one_line_errors(tmp_path, args, env, code, message) -> None:
     process = hhar("produce", *(arg.format(tmp=tmp_path) for arg in args),
-                   "--bootstrap", f"127.0.0.1:{free_port()}")
+                   "--bootstrap", f"127.0.0.1:{free_port()}", env=env)
     out, err = process.communicate(timeout=60)
     assert process.returncode == code
     assert err.startswith(message.format(tmp=tmp_path))
