@@ -145,7 +145,11 @@ def _failure(error: Exception) -> str:
     if ours:
         return ours.group(1).strip()
     python = re.findall(r"^\w+(?:Error|Exception): (.+)$", text, flags=re.MULTILINE)
-    return (python[-1] if python else text.strip().splitlines()[0]).strip()
+    line = (python[-1] if python else text.strip().splitlines()[0]).strip()
+    line = re.sub(r"^\[STREAM_FAILED\] Query \[[^]]*\] terminated with exception: ", "", line)
+    if "[STATE_STORE_" in line:
+        line += " (the checkpoint holds another query's state: start over with --reset)"
+    return line
 
 
 class Processor:

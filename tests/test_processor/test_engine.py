@@ -1,0 +1,57 @@
+"""The per-query engine's plan, without Spark: what runs, in which output mode."""
+
+from __future__ import annotations
+
+import pytest
+
+from hhar_stream.errors import ConfigError
+from hhar_stream.processor.config import BAD_RECORDS, QUERY_NAMES
+from hhar_stream.processor.engine import Processor, _failure, query_definitions
+from hhar_stream.settings import Settings
+
+
+def test_every_query_is_defined_with_its_output_mode() -> None:
+    definitions = query_definitions(Settings(), historical=object())
+    assert set(definitions) == {*QUERY_NAMES, BAD_RECORDS}
+    modes = {name: definition.output_mode for name, definition in definitions.items()}
+    assert modes == {
+        "total_count": "complete",
+        "device_activity": "complete",
+        "device_activity_cube": "complete",
+        "device_activity_rollup": "complete",
+        "stairs_by_user": "update",
+        "activity_stats": "complete",
+        "live_vs_historical": "complete",
+        "windowed_activity": "append",
+        BAD_RECORDS: "append",
+    }
+
+
+def test_live_vs_historical_needs_the_history() -> None:
+    assert "live_vs_historical" not in query_definitions(Settings())
+
+
+def test_the_processor_checks_its_settings_before_any_io() -> None:
+    processor = Processor(Settings(queries="total_count,stairs_by_user", sink="memory"))
+    assert processor.outputs == ["total_count", "stairs_by_user", BAD_RECORDS]
+    with pytest.raises(ConfigError, match=r"^window \(HHAR_WINDOW\) 'ten' is not a duration"):
+        Processor(Settings(window="ten"))
+    with pytest.raises(ConfigError, match=r"^stairs_users \(HHAR_STAIRS_USERS\) names nothing"):
+        Processor(Settings(stairs_users=","))
+
+
+def test_a_failed_query_is_told_in_one_line() -> None:
+    spark_error = Exception(
+        "[STREAM_FAILED] Query [id = 1, runId = 2] terminated with exception: "
+        "[STATE_STORE_KEY_SCHEMA_NOT_COMPATIBLE] Provided key schema does not match.\n"
+        "\tat org.apache.spark..."
+    )
+    assert _failure(spark_error) == (
+        "[STATE_STORE_KEY_SCHEMA_NOT_COMPATIBLE] Provided key schema does not match. "
+        "(the checkpoint holds another query's state: start over with --reset)"
+    )
+    ours = Exception(
+        "An exception was raised by the Python Proxy.\nTraceback (most recent call last):\n"
+        "hhar_stream.errors.QueryFailedError: writing total_count results failed: timed out\n"
+    )
+    assert _failure(ours) == "writing total_count results failed: timed out"
