@@ -267,14 +267,18 @@ class ResultSink:
             positive_x(table).createOrReplaceTempView(POSITIVE_X_VIEW)
 
     def _print(self, records: list[ResultRecord], batch_id: int) -> None:
+        if not records:
+            return
         columns = row_columns(self.record)
-        table = Table(title=f"{self.query}, batch {batch_id}", title_justify="left")
+        table = Table()
         for column in columns:
             table.add_column(column)
         for record in records:
             values = record.model_dump(by_alias=True)
             table.add_row(*("" if values[name] is None else str(values[name]) for name in columns))
-        Console(file=sys.stdout, width=200).print(table)
+        console = Console(file=sys.stdout, width=200)
+        console.print(f"{self.query}, batch {batch_id}: {len(records)} rows")
+        console.print(table)
 
 
 def result_producer(settings: Settings) -> Producer:
