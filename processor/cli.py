@@ -7,7 +7,9 @@ import json
 import logging
 import signal
 import sys
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -99,28 +101,44 @@ def _process(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     on_terminal = sys.stderr.isatty()
     processor = Processor(settings, logging.DEBUG if on_terminal else logging.INFO)
-    # SIGTERM (a supervisor, `hhar demo`) stops the queries as cleanly as Ctrl+C does.
-    signal.signal(signal.SIGTERM, _interrupt)
+    processor.preflight()  # before Spark: Ctrl+C may still interrupt at once here
+    stop = threading.Event()
+    previous = {number: signal.signal(number, _stop_requester(stop))
+                for number in (signal.SIGINT, signal.SIGTERM)}
     try:
-        processor.preflight()
         spark = build_session(settings, app_name="hhar-process")
         try:
             processor.start(spark, reset=args.reset)
             if on_terminal:
-                _watch_with_progress(processor)
+                _watch_with_progress(processor, stop)
             else:
-                while not processor.wait(_POLL_SECONDS):
+                while not processor.wait(_POLL_SECONDS) and not stop.is_set():
                     pass
         finally:
             _shut_down(processor, spark)
-    except KeyboardInterrupt:
-        logger.info("interrupted: the queries stopped, their checkpoints keep their progress")
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    if stop.is_set():
+        logger.info("stopped on request: the checkpoints keep the progress for the next run")
     _print_summary(processor.summary(), args.json)
     return 0
 
 
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+def _stop_requester(stop: threading.Event) -> Callable[[int, Any], None]:
+    """A signal handler: the first Ctrl+C or SIGTERM stops cleanly, a second one aborts.
+
+    Raising inside a Py4J call would break Spark's connection, so the first signal only asks
+    the wait loop to stop the queries.
+    """
+
+    def request_stop(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        logger.info("%s: stopping the queries (again to abort)", signal.Signals(signum).name)
+        stop.set()
+
+    return request_stop
 
 
 def _shut_down(processor: Any, spark: Any) -> None:
@@ -134,7 +152,7 @@ def _shut_down(processor: Any, spark: Any) -> None:
         logger.warning("Spark was already gone while stopping: %s", error)
 
 
-def _watch_with_progress(processor: Any) -> None:
+def _watch_with_progress(processor: Any, stop: threading.Event) -> None:
     columns = (SpinnerColumn(), TextColumn("{task.description:<24}"),
                TextColumn("{task.fields[text]}"), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True)) as progress:
@@ -153,7 +171,7 @@ def _watch_with_progress(processor: Any) -> None:
                 )
                 if name in tasks:
                     progress.update(tasks[name], text=text)
-            if done:
+            if done or stop.is_set():
                 return
 
 

@@ -261,9 +261,10 @@ class Processor:
 
     def stop(self) -> None:
         """Stop every query and the listener; safe to call twice."""
-        for query in self.queries.values():
+        for name, query in self.queries.items():
             if query.isActive:
                 query.stop()
+            self.status.observe(name, query.isActive, query.status["message"])
         if self._stopped_at is None:
             self._stopped_at = time.monotonic()
         if self._spark is not None:
