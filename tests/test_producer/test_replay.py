@@ -136,8 +136,8 @@ def test_speedup_holds_in_event_time(kafka, fresh_topic, tmp_path) -> None:
     lateness = [r.timestamp - parse_event(r.value).arrival_time / 2.0 for r in records]
     earliest = [min(lateness[start:start + 100]) for start in (100, 200, 300)]
     assert max(earliest) - min(earliest) < 100, earliest
-    assert stats.elapsed == pytest.approx(1.995, abs=0.2)
-    assert stats.max_drift < 0.5
+    assert stats.elapsed == pytest.approx(1.995, abs=0.5)  # a commit may hold it back a little
+    assert stats.max_drift < 1.0
 
 
 def test_loop_devices_and_now_shift_and_fan_out(kafka, fresh_topic, tmp_path) -> None:
