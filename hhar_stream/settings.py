@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     # --- processor (`hhar process`) ----------------------------------------------------------
     master: str = Field("local[2]", description="Spark master URL")
     queries: str = Field("all", description="queries to run: all, or a comma-separated list")
+    engine: Literal["fused", "per-query"] = Field(
+        "fused",
+        description="fused: one Kafka read and one state for all queries; per-query: one each",
+    )
     sink: str = Field("kafka", description="result sinks: any of kafka,memory,console")
     trigger: str = Field("1 second", description="micro-batch trigger interval")
     available_now: bool = Field(False, description="process what is in the topic, then stop")

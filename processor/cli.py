@@ -41,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_setting(process, "--topic", field="topic")
     add_setting(process, "--queries", field="queries",
                 help="all, or a comma-separated list; -name leaves one out (all,-stairs_by_user)")
+    add_setting(process, "--engine", field="engine", choices=["fused", "per-query"])
     add_setting(process, "--sink", field="sink")
     add_setting(process, "--trigger", field="trigger", help="micro-batch interval (1s, 500ms)")
     add_setting(process, "--available-now", field="available_now")
@@ -96,11 +97,13 @@ def _spark_options(parser: argparse.ArgumentParser) -> None:
 
 def _process(args: argparse.Namespace) -> int:
     from .engine import Processor
+    from .fused import FusedProcessor
     from .session import build_session
 
     settings = settings_from_args(args)
     on_terminal = sys.stderr.isatty()
-    processor = Processor(settings, logging.DEBUG if on_terminal else logging.INFO)
+    engine = FusedProcessor if settings.engine == "fused" else Processor
+    processor = engine(settings, logging.DEBUG if on_terminal else logging.INFO)
     processor.preflight()  # before Spark: Ctrl+C may still interrupt at once here
     stop = threading.Event()
     previous = {number: signal.signal(number, _stop_requester(stop))

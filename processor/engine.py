@@ -9,6 +9,7 @@ runs, so messages that are not valid events are kept aside as well as counted.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -19,7 +20,7 @@ from typing import Any, Literal
 
 from pyspark.errors import StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.streaming import StreamingQuery
+from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 
 from ..errors import InputDataError, QueryFailedError
 from ..schemas.results import RESULT_RECORDS, ResultRecord
@@ -54,6 +55,9 @@ class QueryDefinition:
     output_mode: OutputMode
     results: Callable[[DataFrame], DataFrame]
     """Parsed messages (`parse.parse_events`) -> result rows of `record`."""
+    on_events: Callable[[DataFrame], DataFrame] | None = None
+    """Valid events (or their `queries.fine_aggregates`) -> the same rows; None for a query
+    that needs the parsed messages themselves."""
 
     @property
     def record(self) -> type[ResultRecord]:
@@ -61,8 +65,13 @@ class QueryDefinition:
         return RESULT_RECORDS[self.name]
 
 
-def _on_valid(query: Callable[..., DataFrame], **options: Any) -> Callable[[DataFrame], DataFrame]:
-    return lambda parsed: query(valid_events(parsed), **options)
+def _on_valid(
+    name: str, output_mode: OutputMode, query: Callable[..., DataFrame], **options: Any
+) -> QueryDefinition:
+    on_events = functools.partial(query, **options)
+    return QueryDefinition(
+        name, output_mode, lambda parsed: on_events(valid_events(parsed)), on_events
+    )
 
 
 def query_definitions(
@@ -74,39 +83,31 @@ def query_definitions(
     the history) is given.
     """
     definitions = [
-        QueryDefinition("total_count", "complete", _on_valid(q.total_count)),
-        QueryDefinition("device_activity", "complete", _on_valid(q.device_activity)),
-        QueryDefinition("device_activity_cube", "complete", _on_valid(q.device_activity_cube)),
-        QueryDefinition(
-            "device_activity_rollup", "complete", _on_valid(q.device_activity_rollup)
-        ),
-        QueryDefinition(
+        _on_valid("total_count", "complete", q.total_count),
+        _on_valid("device_activity", "complete", q.device_activity),
+        _on_valid("device_activity_cube", "complete", q.device_activity_cube),
+        _on_valid("device_activity_rollup", "complete", q.device_activity_rollup),
+        _on_valid(
             "stairs_by_user",
             "update",
-            _on_valid(
-                q.stairs_by_user,
-                users=name_list(settings.stairs_users, "stairs_users"),
-                device=settings.stairs_device,
-            ),
+            q.stairs_by_user,
+            users=name_list(settings.stairs_users, "stairs_users"),
+            device=settings.stairs_device,
         ),
-        QueryDefinition("activity_stats", "complete", _on_valid(q.activity_stats)),
-        QueryDefinition(
+        _on_valid("activity_stats", "complete", q.activity_stats),
+        _on_valid(
             "windowed_activity",
             "append",
-            _on_valid(
-                q.windowed_activity,
-                window=spark_interval(settings.window, "window"),
-                watermark=spark_interval(settings.watermark, "watermark"),
-            ),
+            q.windowed_activity,
+            window=spark_interval(settings.window, "window"),
+            watermark=spark_interval(settings.watermark, "watermark"),
         ),
         QueryDefinition(BAD_RECORDS, "append", invalid_records),
     ]
     if historical is not None:
         definitions.append(
-            QueryDefinition(
-                "live_vs_historical", "complete", _on_valid(q.live_vs_historical,
-                                                            historical=historical)
-            )
+            _on_valid("live_vs_historical", "complete", q.live_vs_historical,
+                      historical=historical)
         )
     return {definition.name: definition for definition in definitions}
 
@@ -232,11 +233,12 @@ class Processor:
             .option("checkpointLocation", str(checkpoint_dir(self.settings, definition.name)))
             .foreachBatch(sink)
         )
+        return self._with_trigger(writer).start()
+
+    def _with_trigger(self, writer: DataStreamWriter) -> DataStreamWriter:
         if self.settings.available_now:
-            writer = writer.trigger(availableNow=True)
-        else:
-            writer = writer.trigger(processingTime=self.trigger)
-        return writer.start()
+            return writer.trigger(availableNow=True)
+        return writer.trigger(processingTime=self.trigger)
 
     def wait(self, timeout: float) -> bool:
         """Wait up to `timeout` seconds; True once every query has stopped.
@@ -284,10 +286,10 @@ class Processor:
             elapsed = 0.0
         else:
             elapsed = (self._stopped_at or time.monotonic()) - self._started_at
-        events = max((snapshot[name]["input_rows"] for name in self.outputs
+        events = max((snapshot[name]["input_rows"] for name in self.queries
                       if name in snapshot), default=0)
         return {
-            "queries": {name: snapshot.get(name, {}) for name in self.outputs},
+            "queries": {name: snapshot.get(name, {}) for name in self.queries},
             "events": events,
             "seconds": round(elapsed, 2),
             "events_per_second": round(events / elapsed, 1) if elapsed > 0 else None,
