@@ -207,7 +207,8 @@ class _Replay:
         self.rebase_ms: int | None = None
         self.started = self.next_commit = self.next_progress = 0.0
         self.stop_reason: str | None = None
-        self.invalid_row: str | None = None
+        self.input_error: str | None = None
+        """Why the input ends the replay (raised after committing what came before)."""
 
     # -- setup ---------------------------------------------------------------------------------
     def run(self) -> ReplayStats:
@@ -219,8 +220,8 @@ class _Replay:
         finally:
             if self.progress is not None:
                 self.progress.close(self.stats)
-        if self.invalid_row is not None:
-            raise InputDataError(self.invalid_row)
+        if self.input_error is not None:
+            raise InputDataError(self.input_error)
         return self.stats
 
     def _run(self) -> None:
@@ -297,6 +298,10 @@ class _Replay:
                 if not settings.loop:
                     position.done = True
                     break
+                if position.pass_first_ms is None:
+                    self.input_error = "nothing to loop over: the source holds no valid row"
+                    self.stop_reason = "invalid row"
+                    break
                 self._next_pass()
             self._commit()
         except _DeliveryFailedError as error:
@@ -349,7 +354,7 @@ class _Replay:
                 if event is None:
                     if settings.fail_on_invalid:
                         name = self.files[file_no].name
-                        self.invalid_row = f"invalid row at {name}:{line_no}: {reason}"
+                        self.input_error = f"invalid row at {name}:{line_no}: {reason}"
                         return "invalid row"
                     self._send(settings.dead_letter_topic, payload, None, None, [
                         (HEADER_ERROR_REASON, reason), file_headers[file_no],

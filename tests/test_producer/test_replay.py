@@ -260,3 +260,12 @@ def test_resuming_a_loop_continues_its_pass_and_time_shift(kafka, fresh_topic, t
     assert [stamp for *_, stamp in placed] == [
         START_MS + n * 5 + run * span for run in (0, 1, 2) for n in range(20)
     ][:50]
+
+
+def test_looping_over_no_valid_row_is_an_error(kafka, fresh_topic, tmp_path) -> None:
+    source = tmp_path / "broken.json"
+    source.write_text('{"Arrival_Time":1}\n[]\n')
+    topic = fresh_topic()
+    with pytest.raises(InputDataError, match="nothing to loop over: the source holds no valid"):
+        replay(settings_for(kafka, topic, source, loop=True))
+    assert len(read_topic(kafka, f"{topic}.dlq")) == 2
