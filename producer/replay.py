@@ -163,6 +163,8 @@ def replay(
 
 
 class _Replay:
+    """One run of `replay`: the source, the producer, the position and the figures."""
+
     def __init__(
         self,
         settings: Settings,
@@ -190,7 +192,7 @@ class _Replay:
         self.clock = clock
         self.wall_clock = wall_clock
         self.stats = ReplayStats(topic=settings.topic, dead_letter_topic=settings.dead_letter_topic)
-        self.pacer = None
+        self.pacer: Pacer | None = None
         if not settings.max_speed and settings.rate is not None:
             self.pacer = Pacer(rate=settings.rate, clock=clock, sleep=sleep)
         elif not settings.max_speed:
