@@ -142,12 +142,22 @@ def main() -> None:
         print(f"\nratio hhar/kcat (single file): {loop_rate / kcat_rate:.2f} (replay loop), "
               f"{process_rate / kcat_rate:.2f} (whole process incl. start-up)")
 
-        print(f"\n-- profile: in-process replay of {args.profile_rows:,} rows (cProfile, "
-              "which slows Python code down)")
-        profile_settings = settings.model_copy(update={
-            "source": single, "topic": f"bench.profile.{run}", "max_speed": True,
+        print(f"\n-- CPU of an in-process replay of {args.profile_rows:,} rows")
+        timed = settings.model_copy(update={
+            "source": single, "topic": f"bench.cpu.{run}", "max_speed": True,
             "limit": args.profile_rows,
         })
+        thread_before, process_before = time.thread_time(), time.process_time()
+        result = replay(timed)
+        main_cpu = time.thread_time() - thread_before
+        all_cpu = time.process_time() - process_before
+        print(f"{result.events_per_second:,.0f} events/s; CPU per row: "
+              f"{main_cpu / args.profile_rows * 1e6:.1f} us in the Python thread, "
+              f"{(all_cpu - main_cpu) / args.profile_rows * 1e6:.1f} us in librdkafka's threads")
+
+        print(f"\n-- profile: in-process replay of {args.profile_rows:,} rows (cProfile, "
+              "which slows Python code down)")
+        profile_settings = timed.model_copy(update={"topic": f"bench.profile.{run}"})
         profiler = cProfile.Profile()
         profiler.enable()
         replay(profile_settings)
