@@ -45,7 +45,7 @@ def test_process_available_now_then_status(kafka: Settings, cli_env, tmp_path) -
         produce(kafka, topic, events, BAD_MESSAGES[:2])
         checkpoint = tmp_path / "checkpoints"
         result = hhar(
-            "process", "--topic", topic, "--available-now", "--json",
+            "process", "--engine", "per-query", "--topic", topic, "--available-now", "--json",
             "--queries", "stairs_by_user,device_activity", "--results-prefix", f"{prefix}.r.",
             "--checkpoint", str(checkpoint), "--stairs-users", "a,c", "--stairs-device",
             "nexus4_2", env=cli_env,
