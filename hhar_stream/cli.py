@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 
 from pydantic import ValidationError
@@ -97,6 +98,12 @@ def _config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _not_from_py4j(record: logging.LogRecord) -> bool:
+    """Py4J logs its connection errors on the root logger while Spark shuts down: noise that
+    hhar reports as one line of its own (shown again with --log-level DEBUG)."""
+    return f"{os.sep}py4j{os.sep}" not in record.pathname
+
+
 def configure_logging(level: str) -> None:
     """One readable log format on stderr, for people."""
     logging.basicConfig(
@@ -107,6 +114,9 @@ def configure_logging(level: str) -> None:
     )
     for noisy in ("py4j", "pyspark"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if level != "DEBUG":
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_not_from_py4j)
     librdkafka_level = logging.DEBUG if level == "DEBUG" else logging.CRITICAL
     logging.getLogger("librdkafka").setLevel(librdkafka_level)
 
