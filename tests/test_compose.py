@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pyspark
 import pytest
 import yaml
 
@@ -25,7 +26,7 @@ def test_compose_file_validates_with_docker_compose() -> None:
     tool = shutil.which("docker-compose")
     if tool is None:
         pytest.fail("docker-compose not installed: .ci/run installs Debian's docker-compose")
-    for profile in ([], ["--profile", "tools"]):
+    for profile in ([], ["--profile", "tools"], ["--profile", "cluster"]):
         result = subprocess.run(
             [tool, "-f", str(COMPOSE), *profile, "config", "-q"],
             capture_output=True, text=True, check=False,
@@ -63,7 +64,23 @@ def test_host_listener_is_the_default_bootstrap(compose: dict) -> None:
     for name in ("producer", "processor", "watch", "data-init"):
         service = compose["services"][name]
         env = service["environment"]
-        assert env["HHAR_BOOTSTRAP"] == inside, name
+        assert env["HHAR_BOOTSTRAP"] == f"${{KAFKA_INSIDE:-{inside}}}", name
+
+
+def test_cluster_profile_has_three_brokers_and_two_workers(compose: dict) -> None:
+    services = compose["services"]
+    brokers = [n for n, s in services.items() if "cluster" in s.get("profiles", [])
+               and s["image"].startswith("apache/kafka")]
+    workers = [n for n, s in services.items() if "cluster" in s.get("profiles", [])
+               and "Worker" in " ".join(s.get("command", []))]
+    assert sorted(brokers) == ["kafka-1", "kafka-2", "kafka-3"]
+    assert len(workers) == 2
+    voters = services["kafka-1"]["environment"]["KAFKA_CONTROLLER_QUORUM_VOTERS"]
+    for broker in brokers:
+        env = services[broker]["environment"]
+        assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == voters
+        assert f"{env['KAFKA_NODE_ID']}@{broker}:29093" in voters
+    assert services["spark-master"]["image"].endswith(f":{pyspark.__version__}")
 
 
 def test_processor_gets_the_connector_by_packages_with_a_cache(compose: dict) -> None:
