@@ -139,6 +139,9 @@ class Settings(BaseSettings):
     )
     shuffle_partitions: int = Field(4, ge=1, description="spark.sql.shuffle.partitions")
     driver_memory: str = Field("2g", description="Spark driver memory")
+    executor_memory: str = Field(
+        "1g", description="memory of each Spark executor on a cluster (at most a worker's)"
+    )
     spark_ivy_dir: Path | None = Field(
         None, description="Ivy cache for spark.jars.packages when the local jar folder is absent"
     )

@@ -93,6 +93,7 @@ def _spark_options(parser: argparse.ArgumentParser) -> None:
     add_setting(parser, "--master", field="master")
     add_setting(parser, "--shuffle-partitions", field="shuffle_partitions", type=int)
     add_setting(parser, "--driver-memory", field="driver_memory")
+    add_setting(parser, "--executor-memory", field="executor_memory")
 
 
 def _process(args: argparse.Namespace) -> int:

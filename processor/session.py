@@ -45,6 +45,7 @@ def build_session(settings: Settings, app_name: str = "hhar-stream") -> SparkSes
         .appName(app_name)
         .config("spark.sql.shuffle.partitions", str(settings.shuffle_partitions))
         .config("spark.driver.memory", settings.driver_memory)
+        .config("spark.executor.memory", settings.executor_memory)
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
