@@ -493,6 +493,7 @@ class _Replay:
             self._call(self.producer.commit_transaction, _COMMIT_TIMEOUT)
         except KafkaException as error:
             kafka_error: KafkaError = error.args[0]
+            self.producer.poll(0)  # serve the failed deliveries' reports: they name the cause
             detail = (self.delivery_errors.most_common(1)[0][0] if self.delivery_errors
                       else kafka_error.str())
             if kafka_error.code() in _FENCED:

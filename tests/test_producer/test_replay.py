@@ -208,10 +208,10 @@ def test_a_rejected_delivery_is_counted_as_failed(kafka, fresh_topic, tmp_path, 
     out, err = capsys.readouterr()
     assert code == 1
     assert "30 failed" in out
-    assert err.splitlines()[-1] == (
-        "error: 30 events or dead letters were not delivered: a transaction failed and was "
-        "aborted: Broker: Message size too large"
+    assert err.splitlines()[-1].startswith(
+        "error: 30 events or dead letters were not delivered: a transaction failed"
     )
+    assert "too large" in err.splitlines()[-1]
 
 
 def test_resume_continues_after_a_limit_and_ends_at_the_end(kafka, fresh_topic, tmp_path) -> None:
