@@ -1,0 +1,252 @@
+"""Scale-out for real, on one machine: a three-broker KRaft cluster and a Spark standalone
+cluster with two workers, both started by the project (`hhar kafka up --brokers 3`,
+`hhar spark up --workers 2`), running the real `hhar produce` and `hhar process`."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+from test_processor.helpers import assert_same_rows, read_results
+
+from hhar_stream.kafka_local import LocalKafka, port_is_free
+from hhar_stream.processor.config import BAD_RECORDS, QUERY_NAMES
+from hhar_stream.processor.fused import FusedProcessor
+from hhar_stream.settings import Settings
+from hhar_stream.spark_local import LocalSpark
+
+pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.e2e, pytest.mark.slow]
+
+ROWS = 24_000
+RATE = 4_000  # events/s of the paced replays: about 6 s of replay
+DEADLINE = 420.0
+
+
+def free_base(*offsets: int) -> int:
+    """A base port such that base + offset is free for every offset."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20_000, 60_000)
+        if all(port_is_free(base + offset) for offset in offsets):
+            return base
+    pytest.fail("no free block of ports")
+
+
+def hhar(args: list[str], env: dict[str, str], **kwargs) -> subprocess.Popen:
+    """Start the real CLI as a child process in its own process group."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "hhar_stream.cli", *args], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        **kwargs,
+    )
+
+
+def finish(process: subprocess.Popen, timeout: float = DEADLINE) -> str:
+    """Wait for a child to end by itself; its stdout (fails with its stderr if it failed)."""
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, err = process.communicate()
+        pytest.fail(f"{process.args[3:5]} did not end in {timeout:.0f} s: {err[-2000:]}")
+    assert process.returncode == 0, err[-3000:]
+    return out
+
+
+def stop(process: subprocess.Popen) -> str:
+    """SIGTERM a child (a clean stop) and wait for it; its stdout."""
+    os.killpg(process.pid, signal.SIGTERM)
+    return finish(process, timeout=120)
+
+
+def committed_rows(settings: Settings, topic: str) -> list[dict]:
+    """Every committed event of `topic`, read by an independent read_committed consumer."""
+    consumer = Consumer(settings.kafka_client_config() | {
+        "group.id": f"check-{uuid.uuid4().hex}", "isolation.level": "read_committed",
+        "enable.auto.commit": False, "enable.partition.eof": True})
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        rows, ended = [], set()
+        deadline = time.monotonic() + 120
+        while len(ended) < len(partitions):
+            assert time.monotonic() < deadline, "the events topic was not read to its end"
+            message = consumer.poll(5)
+            if message is None:
+                continue
+            if message.error():
+                ended.add(message.partition())
+                continue
+            rows.append(json.loads(message.value()))
+        return rows
+    finally:
+        consumer.close()
+
+
+def wait_for_total(settings: Settings, expected: int, process: subprocess.Popen) -> None:
+    """Poll the total_count result topic until it says `expected` (the processor runs on)."""
+    deadline = time.monotonic() + DEADLINE
+    seen = None
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        try:
+            totals = read_results(settings, settings.result_topic("total_count"))
+        except (AssertionError, KeyError):
+            totals = {}
+        seen = [record.count for record in totals.values()]
+        if seen == [expected]:
+            return
+        time.sleep(2)
+    pytest.fail(f"total_count stayed at {seen}, expected {expected}")
+
+
+@pytest.fixture(scope="module")
+def clusters(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """Three Kafka nodes and a Spark master with two workers, and an HHAR-like data folder."""
+    work = tmp_path_factory.mktemp("cluster")
+    step = LocalKafka.PORT_STEP
+    kafka_base = free_base(*(node * step + offset for node in range(3) for offset in (0, 1)))
+    spark_base = free_base(0, 1, 2, 3)  # master, its web UI, the two workers' web UIs
+    settings = base_settings.model_copy(update={
+        "kafka_brokers": 3, "kafka_port": kafka_base, "kafka_controller_port": kafka_base + 1,
+        "kafka_heap": "320m", "replication_factor": 3, "min_insync_replicas": 2,
+        "spark_workers": 2, "spark_master_port": spark_base,
+        "spark_master_ui_port": spark_base + 1, "spark_worker_memory": "1g",
+    })
+    data = work / "data"
+    subprocess.run(
+        [sys.executable, "-m", "hhar_stream.cli", "data", "synth", "--out", str(data),
+         "--rows", str(ROWS), "--files", "4"], check=True, capture_output=True,
+    )
+    kafka = LocalKafka(settings, run_dir=work / "kafka")
+    spark = LocalSpark(settings, run_dir=work / "spark")
+    try:
+        kafka.up()
+        spark.up()
+        settings = settings.model_copy(update={"bootstrap": kafka.bootstrap, "data": data})
+        yield SimpleNamespace(settings=settings, kafka=kafka, spark=spark, data=data, work=work)
+    finally:
+        spark.down()
+        kafka.down()
+
+
+def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a user whose HHAR_* settings are `settings` (plus `extra`)."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HHAR_")}
+    env |= {
+        "HHAR_BOOTSTRAP": settings.bootstrap, "HHAR_HOME": str(settings.home),
+        "HHAR_TOPIC": settings.topic, "HHAR_RESULTS_PREFIX": settings.results_prefix,
+        "HHAR_REPLICATION_FACTOR": str(settings.replication_factor),
+        "HHAR_MIN_INSYNC_REPLICAS": str(settings.min_insync_replicas),
+        "HHAR_PARTITIONS": "3", "HHAR_HISTORY": str(settings.data),
+        "HHAR_CHECKPOINT": str(settings.checkpoint), "HHAR_DRIVER_MEMORY": "768m",
+        "HHAR_EXECUTOR_MEMORY": "512m",
+        "HHAR_SHUFFLE_PARTITIONS": "4", "HHAR_WINDOW": "1 minute", "HHAR_WATERMARK": "30 seconds",
+    }
+    return env | extra
+
+
+def run_settings(clusters, name: str) -> Settings:
+    """Settings of one scenario: its own topics and checkpoints on the clusters."""
+    run = f"cluster-{name}-{uuid.uuid4().hex[:6]}"
+    return clusters.settings.model_copy(update={
+        "topic": f"{run}.events", "results_prefix": f"{run}.results.",
+        "checkpoint": clusters.work / run / "checkpoints",
+    })
+
+
+def assert_exactly_once(settings: Settings) -> None:
+    rows = committed_rows(settings, settings.topic)
+    keys = Counter((r["User"], r["Device"], r["Index"], r["Arrival_Time"]) for r in rows)
+    duplicated = sum(count - 1 for count in keys.values() if count > 1)
+    assert (len(keys), duplicated) == (ROWS, 0)
+
+
+def test_pipeline_on_the_clusters_equals_the_single_node_default(
+    clusters, kafka: Settings, spark
+) -> None:
+    on_clusters = run_settings(clusters, "exact")
+    env = cli_env(on_clusters)
+    finish(hhar(["produce", "--source", str(clusters.data), "--max"], env))
+    processed = json.loads(finish(hhar(
+        ["process", "--available-now", "--json", "--master", clusters.spark.master_url], env)))
+    assert processed["events"] == ROWS
+    assert_exactly_once(on_clusters)
+
+    # The same replay and processing on the single-node default: the session's broker and
+    # local Spark.
+    single = kafka.model_copy(update={
+        "topic": on_clusters.topic, "results_prefix": on_clusters.results_prefix,
+        "checkpoint": clusters.work / "single" / "checkpoints", "history": clusters.data,
+        "available_now": True, "window": "1 minute", "watermark": "30 seconds",
+    })
+    finish(hhar(["produce", "--source", str(clusters.data), "--max"],
+                cli_env(single, HHAR_REPLICATION_FACTOR="1", HHAR_MIN_INSYNC_REPLICAS="1")))
+    processor = FusedProcessor(single)
+    try:
+        processor.start(spark)
+        deadline = time.monotonic() + DEADLINE
+        while not processor.wait(2.0):
+            assert time.monotonic() < deadline
+    finally:
+        processor.stop()
+    for query in (*QUERY_NAMES, BAD_RECORDS):
+        assert_same_rows(
+            read_results(on_clusters, on_clusters.result_topic(query)),
+            read_results(single, single.result_topic(query)),
+        )
+
+
+def test_a_broker_killed_mid_replay_loses_and_duplicates_nothing(clusters) -> None:
+    settings = run_settings(clusters, "broker")
+    env = cli_env(settings, HHAR_TRIGGER="1 second")
+    producer = hhar(["produce", "--source", str(clusters.data), "--rate", str(RATE)], env)
+    processor = hhar(["process", "--master", clusters.spark.master_url], env)
+    try:
+        time.sleep(3)  # part of the replay is delivered before the crash
+        clusters.kafka.kill_node(2)
+        time.sleep(10)  # the broker stays down for 10 s while both clients carry on
+        clusters.kafka.start_node(2)
+        finish(producer)
+        wait_for_total(settings, ROWS, processor)
+    finally:
+        if processor.poll() is None:
+            stop(processor)
+        clusters.kafka.start_node(2)
+    assert_exactly_once(settings)
+
+
+@pytest.mark.skip(
+    reason="open (issue 9): in the one run so far total_count recovered exactly after a worker "
+    "was killed, but the device_activity result topic read back empty; not yet understood"
+)
+def test_a_spark_worker_killed_mid_stream_is_recovered_exactly(clusters) -> None:
+    settings = run_settings(clusters, "worker")
+    env = cli_env(settings, HHAR_TRIGGER="1 second")
+    processor = hhar(["process", "--master", clusters.spark.master_url], env)
+    producer = hhar(["produce", "--source", str(clusters.data), "--rate", str(RATE)], env)
+    try:
+        time.sleep(8)  # the stream runs on both workers
+        clusters.spark.kill_worker(1)
+        finish(producer)
+        wait_for_total(settings, ROWS, processor)
+        stop(processor)
+    finally:
+        if processor.poll() is None:
+            stop(processor)
+        clusters.spark.start_worker(1)
+    expected_counts = Counter(
+        (row["Device"], row["gt"]) for row in committed_rows(settings, settings.topic))
+    activity = read_results(settings, settings.result_topic("device_activity"))
+    assert {(r.device, r.gt): r.count for r in activity.values()} == dict(expected_counts)
