@@ -270,7 +270,10 @@ class ResultWatcher:
 
     def _caught_up(self) -> bool:
         for tp in self.consumer.assignment():
-            _, high = self.consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+            try:
+                _, high = self.consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+            except KafkaException:
+                return False
             position = self.consumer.position([tp])[0].offset
             if high > 0 and (position < 0 or position < high):
                 return False
@@ -298,15 +301,22 @@ class ResultWatcher:
 
     def events_in_topic(self) -> int | None:
         """The events topic's end offsets, summed: its messages (and transaction markers)."""
-        metadata = self.consumer.list_topics(self.settings.topic, timeout=10)
+        try:
+            metadata = self.consumer.list_topics(self.settings.topic, timeout=10)
+        except KafkaException:
+            return None
         topic = metadata.topics.get(self.settings.topic)
         if topic is None or topic.error is not None:
             return None
         total = 0
         for partition in topic.partitions:
-            _, high = self.consumer.get_watermark_offsets(
-                TopicPartition(self.settings.topic, partition), timeout=5, cached=False
-            )
+            try:
+                _, high = self.consumer.get_watermark_offsets(
+                    TopicPartition(self.settings.topic, partition), timeout=5, cached=False
+                )
+            except KafkaException:
+                # A topic just created (or a leader moving) has no answer yet: say nothing.
+                return None
             total += high
         now = time.monotonic()
         if self._rate_sample is not None and now > self._rate_sample[0]:
@@ -321,7 +331,7 @@ class ResultWatcher:
         counted = totals[0].count if totals else 0
         bad = len(self.state.records("bad_records"))
         parts = [f"events topic {self.settings.topic}: "
-                 + ("missing" if events is None else f"offset {events}")]
+                 + ("no answer yet" if events is None else f"offset {events}")]
         if with_rate and self.events_per_second is not None:
             parts.append(f"in {self.events_per_second:,.0f} ev/s")
         batch = self.state.last_batch()
