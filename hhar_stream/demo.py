@@ -161,8 +161,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="stop after this many seconds [env: DEMO_SECONDS; default: until Ctrl+C]",
     )
     parser.add_argument(
-        "--rows", type=int, default=500_000,
-        help="rows to generate when the data folder is empty (default 500000)",
+        "--rows", type=int, default=200_000,
+        help="rows to generate when the data folder is empty (default 200000; the replay "
+        "loops, and the processor reads them all once as its history)",
     )
     parser.add_argument(
         "--speedup", type=float, default=60.0,

@@ -86,7 +86,7 @@ def test_readme_quickstart_demo_on_a_clean_copy(tmp_path: Path) -> None:
         "HHAR_BOOTSTRAP": f"127.0.0.1:{port}",
         "HHAR_KAFKA_HEAP": "384m",
         "HHAR_DRIVER_MEMORY": "1g",
-        "DEMO_SECONDS": "120",
+        "DEMO_SECONDS": "240",
     }
     demo = subprocess.run(
         commands[0].split(), cwd=copy, env=env, capture_output=True, text=True,
