@@ -79,6 +79,9 @@ test-unit: setup ## run only the fast tests that need neither Kafka nor Spark
 lint: setup ## check style (never modifies files)
 	$(PYTHON) -m ruff check .
 
+bench: setup ## run the benchmark suite (not a test; ~15 min): one table into BENCHMARKS.md; ARGS="--quick"
+	$(PYTHON) bench/run_all.py $(ARGS)
+
 clean: ## remove the local broker state, checkpoints and caches (keeps the jars)
 	-$(HHAR) kafka down
 	rm -rf $(HOME_DIR)/kafka/run $(HOME_DIR)/checkpoints .pytest_cache .ruff_cache spark-warehouse

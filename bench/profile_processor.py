@@ -1,0 +1,114 @@
+"""Where the processor's time goes: its stages timed one by one on a static read of the topic.
+
+Reads the events topic as a batch (the same Kafka source options the streaming queries use)
+and times, each as its own Spark job over every event, after one warm-up job:
+
+- ``read``: the Kafka records only (count);
+- ``json_only``: ``from_json`` with the event schema alone, no validation (for scale);
+- ``parse``: `parse_events` with every validation rule, valid rows counted, twice: the first
+  run also pays for generating and compiling the code of the plan;
+- ``fine_aggregates``: parse + the fused engine's aggregation, collected;
+- ``windowed``: parse + ``windowed_activity``, collected (its own stream in the fused engine);
+- ``bad_records``: parse + the invalid rows, counted (its own stream in the fused engine);
+- ``derive_each``: each query derived from the collected aggregates and written as result
+  records (the fused engine's per-batch work, `collect_records` with pydantic validation).
+
+Prints one JSON object of seconds per stage (and events/s), for bench/run_all.py.
+
+    python bench/profile_processor.py --topic TOPIC [--bootstrap HOST:PORT] [--history DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from hhar_stream.processor import queries as q
+from hhar_stream.processor.engine import load_historical_stats, query_definitions
+from hhar_stream.processor.fused import OWN_STREAMS
+from hhar_stream.processor.io import collect_records
+from hhar_stream.processor.parse import (
+    EVENT_SCHEMA,
+    invalid_records,
+    parse_events,
+    valid_events,
+)
+from hhar_stream.processor.session import build_session
+from hhar_stream.settings import Settings
+
+
+def timed(action: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    value = action()
+    return time.perf_counter() - started, value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--bootstrap", default=None)
+    parser.add_argument("--history", type=Path, help="history of live_vs_historical")
+    args = parser.parse_args()
+    update: dict[str, Any] = {"topic": args.topic}
+    if args.bootstrap:
+        update["bootstrap"] = args.bootstrap
+    if args.history:
+        update["history"] = args.history
+    settings = Settings().model_copy(update=update)
+    spark = build_session(settings, app_name="hhar-bench-profile")
+    try:
+        raw = (
+            spark.read.format("kafka").options(**settings.spark_kafka_options())
+            .option("subscribe", settings.topic).option("startingOffsets", "earliest")
+            .option("endingOffsets", "latest").option("kafka.isolation.level", "read_committed")
+            .load().select("partition", "offset", "timestamp", "value")
+        )
+        figures: dict[str, Any] = {}
+        figures["warm_up_s"], events = timed(raw.count)
+        figures["events"] = events
+        figures["read_s"], _ = timed(raw.count)
+        json_only = raw.select(F.from_json(F.col("value").cast("string"), EVENT_SCHEMA)
+                               .alias("event")).select("event.*")
+        figures["json_only_s"], _ = timed(json_only.count)
+        parsed = parse_events(raw)
+        figures["parse_first_s"], _ = timed(valid_events(parsed).count)
+        figures["parse_s"], _ = timed(valid_events(parsed).count)
+        figures["fine_aggregates_s"], rows = timed(
+            lambda: q.fine_aggregates(valid_events(parsed)).collect())
+        figures["fine_aggregate_rows"] = len(rows)
+        window = q.windowed_activity(valid_events(parsed), settings.window, settings.watermark)
+        figures["windowed_s"], _ = timed(window.collect)
+        figures["bad_records_s"], _ = timed(invalid_records(parsed).count)
+
+        historical = load_historical_stats(spark, settings) if settings.history else None
+        definitions = query_definitions(settings, historical)
+        aggregates = q.fine_aggregates(valid_events(parsed))
+        local = spark.createDataFrame(rows, schema=aggregates.schema).cache()
+        local.count()
+        derive: dict[str, float] = {}
+        for name, definition in definitions.items():
+            if name in OWN_STREAMS or definition.on_events is None:
+                continue
+            frame: DataFrame = definition.on_events(local)
+            derive[name], _ = timed(lambda frame=frame, definition=definition, name=name:
+                                    collect_records(frame, definition.record, name, 0))
+        figures["derive_each_s"] = {name: round(value, 3) for name, value in derive.items()}
+        figures["derive_total_s"] = sum(derive.values())
+        for key in ("read_s", "json_only_s", "parse_s", "fine_aggregates_s", "windowed_s",
+                    "bad_records_s"):
+            figures[key.removesuffix("_s") + "_events_per_s"] = round(events / figures[key])
+        print(json.dumps({key: round(value, 3) if isinstance(value, float) else value
+                          for key, value in figures.items()}, indent=2))
+    finally:
+        spark.stop()
+
+
+if __name__ == "__main__":
+    main()
