@@ -20,6 +20,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPar
 
 from .errors import BrokerError, ConfigError
 from .options import add_setting, settings_from_args
+from .processor.config import BAD_RECORDS, QUERY_NAMES
 from .schemas.results import (
     ActivityStats,
     DeviceActivity,
@@ -35,17 +36,7 @@ from .settings import Settings
 
 logger = logging.getLogger(__name__)
 
-WATCHED_QUERIES = (
-    "total_count",
-    "device_activity",
-    "device_activity_cube",
-    "device_activity_rollup",
-    "stairs_by_user",
-    "activity_stats",
-    "live_vs_historical",
-    "windowed_activity",
-    "bad_records",
-)
+WATCHED_QUERIES = (*QUERY_NAMES, BAD_RECORDS)
 LEVELS = {0: "", 1: "all gt", 2: "all devices", 3: "total"}
 WINDOWS_SHOWN = 8
 
