@@ -4,9 +4,10 @@ Peak memory comes from /proc (no psutil): a sampler thread walks the command's p
 every `SAMPLE_SECONDS` and keeps, per process, the largest ``VmHWM`` it saw (the kernel's own
 peak resident set of that process, so a peak between two samples is not missed as long as the
 process is sampled once after it), and the largest sum of ``VmRSS`` over the tree at one
-sample. Processes are told apart by their executable: ``java`` (Spark's JVM, started by
-pyspark as a child of the Python driver), ``python`` and anything else. `os.wait4` adds the
-direct child's own ``ru_maxrss`` as a cross-check.
+sample; processes younger than one sampling interval are left out. Processes are told apart by
+their executable: ``java`` (Spark's JVM, started by pyspark as a child of the Python driver),
+``python`` and anything else. `os.wait4` adds the direct child's own ``ru_maxrss`` as a
+cross-check.
 """
 
 from __future__ import annotations
@@ -67,6 +68,19 @@ def _memory_kb(pid: int) -> tuple[int, int] | None:
     return values["VmRSS"], values.get("VmHWM", values["VmRSS"])
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (its own threads, not its children)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[-1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
 def _kind(pid: int) -> str:
     try:
         exe = os.path.basename(os.readlink(f"/proc/{pid}/exe"))
@@ -87,6 +101,13 @@ class TreeMemory:
     kind_by_pid: dict[int, str] = field(default_factory=dict)
     peak_sum: float = 0.0
     """Largest sum of the tree's resident sets at one sample."""
+    cpu_by_pid: dict[int, float] = field(default_factory=dict)
+    """CPU seconds of each process at its last sample."""
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU time of the whole tree (up to the last sample of each process)."""
+        return sum(self.cpu_by_pid.values())
 
     def peak(self, kind: str) -> float:
         """The largest peak RSS of one process of `kind` (java, python, other)."""
@@ -102,6 +123,7 @@ class MemorySampler:
         self.root = root
         self.interval = interval
         self.memory = TreeMemory()
+        self._seen: set[int] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -114,13 +136,23 @@ class MemorySampler:
         self._thread.join()
 
     def sample(self) -> None:
-        """Take one sample now."""
+        """Take one sample now.
+
+        Only processes already seen by the previous sample count: a JVM starts commands
+        (Hadoop's file system shells out when its native library is absent) through vfork,
+        and until the child's exec, /proc shows the parent's whole memory under its pid too.
+        """
         total = 0.0
-        for pid in process_tree(self.root):
-            found = _memory_kb(pid)
+        tree = process_tree(self.root)
+        seen, self._seen = self._seen, set(tree)
+        for pid in tree:
+            found = _memory_kb(pid) if pid in seen or pid == self.root else None
             if found is None:
                 continue
             rss, hwm = found
+            cpu = _cpu_seconds(pid)
+            if cpu is not None:
+                self.memory.cpu_by_pid[pid] = cpu
             total += rss / _KB
             # Read every time: spark-submit is a shell script that execs the JVM later.
             self.memory.kind_by_pid[pid] = _kind(pid)

@@ -37,6 +37,12 @@ def _processor_rss(run: dict[str, Any]) -> str:
     return f"JVM {_mb(memory['jvm_mb'])} + Python {_mb(memory['python_mb'])}"
 
 
+def _cpu(run: dict[str, Any]) -> str:
+    """The CPU time of the run's process tree, when it was measured."""
+    cpu = run["memory"].get("cpu_s")
+    return f"; CPU of the whole process {cpu:,.0f} s" if cpu else ""
+
+
 def _load(run: dict[str, Any]) -> str:
     return f"{run['load_before']:.1f}"
 
@@ -73,13 +79,15 @@ def table_rows(results: dict[str, Any]) -> list[list[str]]:
             ])
 
     baseline = runs.get("baseline")
-    per_query, fused = runs.get(f"per_query_{main}"), runs.get(f"fused_{main}")
+    per_query = runs.get(f"per_query_{main}")
+    fused = runs.get(f"fused_section2_{main}") or runs.get(f"fused_{main}")
     if baseline:
         base = baseline["events_per_s"]
         rows.append([
             "2", f"baseline, the exercise's way: file source, 1 file per trigger "
             f"({baseline['batches']} batches), one `groupBy(gt).count()`, {_rows(main)} rows",
-            _rate(base), "1.00", f"{baseline['seconds']:.1f} s", _processor_rss(baseline),
+            _rate(base), "1.00", f"{baseline['seconds']:.1f} s{_cpu(baseline)}",
+            _processor_rss(baseline),
             _load(baseline),
         ])
         for label, run in (("per-query", per_query), ("fused", fused)):
@@ -91,7 +99,7 @@ def table_rows(results: dict[str, Any]) -> list[list[str]]:
             rows.append([
                 "2", f"{label} engine, all queries ({run['streaming_queries']} streaming "
                 f"queries), {_rows(run['events'])} events in Kafka",
-                _rate(run["events_per_s"]), ratio, f"{run['seconds']:.1f} s",
+                _rate(run["events_per_s"]), ratio, f"{run['seconds']:.1f} s{_cpu(run)}",
                 _processor_rss(run), _load(run),
             ])
 
@@ -134,7 +142,7 @@ def table_rows(results: dict[str, Any]) -> list[list[str]]:
             f"{total:.1f} s end to end",
             f"produce {_rate(produce['events_per_s'])}; process {_rate(process['events_per_s'])}",
             f"{produce['wall_s']:.1f} s + {process['wall_s']:.1f} s "
-            f"(processing {process['seconds']:.1f} s)",
+            f"(processing {process['seconds']:.1f} s){_cpu(process)}",
             f"producer {_mb(produce['memory']['python_mb'])}; {_processor_rss(process)}",
             f"{produce['load_before']:.1f} / {process['load_before']:.1f}",
         ])
@@ -144,13 +152,14 @@ def table_rows(results: dict[str, Any]) -> list[list[str]]:
 def render_table(results: dict[str, Any]) -> str:
     """The Markdown table with the machine and the load average above it."""
     m = results["machine"]
-    start, end = results["load_at_start"], results.get("load_at_end", ["?"] * 3)
+    start, end = results["load_at_start"], results.get("load_at_end")
+    at_end = f"{end[0]:.1f}/{end[1]:.1f}/{end[2]:.1f}" if end else "(not measured yet)"
     header = (
         f"Measured {results['started_at']} in one run of `make bench` "
         f"({results.get('suite_minutes', '?')} min) on {m['cores']} cores, {m['memory_gib']} GiB "
         f"RAM ({m['cpu']}); {m['java']}; Python {m['python']}; {m['kcat']}. Load average "
         f"(1/5/15 min) at the start {start[0]:.1f}/{start[1]:.1f}/{start[2]:.1f}, at the end "
-        f"{end[0]:.1f}/{end[1]:.1f}/{end[2]:.1f}; the Kafka broker runs on the same machine."
+        f"{at_end}; the Kafka broker runs on the same machine."
     )
     lines = [
         header, "",
@@ -197,7 +206,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
             bars.append(("ProducerPerformance", producer["perf_events_per_s"], "tab:gray"))
     for name, label, color in (("baseline", "file stream (exercise)", "tab:gray"),
                                (f"per_query_{main}", "per-query engine", "tab:orange"),
-                               (f"fused_{main}", "fused engine", "tab:green")):
+                               (f"fused_section2_{main}" if f"fused_section2_{main}" in runs
+                                else f"fused_{main}", "fused engine", "tab:green")):
         if name in runs and runs[name].get("events_per_s"):
             bars.append((label, runs[name]["events_per_s"], color))
     positions = range(len(bars))
