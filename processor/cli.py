@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..errors import QueryFailedError
 from ..options import add_setting, settings_from_args
 from .config import QUERY_NAMES
 
@@ -113,11 +114,7 @@ def _process(args: argparse.Namespace) -> int:
         spark = build_session(settings, app_name="hhar-process")
         try:
             processor.start(spark, reset=args.reset)
-            if on_terminal:
-                _watch_with_progress(processor, stop)
-            else:
-                while not processor.wait(_POLL_SECONDS) and not stop.is_set():
-                    pass
+            _run_until_done(processor, stop, on_terminal)
         finally:
             _shut_down(processor, spark)
     finally:
@@ -127,6 +124,25 @@ def _process(args: argparse.Namespace) -> int:
         logger.info("stopped on request: the checkpoints keep the progress for the next run")
     _print_summary(processor.summary(), args.json)
     return 0
+
+
+def _run_until_done(processor: Any, stop: threading.Event, on_terminal: bool) -> None:
+    """Wait for the queries to end or for a stop request.
+
+    A SIGTERM sent to the whole process group (systemd, `kill -- -PID`) also ends Spark's JVM;
+    once a stop was requested, losing the JVM under a call is the stop, not an error.
+    """
+    from py4j.protocol import Py4JError
+
+    try:
+        if on_terminal:
+            _watch_with_progress(processor, stop)
+        else:
+            while not processor.wait(_POLL_SECONDS) and not stop.is_set():
+                pass
+    except (Py4JError, ConnectionError, QueryFailedError):
+        if not stop.is_set():
+            raise
 
 
 def _stop_requester(stop: threading.Event) -> Callable[[int, Any], None]:
@@ -152,7 +168,7 @@ def _shut_down(processor: Any, spark: Any) -> None:
     try:
         processor.stop()
         spark.stop()
-    except Py4JError as error:
+    except (Py4JError, ConnectionError) as error:
         logger.warning("Spark was already gone while stopping: %s", error)
 
 
