@@ -25,6 +25,9 @@ ACTIVITY_LABELS: tuple[str, ...] = get_args(ActivityLabel)
 # Integers must fit Spark's long; strict so that "5", 5.0 or true are not taken for 5.
 Long = Annotated[int, Field(strict=True, ge=LONG_MIN, le=LONG_MAX)]
 NonNegativeLong = Annotated[int, Field(strict=True, ge=0, le=LONG_MAX)]
+# Epoch milliseconds up to 9999-12-31T23:59:59.999Z, the last instant Spark's timestamps hold.
+MAX_EPOCH_MILLIS = 253_402_300_799_999
+EpochMillis = Annotated[int, Field(strict=True, ge=0, le=MAX_EPOCH_MILLIS)]
 Name = Annotated[str, Field(strict=True, min_length=1, max_length=64)]
 Reading = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
@@ -34,7 +37,7 @@ class SensorEvent(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
-    arrival_time: NonNegativeLong = Field(
+    arrival_time: EpochMillis = Field(
         alias="Arrival_Time", description="when the reading reached the app, epoch milliseconds"
     )
     creation_time: Long = Field(
