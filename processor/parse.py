@@ -3,23 +3,25 @@ what does not fit, by the same rules `SensorEvent` enforces.
 
 `parse_events` works on anything with a ``value`` column (Kafka's binary value, or the text
 lines of ``spark.read.text``), so the stream and a static history share one set of rules. A
-row is bad when its value is not one JSON object, lacks a field or has an extra one, has a value
-of the wrong type (a string field given a number, an integer given a fraction, ...), or breaks
-a constraint: negative Arrival_Time or Index, an empty or over-long name, a gt outside the
-label set, or a non-finite x, y or z.
+row is bad when its value is not UTF-8 text, not one JSON object, lacks a field or has an extra
+one, has a value of the wrong type (a string field given a number, an integer given a fraction,
+...), or breaks a constraint: a negative Index, an Arrival_Time before 1970 or past the last
+instant Spark's timestamps hold, an empty or over-long name, a gt outside the label set, or a
+non-finite x, y or z.
 """
 
 from __future__ import annotations
 
 from typing import Literal, get_args, get_origin
 
-from annotated_types import Ge, MaxLen, MinLen
+from annotated_types import Ge, Le, MaxLen, MinLen
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, LongType, StringType
 
 from ..schemas import SensorEvent
-from ..schemas.events import LONG_MIN
+from ..schemas.events import LONG_MAX, LONG_MIN
+from ..schemas.results import BadRecord
 from ..schemas.spark import to_spark_schema
 
 EVENT_SCHEMA = to_spark_schema(SensorEvent)
@@ -43,6 +45,8 @@ def _constraints(name: str) -> list[tuple[Column, str]]:
     for item in field.metadata:
         if isinstance(item, Ge) and item.ge > LONG_MIN:
             checks.append((column < F.lit(item.ge), f"{name}: must be >= {item.ge}"))
+        elif isinstance(item, Le) and item.le < LONG_MAX:
+            checks.append((column > F.lit(item.le), f"{name}: must be <= {item.le}"))
         elif isinstance(item, MinLen):
             text = f"{name}: shorter than {item.min_length} characters"
             checks.append((F.length(column) < item.min_length, text))
@@ -81,7 +85,8 @@ def _looks_valid() -> Column:
     differences, which name the problem.
     """
     condition = (
-        F.col(_KEYS).isNotNull()
+        F.is_valid_utf8(F.col(_TEXT))
+        & F.col(_KEYS).isNotNull()
         & (F.size(F.col(_KEYS)) == len(EVENT_COLUMNS))
         & F.col(_TEXT).endswith("}")
     )
@@ -97,6 +102,8 @@ def _looks_valid() -> Column:
 def _first_broken_rule() -> Column:
     """The first rule a row breaks, or null when it breaks none."""
     checks: list[tuple[Column, Column | str]] = [
+        # Spark's cast keeps the bytes; only Python's decoding would hide them behind U+FFFD.
+        (~F.is_valid_utf8(F.col(_TEXT)), "not UTF-8 text"),
         (F.col(_KEYS).isNull(), "not a JSON object"),
         # from_json ignores what follows the first JSON value; SensorEvent does not.
         (~F.col(_TEXT).rlike("}\\s*$"), "text after the JSON object"),
@@ -156,11 +163,26 @@ def valid_events(parsed: DataFrame) -> DataFrame:
     return parsed.where(F.col(REASON_COLUMN).isNull()).select(*EVENT_COLUMNS)
 
 
+def _max_length(name: str) -> int:
+    """The maximum length `BadRecord` allows field `name`."""
+    return next(
+        item.max_length for item in BadRecord.model_fields[name].metadata
+        if isinstance(item, MaxLen)
+    )
+
+
 def invalid_records(parsed: DataFrame) -> DataFrame:
-    """The bad rows of `parse_events`, with their reason and original value text."""
+    """The bad rows of `parse_events` as `BadRecord` rows: the reason, the beginning of the value
+    text (invalid UTF-8 replaced by U+FFFD), its size in bytes and whether it was cut."""
     metadata = [name for name in ("partition", "offset", "timestamp") if name in parsed.columns]
+    text = F.make_valid_utf8(F.col("value"))
+    keep = _max_length("value")
     return parsed.where(F.col(REASON_COLUMN).isNotNull()).select(
-        *metadata, REASON_COLUMN, "value"
+        *metadata,
+        F.substring(REASON_COLUMN, 1, _max_length("reason")).alias(REASON_COLUMN),
+        F.substring(text, 1, keep).alias("value"),
+        F.octet_length("value").alias("value_bytes"),
+        F.coalesce(F.length(text) > keep, F.lit(False)).alias("value_truncated"),
     )
 
 

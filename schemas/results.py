@@ -32,7 +32,9 @@ Kinds (query -> model, key fields):
   ``count``; timestamps are ISO-8601 UTC strings; a window is published once, when the
   watermark has passed its end.
 - ``bad_records`` -> `BadRecord` (partition, offset): an events-topic message that did not fit
-  `SensorEvent`, with the ``reason``, its Kafka ``timestamp`` and the original ``value`` text.
+  `SensorEvent`, with the ``reason``, its Kafka ``timestamp`` and the beginning of its ``value``
+  text (at most `BAD_VALUE_MAX_CHARS` characters, so that any bad record fits a Kafka record),
+  ``value_bytes`` (the original size) and ``value_truncated`` (true when ``value`` was cut).
 """
 
 from __future__ import annotations
@@ -145,6 +147,12 @@ class WindowedActivity(ResultRecord):
     count: int
 
 
+BAD_VALUE_MAX_CHARS = 1000
+"""Characters of a bad message's value a `BadRecord` keeps (a message may be megabytes)."""
+BAD_REASON_MAX_CHARS = 200
+"""Characters of a reason a `BadRecord` keeps (a reason may quote a message's own keys)."""
+
+
 class BadRecord(ResultRecord):
     """``bad_records``: a message of the events topic that is not a valid `SensorEvent`."""
 
@@ -153,8 +161,12 @@ class BadRecord(ResultRecord):
     partition: int
     offset: int
     timestamp: dt.datetime | None = Field(description="the message's Kafka timestamp")
-    reason: str = Field(description="why the message was set aside")
-    value: str | None = Field(description="the message value as text")
+    reason: str = Field(max_length=BAD_REASON_MAX_CHARS,
+                        description="why the message was set aside (cut to the maximum length)")
+    value: str | None = Field(max_length=BAD_VALUE_MAX_CHARS,
+                              description="the message value as text: its first characters")
+    value_bytes: int | None = Field(description="size of the message value in bytes")
+    value_truncated: bool = Field(description="true when `value` is only the beginning")
 
 
 RESULT_RECORDS: dict[str, type[ResultRecord]] = {

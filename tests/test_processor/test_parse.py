@@ -14,6 +14,8 @@ from hhar_stream.processor.parse import (
     valid_events,
 )
 from hhar_stream.schemas import SensorEvent, parse_event
+from hhar_stream.schemas.events import MAX_EPOCH_MILLIS
+from hhar_stream.schemas.results import BAD_VALUE_MAX_CHARS, BadRecord
 
 pytestmark = pytest.mark.spark
 
@@ -55,6 +57,8 @@ INVALID = {
     variant('"x":0.0014038086', '"x":true'): "x: null or not a number",
     variant('"Index":35', '"Index":-1'): "Index: must be >= 0",
     variant('"Arrival_Time":1424686735175', '"Arrival_Time":-1'): "Arrival_Time: must be >= 0",
+    variant('"Arrival_Time":1424686735175', f'"Arrival_Time":{MAX_EPOCH_MILLIS + 1}'):
+        f"Arrival_Time: must be <= {MAX_EPOCH_MILLIS}",
     variant('"Model":"nexus4"', '"Model":""'): "Model: shorter than 1 characters",
     variant('"User":"g"', '"User":"' + "u" * 65 + '"'): "User: longer than 64 characters",
     variant('"gt":"stand"', '"gt":"run"'): "gt: not one of stand, sit, walk, bike, stairsup, "
@@ -95,7 +99,8 @@ def test_every_bad_message_is_set_aside_with_its_reason(spark) -> None:
     parsed = parse_events(raw_messages(spark, values + [GOOD]))
     assert valid_events(parsed).count() == 1
     bad = invalid_records(parsed)
-    assert bad.columns == ["partition", "offset", "reason", "value"]
+    assert bad.columns == ["partition", "offset", "reason", "value", "value_bytes",
+                           "value_truncated"]
     reasons = {row["offset"]: (row["reason"], row["value"]) for row in bad.collect()}
     assert reasons == {offset: (INVALID[value], value) for offset, value in enumerate(values)}
 
@@ -103,3 +108,29 @@ def test_every_bad_message_is_set_aside_with_its_reason(spark) -> None:
 def test_parse_keeps_the_source_columns_and_adds_events_and_reason(spark) -> None:
     parsed = parse_events(raw_messages(spark, [GOOD]))
     assert parsed.columns == ["partition", "offset", "value", *EVENT_COLUMNS, "reason"]
+
+
+def test_a_value_that_is_not_utf8_is_bad_even_when_it_parses(spark) -> None:
+    """Python's decoding would turn the two bytes into U+FFFD and pass the event."""
+    value = variant('"Model":"nexus4"', '"Model":"nex\xff\xfeus"').encode("latin-1")
+    raw = spark.createDataFrame([(0, 0, bytearray(value))],
+                                "partition int, offset long, value binary")
+    parsed = parse_events(raw)
+    assert valid_events(parsed).count() == 0
+    (row,) = invalid_records(parsed).collect()
+    assert row["reason"] == "not UTF-8 text"
+    assert row["value"] == value.decode("utf-8", errors="replace")
+    assert (row["value_bytes"], row["value_truncated"]) == (len(value), False)
+
+
+def test_a_bad_record_keeps_a_bounded_prefix_of_a_huge_value(spark) -> None:
+    value = '{"Device":"' + "é" * 600_000 + '"}'
+    raw = spark.createDataFrame([(0, 0, value), (0, 1, None)],
+                                "partition int, offset long, value string")
+    huge, null = invalid_records(parse_events(raw)).orderBy("offset").collect()
+    assert huge["value"] == value[:BAD_VALUE_MAX_CHARS]
+    assert (huge["value_bytes"], huge["value_truncated"]) == (len(value.encode()), True)
+    assert (null["value"], null["value_bytes"], null["value_truncated"]) == (None, None, False)
+    record = BadRecord.model_validate(huge.asDict() | {"query": "bad_records", "batch_id": 0,
+                                                       "timestamp": None})
+    assert len(record.value_json()) < 10_000
