@@ -28,7 +28,10 @@ def _is_aggregated(frame: DataFrame) -> bool:
 
 
 def _count(frame: DataFrame) -> Column:
-    counted = F.sum("count") if _is_aggregated(frame) else F.count(F.lit(1))
+    # A sum over no aggregates is null; a count of no events is 0, as groupBy().count() says.
+    counted = (
+        F.coalesce(F.sum("count"), F.lit(0)) if _is_aggregated(frame) else F.count(F.lit(1))
+    )
     return counted.alias("count")
 
 

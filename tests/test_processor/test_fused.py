@@ -130,3 +130,10 @@ def test_queries_give_the_same_rows_on_fine_aggregates(spark, query: str) -> Non
                 assert got[field] == pytest.approx(value, rel=1e-12), (query, field)
             else:
                 assert got[field] == value, (query, field)
+
+
+def test_no_events_count_zero_on_fine_aggregates_too(spark) -> None:
+    """A sum over no aggregates is null: total_count must still say 0, as on the events."""
+    events = spark.createDataFrame([], schema=to_spark_schema(SensorEvent))
+    assert [row["count"] for row in q.total_count(events).collect()] == [0]
+    assert [row["count"] for row in q.total_count(fine_aggregates(events)).collect()] == [0]
