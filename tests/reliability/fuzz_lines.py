@@ -17,6 +17,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from hhar_stream.schemas import ACTIVITY_LABELS
+from hhar_stream.schemas.events import MAX_EPOCH_MILLIS
 
 VALID, INVALID, BLANK = "valid", "invalid", "blank"
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
@@ -137,6 +138,11 @@ def _huge_double(e: Event, r: random.Random) -> Line:
 def _twenty_digits(e: Event, r: random.Random) -> Line:
     field = r.choice(["Arrival_Time", "Creation_Time"])
     return _invalid(_with_raw(e, field, str(r.randint(10**19, 10**20 - 1))))
+
+
+@mutation("an Arrival_Time after 9999")
+def _beyond_spark(e: Event, r: random.Random) -> Line:
+    return _invalid(dump(e | {"Arrival_Time": r.randint(MAX_EPOCH_MILLIS + 1, LONG_MAX)}))
 
 
 @mutation("an integer beyond a long")
@@ -272,7 +278,7 @@ def random_event(rng: random.Random) -> Event:
 
 names = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=64)
 events = st.fixed_dictionaries({
-    "Arrival_Time": st.integers(0, LONG_MAX),
+    "Arrival_Time": st.integers(0, MAX_EPOCH_MILLIS),
     "Creation_Time": st.integers(LONG_MIN, LONG_MAX),
     "Device": names,
     "Index": st.integers(0, LONG_MAX),
@@ -283,7 +289,7 @@ events = st.fixed_dictionaries({
     "y": st.floats(allow_nan=False, allow_infinity=False),
     "z": st.floats(allow_nan=False, allow_infinity=False),
 })
-"""Valid events: any values the model accepts (Arrival_Time up to 2**63 - 1)."""
+"""Valid events: any values the model accepts (Arrival_Time up to 9999-12-31)."""
 
 lines = st.builds(
     lambda mutation, event, seed: MUTATIONS[mutation](event, random.Random(seed)),
