@@ -12,6 +12,7 @@ from .events import (
     SensorEvent,
     describe_validation_error,
     parse_event,
+    parse_event_fields,
     sensor_event_json_schema,
 )
 from .javafmt import java_double
@@ -24,5 +25,6 @@ __all__ = [
     "describe_validation_error",
     "java_double",
     "parse_event",
+    "parse_event_fields",
     "sensor_event_json_schema",
 ]

@@ -11,6 +11,7 @@ import json
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_core import SchemaValidator, core_schema
 
 from .javafmt import java_double
 
@@ -35,7 +36,11 @@ Reading = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 class SensorEvent(BaseModel):
     """One gyroscope reading of one phone, as a row of the HHAR activity-data set."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # Python code builds events by attribute name (SensorEvent(arrival_time=...)) or wire name;
+    # JSON lines are read by wire names only (parse_event, parse_event_fields).
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, validate_by_alias=True, validate_by_name=True
+    )
 
     arrival_time: EpochMillis = Field(
         alias="Arrival_Time", description="when the reading reached the app, epoch milliseconds"
@@ -79,14 +84,50 @@ WIRE_FIELDS: tuple[str, ...] = tuple(name for _, name in _WIRE_NAMES)
 """The wire names of `SensorEvent`'s fields, in the data set's order."""
 
 
+def _wire_fields_validator() -> SchemaValidator:
+    """`SensorEvent`'s field checks as a typed dict: attribute names out, wire names only in.
+
+    Not the model's own validator: pydantic never counts a field's own name as extra there
+    (even with ``by_name=False``), so a line with ``arrival_time`` beside ``Arrival_Time``
+    would pass it.
+    """
+    schema = SensorEvent.__pydantic_core_schema__
+    fields = {
+        attr: core_schema.typed_dict_field(
+            field["schema"], required=True, validation_alias=field.get("validation_alias", attr)
+        )
+        for attr, field in schema["schema"]["fields"].items()
+    }
+    config = core_schema.CoreConfig(
+        title=SensorEvent.__name__, validate_by_alias=True, validate_by_name=False
+    )
+    return SchemaValidator(
+        core_schema.typed_dict_schema(fields, extra_behavior="forbid", config=config)
+    )
+
+
+_WIRE_FIELDS_VALIDATOR = _wire_fields_validator()
+
+
+def parse_event_fields(line: str | bytes) -> dict[str, Any]:
+    """Validate one JSON line by the wire names only; its field values by attribute name.
+
+    The same checks and errors as `parse_event`, without building a model instance.
+
+    Raises:
+        ValidationError: as `parse_event`.
+    """
+    return _WIRE_FIELDS_VALIDATOR.validate_json(line)
+
+
 def parse_event(line: str | bytes) -> SensorEvent:
-    """Parse and validate one JSON line.
+    """Parse and validate one JSON line; its fields must have their wire names.
 
     Raises:
         ValidationError: when the line is not JSON or does not fit `SensorEvent`;
             `describe_validation_error` turns it into a one-line reason.
     """
-    return SensorEvent.model_validate_json(line)
+    return SensorEvent.model_validate(parse_event_fields(line))
 
 
 def describe_validation_error(error: ValidationError) -> str:

@@ -109,12 +109,6 @@ def test_a_byte_order_mark_at_the_start_of_a_file_is_not_part_of_the_first_row(
     assert [(payload, reason) for _, _, _, payload, _, reason in rows] == [(line, None)] * 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the producer accepts the model's attribute names (arrival_time, device...) beside or "
-    "instead of the wire names (SensorEvent has populate_by_name=True and pydantic never calls "
-    "a field's own name extra), while the processor sets such rows aside: producer and "
-    "processor disagree on what an event is"
-))
 def test_field_names_are_the_wire_names_only(tmp_path: Path) -> None:
     event = random_event(random.Random(5))
     snake_case = {name.lower(): value for name, value in event.items()}
