@@ -3,9 +3,10 @@
 The loop: rows come from `sources.read_rows` (validated, in merged or file order); a valid row
 becomes one event per virtual device on the events topic (key ``Device``, record timestamp
 ``Arrival_Time``, headers naming the source file, line and schema version); an invalid row goes
-with its original bytes and the reason to the dead-letter topic. Every ``commit_interval``
-seconds the transaction is committed together with the replay's position (lines consumed per
-file), which is what ``--resume`` continues from.
+with its original bytes and the reason to the dead-letter topic (a line longer than
+`sources.MAX_LINE_BYTES` cut there, so that its dead letter fits in a Kafka message). Every
+``commit_interval`` seconds the transaction is committed together with the replay's position
+(lines consumed per file), which is what ``--resume`` continues from.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from hhar_stream.settings import SCHEMA_VERSION, Settings
 
 from . import delivery
 from .pacing import Pacer
-from .sources import FilePosition, Row, SourceFile, read_rows, resolve_source
+from .sources import MAX_LINE_BYTES, FilePosition, Row, SourceFile, read_rows, resolve_source
 from .transform import rewrite_event, virtual_devices
 
 logger = logging.getLogger(__name__)
@@ -37,6 +38,10 @@ HEADER_SOURCE_LINE = "source_line"
 HEADER_SCHEMA_VERSION = "schema_version"
 HEADER_RUN_ID = "run_id"
 HEADER_ERROR_REASON = "error_reason"
+HEADER_TRUNCATED = "value_truncated"
+"""``true`` on a dead letter that holds only the first `MAX_LINE_BYTES` of its line."""
+HEADER_ORIGINAL_LENGTH = "original_length"
+"""The length in bytes of a truncated dead letter's line."""
 
 POSITION_VERSION = 1
 _CHECK_EVERY = 4096
@@ -45,6 +50,9 @@ _PROGRESS_EVERY = 0.2
 _QUEUE_FULL_TIMEOUT = 60.0
 _COMMIT_TIMEOUT = 60.0
 _CALL_SLICE = 1.0
+_MAX_REASON = 4096
+"""Characters of an error reason kept in a dead letter's header (a line with thousands of
+unknown fields has a reason as long)."""
 _ANY_PARTITION = -1
 """librdkafka's RD_KAFKA_PARTITION_UA: the partitioner picks the partition (by key)."""
 _PURGED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
@@ -358,9 +366,8 @@ class _Replay:
                         name = self.files[file_no].name
                         self.input_error = f"invalid row at {name}:{line_no}: {reason}"
                         return "invalid row"
-                    self._send(settings.dead_letter_topic, payload, None, None, [
-                        (HEADER_ERROR_REASON, reason), file_headers[file_no],
-                        (HEADER_SOURCE_LINE, str(line_no)), schema_header,
+                    self._dead_letter(payload, reason, [
+                        file_headers[file_no], (HEADER_SOURCE_LINE, str(line_no)), schema_header,
                     ])
                     counters.invalid += 1
                 else:
@@ -408,6 +415,14 @@ class _Replay:
         finally:
             counters.rows = read
         return None
+
+    def _dead_letter(self, line: bytes, reason: str, headers: list[tuple[str, str]]) -> None:
+        """Send an invalid row's line and reason to the dead-letter topic, cut to fit."""
+        headers = [(HEADER_ERROR_REASON, reason[:_MAX_REASON]), *headers]
+        if len(line) > MAX_LINE_BYTES:
+            headers += [(HEADER_TRUNCATED, "true"), (HEADER_ORIGINAL_LENGTH, str(len(line)))]
+            line = line[:MAX_LINE_BYTES]
+        self._send(self.settings.dead_letter_topic, line, None, None, headers)
 
     def _send(
         self, topic: str, value: bytes, key: str | None, timestamp: int | None,

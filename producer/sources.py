@@ -22,7 +22,8 @@ Plain tuples and dicts rather than objects: the producer handles a hundred thous
 second. For the same reason JSON lines are validated with `parse_event_fields`, without
 building a model instance for each row: the same checks and messages as `parse_event`.
 
-A UTF-8 byte order mark at the start of a file is not part of its first row.
+A UTF-8 byte order mark at the start of a file is not part of its first row. A line longer
+than `MAX_LINE_BYTES` is invalid without being parsed.
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ EventFields = dict[str, Any]
 
 Row = tuple[int, int, int, bytes, EventFields | None, str | None]
 """One source row: ``(key, file_no, line_no, payload, event, reason)`` (see the module doc)."""
+
+MAX_LINE_BYTES = 65_536
+"""The longest line read as a row: an event is a few hundred bytes, and a longer line would
+not even fit in a Kafka message (1 MB by default)."""
 
 Order = Literal["merged", "by-file"]
 
@@ -217,6 +222,10 @@ def _json_rows(
     _skip(lines, start.lines)
     for line_no, line in lines:
         payload = line.rstrip(b"\r\n")
+        if len(payload) > MAX_LINE_BYTES and payload.strip():
+            reason = f"line of {len(payload):,} bytes: longer than {MAX_LINE_BYTES:,}"
+            yield key, file_no, line_no, payload, None, reason
+            continue
         try:
             event = validate(payload)
         except ValidationError as error:

@@ -120,11 +120,6 @@ def test_field_names_are_the_wire_names_only(tmp_path: Path) -> None:
 
 @pytest.mark.kafka
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "a line longer than Kafka's message limit ends the replay: its dead letter is rejected "
-    "(MSG_SIZE_TOO_LARGE from produce(), raised through _Replay._send) and hhar produce exits "
-    "1 with 'Kafka ... failed: Message size too large', the rows after it never sent"
-))
 def test_a_line_longer_than_the_message_limit_is_dead_lettered(
     kafka: Settings, tmp_path: Path
 ) -> None:
@@ -149,6 +144,8 @@ def test_a_line_longer_than_the_message_limit_is_dead_lettered(
     [letter] = letters
     assert letter.headers["source_line"] == "2" and letter.headers["error_reason"]
     assert letter.value.startswith(huge[:1000])
+    assert letter.headers["value_truncated"] == "true"
+    assert letter.headers["original_length"] == str(len(huge))
 
 
 @pytest.mark.kafka

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from hhar_stream.errors import InputDataError
 from hhar_stream.producer.sources import (
+    MAX_LINE_BYTES,
     FilePosition,
     read_rows,
     resolve_source,
@@ -97,6 +98,17 @@ def test_invalid_rows_keep_their_place_and_blank_lines_are_skipped(tmp_path: Pat
     assert invalid[0] == rows[0][0]  # carries the key of the row before it
     assert invalid[3] == b"{not json"
     assert invalid[5].startswith("row: Invalid JSON")
+
+
+def test_a_line_longer_than_the_limit_is_invalid_unparsed(tmp_path: Path) -> None:
+    valid = LINE.encode()
+    padded = valid[:-1] + b" " * MAX_LINE_BYTES + b"}"  # valid JSON, but too long
+    (tmp_path / "part-00000.json").write_bytes(b"\n".join([padded, valid, b""]))
+    rows = list(read_rows(resolve_source(tmp_path)))
+    assert [(payload, reason) for *_, payload, _, reason in rows] == [
+        (padded, f"line of {len(padded):,} bytes: longer than {MAX_LINE_BYTES:,}"),
+        (valid, None),
+    ]
 
 
 def test_resuming_skips_the_consumed_lines(tmp_path: Path) -> None:
