@@ -22,10 +22,11 @@ _DESCRIPTION = """\
 Replay HHAR rows (JSON lines, .json.gz or the UCI CSV layout) into Kafka: each row is validated
 against SensorEvent; valid rows go to the events topic (key Device, record timestamp
 Arrival_Time, headers source_file, source_line, schema_version), invalid ones with the reason to
-the dead-letter topic. Pacing: --speedup X, --rate N or --max; with none of them the replay runs
-in real time (--speedup 1). Rows, dead letters and the replay's position are committed together
-in Kafka transactions, so --resume after any stop or crash delivers every row exactly once to
-read_committed consumers.
+the dead-letter topic, as do rows timed more than 55 minutes ahead of now (Kafka refuses record
+timestamps over an hour ahead of its clock). Pacing: --speedup X, --rate N or --max; with none
+of them the replay runs in real time (--speedup 1). Rows, dead letters and the replay's
+position are committed together in Kafka transactions, so --resume after any stop or crash
+delivers every row exactly once to read_committed consumers.
 
 On Ctrl+C or SIGTERM the producer stops reading, commits what it read and prints the summary;
 a second Ctrl+C aborts at once (the open transaction is then discarded). The exit code is

@@ -4,13 +4,15 @@ The loop: rows come from `sources.read_rows` (validated, in merged or file order
 becomes one event per virtual device on the events topic (key ``Device``, record timestamp
 ``Arrival_Time``, headers naming the source file, line and schema version); an invalid row goes
 with its original bytes and the reason to the dead-letter topic (a line longer than
-`sources.MAX_LINE_BYTES` cut there, so that its dead letter fits in a Kafka message). Every
+`sources.MAX_LINE_BYTES` cut there, so that its dead letter fits in a Kafka message), and so
+does a valid row whose record timestamp is further ahead of now than the broker takes. Every
 ``commit_interval`` seconds the transaction is committed together with the replay's position
 (lines consumed per file), which is what ``--resume`` continues from.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -50,6 +52,10 @@ _PROGRESS_EVERY = 0.2
 _QUEUE_FULL_TIMEOUT = 60.0
 _COMMIT_TIMEOUT = 60.0
 _CALL_SLICE = 1.0
+MAX_AHEAD_MS = 55 * 60_000
+"""How far ahead of this machine's clock a record timestamp may be. Kafka 4 brokers refuse a
+whole produce request holding one more than message.timestamp.after.max.ms (1 h by default)
+ahead of their clock; 5 minutes less leaves room for the clocks to differ."""
 _MAX_REASON = 4096
 """Characters of an error reason kept in a dead letter's header (a line with thousands of
 unknown fields has a reason as long)."""
@@ -135,6 +141,15 @@ class _Position:
     keys: list[int]
     rows: int
     done: bool = False
+
+
+def _too_far_ahead(timestamp: int) -> str:
+    """The dead-letter reason of a row whose record timestamp the broker would refuse."""
+    when = dt.datetime.fromtimestamp(timestamp / 1000, tz=dt.UTC).isoformat(timespec="seconds")
+    return (
+        f"Arrival_Time {timestamp} ({when}) is in the future beyond the broker's limit: Kafka "
+        f"refuses record timestamps more than message.timestamp.after.max.ms (1 h) ahead"
+    )
 
 
 class _DeliveryFailedError(Exception):
@@ -359,18 +374,10 @@ class _Replay:
         check_at = min(read + _CHECK_EVERY, limit)
         if read >= limit:
             return "limit"
+        horizon = self._horizon()
         try:
             for key, file_no, line_no, payload, event, reason in rows:
-                if event is None:
-                    if settings.fail_on_invalid:
-                        name = self.files[file_no].name
-                        self.input_error = f"invalid row at {name}:{line_no}: {reason}"
-                        return "invalid row"
-                    self._dead_letter(payload, reason, [
-                        file_headers[file_no], (HEADER_SOURCE_LINE, str(line_no)), schema_header,
-                    ])
-                    counters.invalid += 1
-                else:
+                if event is not None:
                     if first_event:
                         first_event = False
                         if position.pass_first_ms is None:
@@ -384,6 +391,20 @@ class _Replay:
                         counters.rows = read
                         if not pacer.wait(timestamp, fanout, on_idle):
                             return self.stop_reason
+                    if timestamp > horizon:
+                        horizon = self._horizon()
+                        if timestamp > horizon:
+                            event, reason = None, _too_far_ahead(timestamp)
+                if event is None:
+                    if settings.fail_on_invalid:
+                        name = self.files[file_no].name
+                        self.input_error = f"invalid row at {name}:{line_no}: {reason}"
+                        return "invalid row"
+                    self._dead_letter(payload, reason, [
+                        file_headers[file_no], (HEADER_SOURCE_LINE, str(line_no)), schema_header,
+                    ])
+                    counters.invalid += 1
+                else:
                     headers = [file_headers[file_no], (HEADER_SOURCE_LINE, str(line_no)),
                                schema_header, *pass_headers]
                     if plain:
@@ -415,6 +436,10 @@ class _Replay:
         finally:
             counters.rows = read
         return None
+
+    def _horizon(self) -> int:
+        """The latest record timestamp the broker takes now (epoch ms, see `MAX_AHEAD_MS`)."""
+        return int(self.wall_clock() * 1000) + MAX_AHEAD_MS
 
     def _dead_letter(self, line: bytes, reason: str, headers: list[tuple[str, str]]) -> None:
         """Send an invalid row's line and reason to the dead-letter topic, cut to fit."""
