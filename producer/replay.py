@@ -93,7 +93,7 @@ class ReplayStats:
     resumed_rows: int = 0
     """Rows that an earlier, resumed run had already replayed."""
     stopped_by: str = "end"
-    """Why the replay ended: end, limit, signal, invalid row or failure."""
+    """Why the replay ended: end, limit, signal, invalid row, empty source or failure."""
     failure: str | None = None
     """The delivery failure, when there was one."""
 
@@ -205,6 +205,7 @@ class _Replay:
                 f"generate one with `hhar data synth` or pass --source"
             )
             raise InputDataError(msg)
+        self.source = source
         self.files: list[SourceFile] = resolve_source(source)
         self.replay_id = delivery.replay_identity(
             settings.topic, [file.name for file in self.files],
@@ -318,6 +319,12 @@ class _Replay:
                 rows = read_rows(self.files, settings.order, starts)
                 self.stop_reason = self._replay_pass(rows)
                 if self.stop_reason is not None:
+                    break
+                if self.counters.rows == 0:
+                    self.input_error = (
+                        f"the source {self.source} holds no rows: its data files are empty"
+                    )
+                    self.stop_reason = "empty source"
                     break
                 self.stats.passes += 1
                 if not settings.loop:

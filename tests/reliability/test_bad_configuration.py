@@ -106,15 +106,13 @@ CASES = {
         ("produce", "--source", "{data}", "--max"), 2,
         "error: invalid setting log_level (HHAR_LOG_LEVEL): Input should be 'DEBUG', 'INFO', "
         "'WARNING' or 'ERROR'", env={"HHAR_LOG_LEVEL": "LOUD"}),
+    "produce: empty source file": Case(
+        ("produce", "--source", "{empty_file}", "--max", "--topic", "{topic}.events",
+         "--state-topic", "{topic}.state", "--bootstrap", "{bootstrap}"), 1,
+        "error: the source {empty_file} holds no rows", before_io=False),
 }
 
 KNOWN_FAILURES = {
-    "produce: empty source file": (Case(
-        ("produce", "--source", "{empty_file}", "--max", "--topic", "{topic}.events",
-         "--state-topic", "{topic}.state", "--bootstrap", "{bootstrap}"), 1,
-        "error: ", before_io=False),
-        "an empty data file is replayed as 0 rows and hhar produce exits 0 ('read 0 rows'): "
-        "nothing tells the user that the source held nothing"),
     "produce: --partitions abc": (Case(
         ("produce", "--source", "{data}", "--partitions", "abc"), 2,
         "error: "),
