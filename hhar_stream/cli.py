@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+from typing import NoReturn
 
 from pydantic import ValidationError
 
@@ -19,13 +20,24 @@ from .settings import Settings
 logger = logging.getLogger(__name__)
 
 
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one ``error:`` line, like every hhar error.
+
+    Its subcommands' parsers are of the same class (argparse's default ``parser_class``).
+    """
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``error: <message> (see <command> --help)`` and exit 2."""
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `hhar` argument parser with every subcommand."""
     from .processor import cli as processor_cli
     from .producer import cli as producer_cli
     from .producer import synth
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrorParser(
         prog="hhar",
         description="HHAR sensor events through Kafka into Spark Structured Streaming.",
         epilog="Every setting can also be given as an HHAR_* environment variable.",
