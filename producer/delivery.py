@@ -26,17 +26,21 @@ logger = logging.getLogger(__name__)
 librdkafka_logger = logging.getLogger("hhar_stream.librdkafka")
 
 _UNREACHABLE = frozenset({KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE, KafkaError._TRANSPORT})
+_AUTHENTICATION_FAILED = frozenset({
+    KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED,
+})
 
 REACH_TIMEOUT = 10.0
 """Seconds to wait for the broker to answer before giving up."""
 
 
 def check_broker(settings: Settings, timeout: float = REACH_TIMEOUT) -> None:
-    """Fail fast, in one line, when the broker cannot be reached.
+    """Fail fast, in one line, when the broker cannot be reached or refuses the credentials.
 
     Raises:
-        BrokerError: when no broker answers within `timeout` seconds, or the connection is
-            refused or the name does not resolve.
+        BrokerError: when no broker answers within `timeout` seconds, the connection is
+            refused, the name does not resolve or the SASL authentication fails (the message
+            names the user, never the password).
     """
     reported: list[KafkaError] = []
     admin = AdminClient(
@@ -52,6 +56,14 @@ def check_broker(settings: Settings, timeout: float = REACH_TIMEOUT) -> None:
             return
         admin.poll(0)
         # librdkafka's own reports name the cause ("Connection refused"); the exception does not.
+        refusals = [error for error in reported if error.code() in _AUTHENTICATION_FAILED]
+        if refusals:
+            msg = (
+                f"cannot reach Kafka at {settings.bootstrap}: authentication as user "
+                f"{settings.sasl_username!r} failed (wrong user name or password?): "
+                f"{refusals[0].str()}"
+            )
+            raise BrokerError(msg)
         causes = [error for error in reported if error.code() in _UNREACHABLE]
         if causes or time.monotonic() >= deadline:
             detail = min(causes, key=lambda error: error.code() != KafkaError._TRANSPORT,
