@@ -212,6 +212,9 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
         f"{summary['events']:,} events in {summary['seconds']} s"
         + (f" ({rate:,.0f} events/s)" if rate else "")
     )
+    if summary["skipped_events"]:
+        console.print(f"{summary['skipped_events']:,} unread events skipped: Kafka had removed "
+                      f"them (fail_on_data_loss is off)")
 
 
 def _profile(args: argparse.Namespace) -> int:

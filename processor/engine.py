@@ -34,6 +34,7 @@ from .io import (
     ensure_result_topics,
     read_event_lines,
     read_event_stream,
+    removed_unread,
     reset_outputs,
     result_producer,
 )
@@ -139,9 +140,23 @@ def load_historical_stats(spark: SparkSession, settings: Settings) -> DataFrame:
     return spark.createDataFrame(rows, schema=stats.schema)
 
 
+_DATA_LOSS = re.compile(r"KAFKA_DATA_LOSS|Some data may have been lost")
+_DATA_LOSS_ADVICE = (
+    "to go on without them, run again with HHAR_FAIL_ON_DATA_LOSS=false "
+    "(--no-fail-on-data-loss); the checkpoint stays where it was"
+)
+
+
 def _failure(error: Exception) -> str:
     """The most telling line of a streaming query's error (our own message when it is ours)."""
     text = str(error)
+    if _DATA_LOSS.search(text):
+        where = re.search(r"TopicPartition: ([^\s,)]+)", text)
+        return (
+            f"data was lost from the input topic{f' ({where.group(1)})' if where else ''}: "
+            f"Kafka no longer holds events the processor has not read (retention or deleted "
+            f"records removed them); {_DATA_LOSS_ADVICE}"
+        )
     ours = re.search(r"hhar_stream\.errors\.\w+: (.+)", text)
     if ours:
         return ours.group(1).strip()
@@ -155,6 +170,9 @@ def _failure(error: Exception) -> str:
 
 class Processor:
     """The per-query engine of `hhar process`: start, watch and stop the streaming queries."""
+
+    engine = "per-query"
+    """The engine's name in `hhar process --engine`."""
 
     def __init__(self, settings: Settings, progress_log_level: int = logging.INFO) -> None:
         """Validate the selection in `settings` (no I/O); batches log at `progress_log_level`."""
@@ -170,11 +188,17 @@ class Processor:
         self._producer = None
         self._started_at: float | None = None
         self._stopped_at: float | None = None
+        self.skipped: dict[str, int] = {}
+        """Per streaming query, the unread events Kafka no longer held when it started."""
 
     @property
     def outputs(self) -> list[str]:
         """The selected queries and the ``bad_records`` side output."""
         return [*self.names, BAD_RECORDS]
+
+    def streaming_names(self) -> list[str]:
+        """The streaming queries this engine starts (checkpoint folders under the root)."""
+        return self.outputs
 
     def preflight(self) -> None:
         """Check what can be checked before Spark starts: the broker, the topic, the history.
@@ -191,7 +215,7 @@ class Processor:
         check_events_topic(self.settings, wait=not self.settings.available_now)
 
     def start(self, spark: SparkSession, reset: bool = False) -> None:
-        """Start every selected query (and ``bad_records``); `reset` starts them over."""
+        """Start the engine's streaming queries; `reset` starts them over."""
         self.preflight()
         historical = (
             load_historical_stats(spark, self.settings)
@@ -200,7 +224,10 @@ class Processor:
         )
         definitions = query_definitions(self.settings, historical)
         if reset:
-            reset_outputs(self.settings, self.outputs)
+            reset_outputs(self.settings, list(dict.fromkeys(
+                [*self.outputs, *self.streaming_names()])))
+        if not self.settings.fail_on_data_loss:
+            self._count_skipped()
         if "kafka" in self.sinks:
             ensure_result_topics(self.settings, self.outputs)
             self._producer = result_producer(self.settings)
@@ -208,16 +235,33 @@ class Processor:
         spark.streams.addListener(self.listener)
         self._started_at = time.monotonic()
         try:
-            for name in self.outputs:
-                self.queries[name] = self._start_query(spark, definitions[name])
+            self._start_queries(spark, definitions)
         except Exception:
             self.stop()
             raise
         logger.info(
-            "processing %s from %s (sinks: %s, %s)", ", ".join(self.names), self.settings.topic,
-            ", ".join(self.sinks),
+            "processing %s from %s with the %s engine (sinks: %s, %s)", ", ".join(self.names),
+            self.settings.topic, self.engine, ", ".join(self.sinks),
             "available now" if self.settings.available_now else f"trigger {self.trigger}",
         )
+
+    def _count_skipped(self) -> None:
+        """Record (and log) the unread events Kafka removed before each query starts."""
+        for name in self.streaming_names():
+            gaps = removed_unread(self.settings, checkpoint_dir(self.settings, name))
+            self.skipped[name] = sum(end - start for start, end in gaps.values())
+            if gaps:
+                where = ", ".join(f"partition {partition}: offsets {start} to {end - 1}"
+                                  for partition, (start, end) in sorted(gaps.items()))
+                logger.warning(
+                    "query %s skips %d events of %s that Kafka removed before they were read "
+                    "(%s); fail_on_data_loss is off", name, self.skipped[name],
+                    self.settings.topic, where,
+                )
+
+    def _start_queries(self, spark: SparkSession, definitions: dict[str, QueryDefinition]) -> None:
+        for name in self.outputs:
+            self.queries[name] = self._start_query(spark, definitions[name])
 
     def _start_query(self, spark: SparkSession, definition: QueryDefinition) -> StreamingQuery:
         parsed = count_parse_outcomes(
@@ -251,10 +295,13 @@ class Processor:
             try:
                 if query.isActive:
                     query.awaitTermination(max(0.01, deadline - time.monotonic()))
+                failure = query.exception()  # also of a query that ended before this call
             except StreamingQueryException as error:
+                failure = error
+            if failure is not None:
                 self.stop()
-                msg = f"query {name} failed: {_failure(error)}"
-                raise QueryFailedError(msg) from None
+                msg = f"query {name} failed: {_failure(failure)}"
+                raise QueryFailedError(msg)
             self.status.observe(name, query.isActive, query.status["message"])
         done = not any(query.isActive for query in self.queries.values())
         if done and self._stopped_at is None:
@@ -280,7 +327,8 @@ class Processor:
             self._producer.flush(30)
 
     def summary(self) -> dict[str, Any]:
-        """Totals of this run: per query, and events read per second of processing."""
+        """Totals of this run: per query, events read per second of processing, and the
+        unread events Kafka had removed (skipped with fail_on_data_loss off)."""
         snapshot = self.status.snapshot()["queries"]
         if self._started_at is None:
             elapsed = 0.0
@@ -291,6 +339,7 @@ class Processor:
         return {
             "queries": {name: snapshot.get(name, {}) for name in self.queries},
             "events": events,
+            "skipped_events": max(self.skipped.values(), default=0),
             "seconds": round(elapsed, 2),
             "events_per_second": round(events / elapsed, 1) if elapsed > 0 else None,
         }

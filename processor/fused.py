@@ -13,7 +13,6 @@ one per query.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 
 from pyspark.sql import DataFrame, SparkSession
@@ -21,15 +20,8 @@ from pyspark.sql.streaming import StreamingQuery
 
 from . import queries as q
 from .config import BAD_RECORDS
-from .engine import Processor, QueryDefinition, load_historical_stats, query_definitions
-from .io import (
-    ResultSink,
-    checkpoint_dir,
-    ensure_result_topics,
-    read_event_stream,
-    reset_outputs,
-    result_producer,
-)
+from .engine import Processor, QueryDefinition
+from .io import ResultSink, checkpoint_dir, read_event_stream
 from .parse import count_parse_outcomes, parse_events, valid_events
 from .status import PARSE_METRICS
 
@@ -70,43 +62,21 @@ class DerivedResults:
 class FusedProcessor(Processor):
     """`hhar process --engine fused`: the `Processor` whose derived queries share one state."""
 
+    engine = "fused"
+
     def streaming_names(self) -> list[str]:
         """The streaming queries this engine starts (checkpoint folders under the root)."""
         own = [name for name in self.outputs if name in OWN_STREAMS]
         derived = [name for name in self.names if name not in OWN_STREAMS]
         return ([FUSED_QUERY] if derived else []) + own
 
-    def start(self, spark: SparkSession, reset: bool = False) -> None:
-        """Start the fused query and the queries that stay on their own."""
-        self.preflight()
-        historical = (
-            load_historical_stats(spark, self.settings)
-            if "live_vs_historical" in self.names
-            else None
-        )
-        definitions = query_definitions(self.settings, historical)
-        if reset:
-            reset_outputs(self.settings, [*self.outputs, FUSED_QUERY])
-        if "kafka" in self.sinks:
-            ensure_result_topics(self.settings, self.outputs)
-            self._producer = result_producer(self.settings)
-        self._spark = spark
-        spark.streams.addListener(self.listener)
-        self._started_at = time.monotonic()
-        try:
-            derived = [name for name in self.names if name not in OWN_STREAMS]
-            if derived:
-                self.queries[FUSED_QUERY] = self._start_fused(spark, definitions, derived)
-            for name in self.outputs:
-                if name in OWN_STREAMS:
-                    self.queries[name] = self._start_query(spark, definitions[name])
-        except Exception:
-            self.stop()
-            raise
-        logger.info(
-            "processing %s from %s with the fused engine (sinks: %s)",
-            ", ".join(self.names), self.settings.topic, ", ".join(self.sinks),
-        )
+    def _start_queries(self, spark: SparkSession, definitions: dict[str, QueryDefinition]) -> None:
+        derived = [name for name in self.names if name not in OWN_STREAMS]
+        if derived:
+            self.queries[FUSED_QUERY] = self._start_fused(spark, definitions, derived)
+        for name in self.outputs:
+            if name in OWN_STREAMS:
+                self.queries[name] = self._start_query(spark, definitions[name])
 
     def _start_fused(
         self, spark: SparkSession, definitions: dict[str, QueryDefinition], derived: list[str]

@@ -5,6 +5,7 @@ checkpoints and the result sinks. The only module that reads or writes outside S
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import shutil
 import sys
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -75,6 +76,49 @@ def read_event_lines(spark: SparkSession, path: Path) -> DataFrame:
         msg = f"{path} holds no data file"
         raise InputDataError(msg)
     return spark.read.text(str(path))
+
+
+def _committed_offsets(query_checkpoint: Path, topic: str) -> dict[int, int]:
+    """Where a query resumes in `topic`: the end offsets of its last committed batch.
+
+    Spark logs a batch's end offsets in ``offsets/<batch>`` (a version line, the batch
+    metadata, then one JSON line per source) and ``commits/<batch>`` once the batch is done.
+    Empty before the first committed batch.
+    """
+    commits = [int(path.name) for path in (query_checkpoint / "commits").glob("[0-9]*")
+               if path.name.isdigit()]
+    if not commits:
+        return {}
+    source = json.loads((query_checkpoint / "offsets" / str(max(commits))).read_text()
+                        .splitlines()[-1])
+    return {int(partition): offset for partition, offset in source.get(topic, {}).items()}
+
+
+def removed_unread(settings: Settings, query_checkpoint: Path) -> dict[int, tuple[int, int]]:
+    """Offsets of the events topic a query has not read and Kafka no longer holds.
+
+    Per partition, (from, to): from the query's committed position up to the partition's
+    earliest offset, which retention (or deleted records) moved past it.
+    """
+    resume = _committed_offsets(query_checkpoint, settings.topic)
+    if not resume:
+        return {}
+    consumer = Consumer(settings.kafka_client_config() | {
+        "group.id": "hhar-processor-offsets", "enable.auto.commit": False})
+    try:
+        earliest = {
+            partition: consumer.get_watermark_offsets(
+                TopicPartition(settings.topic, partition), timeout=_ADMIN_TIMEOUT,
+                cached=False)[0]
+            for partition in resume
+        }
+    except KafkaException as error:
+        msg = f"Kafka at {settings.bootstrap} does not answer: {error.args[0].str()}"
+        raise BrokerError(msg) from None
+    finally:
+        consumer.close()
+    return {partition: (offset, earliest[partition]) for partition, offset in resume.items()
+            if earliest[partition] > offset}
 
 
 def _admin(settings: Settings) -> AdminClient:

@@ -55,3 +55,21 @@ def test_a_failed_query_is_told_in_one_line() -> None:
         "hhar_stream.errors.QueryFailedError: writing total_count results failed: timed out\n"
     )
     assert _failure(ours) == "writing total_count results failed: timed out"
+
+
+def test_data_loss_is_told_with_how_to_go_on() -> None:
+    wrapped = Exception(
+        "An exception was raised by the Python Proxy. Return Message: Traceback (most recent "
+        "call last):\n  ...\npy4j.protocol.Py4JJavaError: An error occurred while calling "
+        "o97.collectToPython.\n: org.apache.spark.SparkException: Job aborted\n"
+        "Caused by: org.apache.spark.sql.kafka010.KafkaIllegalStateException: [KAFKA_DATA_LOSS] "
+        "Some data may have been lost because they are not available in Kafka any more; "
+        "either the data was aged out by Kafka or the topic may have been deleted before all "
+        "the data in the topic was processed. If you don't want your streaming query to fail "
+        "on such cases, set the source option failOnDataLoss to false.\nReason: Cannot fetch "
+        "offset 300 (GroupId: spark-kafka-source-1, TopicPartition: events-0).\n"
+    )
+    text = _failure(wrapped)
+    assert text.startswith("data was lost from the input topic (events-0): ")
+    assert "HHAR_FAIL_ON_DATA_LOSS=false" in text and "--no-fail-on-data-loss" in text
+    assert "\n" not in text
