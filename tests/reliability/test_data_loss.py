@@ -8,9 +8,8 @@ stops with a clear message and its checkpoint stays where it was; with
 ``HHAR_FAIL_ON_DATA_LOSS=false`` it continues past the gap, and its results are those of
 every event Kafka still had.
 
-Whether `Processor.wait` raises the failure depends on timing today (see
-test_poison_messages.test_a_query_that_failed_is_reported_by_wait), so the failed run is
-judged by the errors its queries ended with, worded as `hhar process` words them
+The failed run is judged by the error `Processor.wait` raised (what `hhar process` prints) and
+by the errors its queries ended with, worded as `hhar process` words them
 ("query <name> failed: <message>").
 """
 
@@ -66,7 +65,7 @@ def data_loss(kafka: Settings, spark, tmp_path_factory: pytest.TempPathFactory):
         removal = TopicPartition(settings.topic, 0, READ + REMOVED)
         admin.delete_records([removal])[removal].result(timeout=30)
 
-        failing, _ = available_now_run(spark, settings)
+        failing, failing_error = available_now_run(spark, settings)
         failures = {
             name: f"query {name} failed: {describe_failure(query.exception())}"
             for name, query in failing.queries.items() if query.exception() is not None
@@ -76,6 +75,7 @@ def data_loss(kafka: Settings, spark, tmp_path_factory: pytest.TempPathFactory):
             spark, settings.model_copy(update={"fail_on_data_loss": False}))
         yield SimpleNamespace(
             settings=settings, every_message=every_message, failures=failures,
+            failing_error=failing_error,
             read_up_to=read_up_to,
             committed_after_failure=committed_after_failure, continuing=continuing,
             continue_error=continue_error,
@@ -89,15 +89,9 @@ def test_by_default_the_processor_stops_and_keeps_its_checkpoint(data_loss) -> N
     assert data_loss.committed_after_failure == data_loss.read_up_to
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the user reads 'query fused failed: An exception was raised by the Python Proxy. Return "
-    "Message: Traceback (most recent call last):': Spark's KafkaIllegalStateException ('Some "
-    "data may have been lost because they are not available in Kafka any more...') is raised "
-    "inside foreachBatch, and engine._failure keeps the wrapper's first line; nothing says "
-    "how to go on (HHAR_FAIL_ON_DATA_LOSS=false)"
-))
 def test_the_data_loss_message_is_clear_and_says_how_to_continue(data_loss) -> None:
-    for text in data_loss.failures.values():
+    assert data_loss.failing_error is not None, "wait did not report the failure"
+    for text in [data_loss.failing_error, *data_loss.failures.values()]:
         assert "\n" not in text
         assert "lost" in text.lower() or "data loss" in text.lower(), text
         assert "fail-on-data-loss" in text or "FAIL_ON_DATA_LOSS" in text, text
@@ -122,9 +116,5 @@ def test_without_fail_on_data_loss_it_continues_past_the_gap(data_loss, spark, l
     assert_results_equal_batch(spark, settings, watermark, remaining)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the processor does not count what it skipped: with fail_on_data_loss=False Spark logs a "
-    "warning and reads on, and neither the log nor the summary says how many events were lost"
-))
 def test_without_fail_on_data_loss_it_reports_how_many_events_it_skipped(data_loss) -> None:
     assert data_loss.continuing.summary()["skipped_events"] == REMOVED

@@ -62,7 +62,7 @@ POISON: dict[str, bytes | None] = {
     **{f"tests' bad message {number}": value for number, value in enumerate(BAD_MESSAGES, 1)},
 }
 """What a careless or hostile producer may write to the events topic, by name. The messages
-that stop or fool the processor today have a test of their own below."""
+that used to stop or fool the processor have a test of their own below."""
 
 ONE_MEGABYTE_VALUE = b'{"Arrival_Time":1,"Device":"' + b"x" * 1_000_000 + b'"}'
 INVALID_UTF8_EVENT = _VALID.replace('"Model":"nexus4"', '"Model":"nex\xff\xfeus"').encode(
@@ -162,15 +162,6 @@ def test_poison_messages_are_counted_and_change_no_result(
         delete_topics(kafka, prefix)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "three messages stop or fool the processor: a 1 MB message stops bad_records (its "
-    "BadRecord keeps the whole value and ResultSink._publish's produce() raises "
-    "MSG_SIZE_TOO_LARGE, message.max.bytes 1,000,000); a valid SensorEvent whose Arrival_Time "
-    "(10**16 ms) overflows Spark's timestamps stops windowed_activity (timestamp_millis: "
-    "ArithmeticException long overflow; SensorEvent does not bound Arrival_Time); an event "
-    "with invalid UTF-8 in a string is counted as valid (the cast to string replaces the "
-    "bytes with U+FFFD; the producer dead-letters the same line)"
-))
 def test_messages_that_stop_or_fool_the_processor_are_bad_records(
     kafka: Settings, spark, tmp_path: Path
 ) -> None:
@@ -195,11 +186,6 @@ def test_messages_that_stop_or_fool_the_processor_are_bad_records(
     assert total.count == len(events) + (far_future not in set_aside)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "while no valid event has been read, the fused query's aggregates are empty and "
-    "total_count derived from them is one row with a null count (sum over no rows): "
-    "TotalCount validation fails in collect_records and the fused query stops"
-))
 def test_bad_records_before_any_event_do_not_stop_the_processor(
     kafka: Settings, spark, tmp_path: Path
 ) -> None:
@@ -217,17 +203,13 @@ def test_bad_records_before_any_event_do_not_stop_the_processor(
     assert len(kept) == len(BAD_MESSAGES)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Processor.wait only awaits queries that are still active, so a query that has already "
-    "failed is never reported: the other queries go on, and an available-now run ends "
-    "'successfully' without that query's results"
-))
 def test_a_query_that_failed_is_reported_by_wait(kafka: Settings, spark, tmp_path: Path) -> None:
     """The bad_records output topic takes records of at most 64 bytes, so that query fails at
     its first bad record; `wait` is called only once the failure is known."""
     prefix = f"reliability-poison-failed-query-{uuid.uuid4().hex[:8]}"
     settings = processor_settings(kafka, tmp_path, prefix, queries="total_count")
-    AdminClient(kafka.kafka_client_config()).create_topics([NewTopic(
+    admin = AdminClient(kafka.kafka_client_config())  # must outlive its futures
+    admin.create_topics([NewTopic(
         settings.result_topic(BAD_RECORDS), 1, 1, config={"max.message.bytes": "64"},
     )])[settings.result_topic(BAD_RECORDS)].result(timeout=30)
     processor = FusedProcessor(settings)
