@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup kafka-up kafka-down kafka-status data produce process watch demo profile \
-        topics consume test test-unit lint bench clean
+        topics consume test test-unit reliability lint bench clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -75,6 +75,9 @@ test: setup ## run every test (unit, Kafka, Spark, end to end) as CI does
 
 test-unit: setup ## run only the fast tests that need neither Kafka nor Spark
 	$(PYTHON) -m pytest -m "not kafka and not spark" $(PYTEST_ARGS)
+
+reliability: setup ## run the reliability scenarios and write their table into RELIABILITY.md
+	HHAR_RELIABILITY_DOC=RELIABILITY.md $(PYTHON) -m pytest tests/reliability $(PYTEST_ARGS)
 
 lint: setup ## check style (never modifies files)
 	$(PYTHON) -m ruff check .

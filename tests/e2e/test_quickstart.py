@@ -56,11 +56,6 @@ def last_snapshot(output: str) -> dict[str, list[str]]:
     return tables
 
 
-@pytest.mark.skip(
-    reason="open (issue 6): in the last run every result topic but stairs_by_user (users a, b "
-    "come hours of event time after the first user, g) and live_vs_historical had data within "
-    "the demo; the check and the demo's defaults need settling"
-)
 def test_readme_quickstart_demo_on_a_clean_copy(tmp_path: Path) -> None:
     commands = quickstart_commands()
     assert commands == ["make demo", "make test"]

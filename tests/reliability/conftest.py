@@ -3,8 +3,9 @@
 Every scenario records its numbers (faults injected, rows expected, seen, lost, duplicated)
 in the session's `Ledger` before it asserts, so a failing run is reported with its numbers
 too. The ledger is printed at the end of the test run; with
-``HHAR_RELIABILITY_REPORT=<file>`` it is also written there as JSON (RELIABILITY.md's table
-is made from it).
+``HHAR_RELIABILITY_REPORT=<file>`` it is also written there as JSON, and with
+``HHAR_RELIABILITY_DOC=RELIABILITY.md`` its table replaces the one between that document's
+markers (`make reliability` does both).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 import pytest
 
 REPORT_VARIABLE = "HHAR_RELIABILITY_REPORT"
+DOC_VARIABLE = "HHAR_RELIABILITY_DOC"
+TABLE_START, TABLE_END = "<!-- reliability-table:start -->", "<!-- reliability-table:end -->"
 
 
 @dataclass
@@ -85,3 +88,13 @@ def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest'
         rows = [asdict(run) | {"outcome": run.outcome} for run in _LEDGER.runs]
         with open(path, "w") as report:
             json.dump(rows, report, indent=2)
+    document = os.environ.get(DOC_VARIABLE)
+    if document:
+        with open(document) as text:
+            before, start, rest = text.read().partition(TABLE_START)
+        _, end, after = rest.partition(TABLE_END)
+        if not (start and end):
+            terminalreporter.write_line(f"{document} has no {TABLE_START} ... {TABLE_END}")
+            return
+        with open(document, "w") as text:
+            text.write(f"{before}{TABLE_START}\n{_LEDGER.table()}\n{TABLE_END}{after}")
