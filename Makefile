@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 HHAR ?= hhar
-MVN ?= mvn -B -q
+MVN ?= mvn -B -q -Dstyle.color=never
 HOME_DIR := .hhar
 KAFKA_LIBS := $(HOME_DIR)/kafka/libs
 SPARK_JARS := $(HOME_DIR)/spark-jars

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 
 from .kafka_local import LocalKafka
@@ -103,5 +104,19 @@ def _consume(args: argparse.Namespace) -> int:
             "--formatter-property", "print.offset=true",
         ],
         stdout=sys.stdout,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+    # The console consumer ends a quiet wait with an ERROR and a TimeoutException: that is the
+    # end of the topic, not a failure. Its advert for the new rebalance protocol is noise here.
+    lines = result.stderr.splitlines()
+    timed_out = "org.apache.kafka.common.errors.TimeoutException" in lines
+    for line in lines:
+        if line.startswith("The consumer rebalance protocol (KIP-848)") or (timed_out and (
+                "Error processing message, terminating" in line
+                or line == "org.apache.kafka.common.errors.TimeoutException")):
+            continue
+        print(line, file=sys.stderr)
+    if timed_out:
+        print(f"no more records within {args.timeout_ms / 1000:g} s", file=sys.stderr)
     return result.returncode

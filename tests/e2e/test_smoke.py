@@ -118,3 +118,25 @@ def test_independent_consumer_sees_every_event(kafka: Settings, topic_factory) -
     finally:
         consumer.close()
     assert sorted(seen, key=lambda event: event.index) == events
+
+
+def test_consume_command_ends_quietly_at_the_end_of_a_topic(kafka: Settings, topic_factory,
+                                                             tmp_path) -> None:
+    """`hhar kafka consume` (what `make consume` runs) on a topic with fewer records than asked
+    for: the records, then one line saying none came in time, no Java error, exit 0."""
+    import os
+    import subprocess
+    import sys
+
+    topic = topic_factory("consume", partitions=1)
+    produce(kafka, topic, make_events(2))
+    env = os.environ | {"HHAR_BOOTSTRAP": kafka.bootstrap, "HHAR_HOME": str(kafka.home)}
+    result = subprocess.run(
+        [sys.executable, "-m", "hhar_stream.cli", "kafka", "consume", topic, "--max", "5",
+         "--timeout-ms", "3000"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 2
+    assert result.stderr.splitlines()[-1] == "no more records within 3 s", result.stderr
+    assert "ERROR" not in result.stderr and "Exception" not in result.stderr
