@@ -25,6 +25,18 @@ from hhar_stream.settings import Settings
 logger = logging.getLogger(__name__)
 librdkafka_logger = logging.getLogger("hhar_stream.librdkafka")
 
+
+def _demote_retried(record: logging.LogRecord) -> bool:
+    """librdkafka warns while a fresh broker loads its transaction coordinator, then retries by
+    itself: a debug line, not a warning."""
+    if "load in progress" in record.getMessage() and "retrying" in record.getMessage():
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return librdkafka_logger.isEnabledFor(logging.DEBUG)
+    return True
+
+
+librdkafka_logger.addFilter(_demote_retried)
+
 _UNREACHABLE = frozenset({KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE, KafkaError._TRANSPORT})
 _AUTHENTICATION_FAILED = frozenset({
     KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED,
