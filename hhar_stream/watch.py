@@ -21,6 +21,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPar
 from .errors import BrokerError, ConfigError
 from .options import add_setting, settings_from_args
 from .processor.config import BAD_RECORDS, QUERY_NAMES
+from .producer.delivery import check_broker
 from .schemas.results import (
     ActivityStats,
     DeviceActivity,
@@ -368,6 +369,7 @@ def _watch(args: argparse.Namespace) -> int:
         msg = "--interval must be positive"
         raise ConfigError(msg)
     queries = args.query or list(WATCHED_QUERIES)
+    check_broker(settings)  # one line for an unreachable broker or refused credentials
     watcher = ResultWatcher(settings, queries)
     try:
         if args.once:

@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import BrokerError, InputDataError, QueryFailedError
+from ..producer.delivery import check_broker
 from ..schemas.results import ENVELOPE_FIELDS, ResultRecord
 from ..schemas.spark import to_spark_schema
 from ..settings import Settings
@@ -142,6 +143,7 @@ def check_events_topic(settings: Settings, wait: bool = False) -> None:
         f"topic {settings.topic!r} does not exist at {settings.bootstrap}: produce events "
         f"first (hhar produce) or choose --topic"
     )
+    check_broker(settings)  # names refused credentials as such
     reported_at = None
     while settings.topic not in _topics(settings):
         if not wait:

@@ -104,14 +104,21 @@ def test_a_wrong_password_is_refused(secure: LocalKafka, tmp_path: Path) -> None
     assert "not-the-password" not in process.stderr + process.stdout
 
 
-def test_a_wrong_password_is_named_as_such(secure: LocalKafka, tmp_path: Path) -> None:
-    wrong = secure.client_settings(PRODUCER_USER).model_copy(
+@pytest.mark.parametrize(("user", "command"), [
+    (PRODUCER_USER, ["produce", "--source", "{source}", "--max"]),
+    (PROCESSOR_USER, ["process", "--available-now", "--history", "{source}"]),
+    (WATCH_USER, ["watch", "--once"]),
+])
+def test_a_wrong_password_is_named_as_such(secure: LocalKafka, tmp_path: Path, user: str,
+                                           command: list[str]) -> None:
+    wrong = secure.client_settings(user).model_copy(
         update={"sasl_password": SecretStr("not-the-password")})
     [source] = write_part_files(tmp_path / "data", files=1, rows_per_file=5)
-    process = produce_command(secure, source, hhar_env(wrong, CLIENT_FIELDS), tmp_path,
-                              "produce")
+    args = [str(source) if arg == "{source}" else arg for arg in command]
+    process = HharProcess(args, hhar_env(wrong, CLIENT_FIELDS), tmp_path, command[0])
+    assert process.wait(120) == 1
     line = error_line(process.stderr)
-    assert f"authentication as user '{PRODUCER_USER}' failed" in line, line
+    assert f"authentication as user '{user}' failed" in line, line
     assert "not-the-password" not in process.stderr + process.stdout
 
 
