@@ -31,6 +31,7 @@ from .io import (
     ResultSink,
     check_events_topic,
     checkpoint_dir,
+    claim_checkpoint,
     ensure_result_topics,
     read_event_lines,
     read_event_stream,
@@ -226,6 +227,8 @@ class Processor:
         if reset:
             reset_outputs(self.settings, list(dict.fromkeys(
                 [*self.outputs, *self.streaming_names()])))
+        for name in self.streaming_names():
+            claim_checkpoint(self.settings, name)
         if not self.settings.fail_on_data_loss:
             self._count_skipped()
         if "kafka" in self.sinks:

@@ -186,6 +186,34 @@ def checkpoint_dir(settings: Settings, query: str) -> Path:
     return settings.checkpoint / query
 
 
+CHECKPOINT_OWNER_FILE = "hhar-query"
+"""File in a query's checkpoint folder naming the query it belongs to."""
+
+
+def claim_checkpoint(settings: Settings, query: str) -> None:
+    """Mark the checkpoint folder of `query` as its own; refuse one of another query.
+
+    Spark notices a foreign checkpoint only when a micro-batch touches its state, and not at
+    all when there is nothing new to read: this check makes the mistake an error at start.
+
+    Raises:
+        QueryFailedError: when the folder belongs to another query.
+    """
+    folder = checkpoint_dir(settings, query)
+    owner_file = folder / CHECKPOINT_OWNER_FILE
+    if owner_file.exists():
+        owner = owner_file.read_text().strip()
+        if owner != query:
+            msg = (
+                f"query {query} cannot start: its checkpoint {folder} belongs to query "
+                f"{owner}; choose another --checkpoint, or start over with --reset"
+            )
+            raise QueryFailedError(msg)
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    owner_file.write_text(f"{query}\n")
+
+
 def reset_outputs(settings: Settings, queries: Sequence[str]) -> None:
     """Start `queries` over: remove their checkpoints and delete their result topics."""
     for name in queries:
