@@ -153,7 +153,7 @@ class LocalSpark:
         if wait:
             self._wait_for_workers(sum(1 for w in self.workers if w.pid() is not None))
 
-    def _wait_for_workers(self, expected: int, timeout: float = 60.0) -> None:
+    def _wait_for_workers(self, expected: int, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.master.pid() is None:
