@@ -171,11 +171,13 @@ def render_table(results: dict[str, Any]) -> str:
     if profile:
         derive = ", ".join(f"{name} {value:.2f}" for name, value in
                            profile["derive_each_s"].items())
+        keys = (f"`json_object_keys` alone {profile['json_keys_s']:.1f}; "
+                if "json_keys_s" in profile else "")
         lines += [
             "",
             f"Profile of the processor's stages (bench/profile_processor.py: a batch read of the "
             f"same {profile['events']:,} events, one Spark job per stage, seconds): Kafka read "
-            f"{profile['read_s']:.1f}; `from_json` alone {profile['json_only_s']:.1f}; "
+            f"{profile['read_s']:.1f}; `from_json` alone {profile['json_only_s']:.1f}; {keys}"
             f"`parse_events` with validation {profile['parse_first_s']:.1f} the first time "
             f"(code generation included), {profile['parse_s']:.1f} the second; + fine aggregates "
             f"{profile['fine_aggregates_s']:.1f}; + windowed_activity "
@@ -184,6 +186,72 @@ def render_table(results: dict[str, Any]) -> str:
             f"{profile['fine_aggregate_rows']} aggregate rows: {derive} "
             f"(total {profile['derive_total_s']:.1f}).",
         ]
+    return "\n".join(lines) + "\n"
+
+
+GOALS_START = "<!-- bench-goals:start -->"
+GOALS_END = "<!-- bench-goals:end -->"
+FULL_ROWS = 6_240_991
+
+
+def _verdict(met: bool | None) -> str:
+    return "not measured" if met is None else ("met" if met else "**missed**")
+
+
+def goals_table(results: dict[str, Any]) -> str:
+    """The issue's goals beside this run's figures (a Markdown table)."""
+    runs, main = results["runs"], results["main_size"]
+    rows: list[tuple[str, str, bool | None]] = []
+    per_query = runs.get(f"per_query_{main}")
+    fused = runs.get(f"fused_section2_{main}") or runs.get(f"fused_{main}")
+    if fused:
+        rate = fused["events_per_s"]
+        rows.append(("fused engine, all queries, 2 cores: >= 200,000 events/s",
+                     f"{rate:,.0f} events/s ({_rows(fused['events'])} events)", rate >= 200_000))
+    if fused and per_query:
+        ratio = fused["events_per_s"] / per_query["events_per_s"]
+        rows.append(("fused >= 5x the per-query engine, all queries",
+                     f"{ratio:.1f}x ({fused['events_per_s']:,.0f} vs "
+                     f"{per_query['events_per_s']:,.0f} events/s)", ratio >= 5))
+    producer = results.get("producer")
+    if producer:
+        ratio = producer["hhar_events_per_s"] / producer["kcat_events_per_s"]
+        rows.append(("producer with validation >= 0.5x kcat", f"{ratio:.2f}x", ratio >= 0.5))
+        rates = [producer["hhar_events_per_s"]] + [
+            runs[f"produce_{size}"]["events_per_s"] for size in results["sizes"]
+            if f"produce_{size}" in runs]
+        rows.append(("producer never under 150,000 events/s",
+                     f"{min(rates):,.0f} to {max(rates):,.0f} events/s", min(rates) >= 150_000))
+    latency = results.get("latency")
+    if latency and latency.get("included"):
+        rows.append((f"latency at {latency['rate']:,.0f} events/s: p99 < 3 s",
+                     f"p99 {latency['p99_s']:.2f} s (p50 {latency['p50_s']:.2f} s)",
+                     latency["p99_s"] < 3))
+    full_produce, full_process = runs.get(f"produce_{FULL_ROWS}"), runs.get(f"fused_{FULL_ROWS}")
+    if full_produce and full_process:
+        total = full_produce["wall_s"] + full_process["wall_s"]
+        rows.append(("full 6,240,991 rows produced and processed end to end < 3 min",
+                     f"{total / 60:.1f} min ({full_produce['wall_s']:.0f} s + "
+                     f"{full_process['wall_s']:.0f} s)", total < 180))
+    else:
+        rows.append(("full 6,240,991 rows produced and processed end to end < 3 min",
+                     "not in this run", None))
+    produced = [runs[f"produce_{size}"]["memory"]["python_mb"] for size in results["sizes"]
+                if f"produce_{size}" in runs]
+    if produced:
+        rows.append(("producer memory flat in the input size, < 200 MB",
+                     " / ".join(f"{mb:,.0f}" for mb in produced) + " MB for "
+                     + " / ".join(_rows(size) for size in results["sizes"]
+                                  if f"produce_{size}" in runs) + " rows",
+                     max(produced) < 200 and max(produced) - min(produced) < 50))
+    processed = [runs[f"fused_{size}"] for size in results["sizes"] if f"fused_{size}" in runs]
+    if processed:
+        rows.append(("processor within a 2 GB driver heap",
+                     "every run completed with -Xmx2g; JVM peak RSS "
+                     + " / ".join(f"{run['memory']['jvm_mb']:,.0f}" for run in processed)
+                     + " MB", True))
+    lines = ["| goal | this run | verdict |", "| --- | --- | --- |"]
+    lines += [f"| {goal} | {figure} | {_verdict(met)} |" for goal, figure, met in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -267,14 +335,20 @@ def plot(results: dict[str, Any], path: Path) -> None:
     plt.close(figure)
 
 
-def update_docs(document: Path, table: str) -> None:
-    """Replace the table section of BENCHMARKS.md (between the markers)."""
-    text = document.read_text() if document.exists() else f"# Benchmarks\n\n{START}\n{END}\n"
-    before, found, rest = text.partition(START)
+def replace_section(text: str, start: str, end: str, content: str) -> str:
+    """`text` with what lies between the `start` and `end` markers replaced (or appended)."""
+    before, found, rest = text.partition(start)
     if not found:
-        before, rest = text.rstrip() + "\n\n", f"\n{END}\n"
-    _, _, after = rest.partition(END)
-    document.write_text(f"{before}{START}\n{table}{END}{after}")
+        before, rest = text.rstrip() + "\n\n", f"\n{end}\n"
+    _, _, after = rest.partition(end)
+    return f"{before}{start}\n{content}{end}{after}"
+
+
+def update_docs(document: Path, table: str, goals: str) -> None:
+    """Replace the table and goals sections of BENCHMARKS.md (between their markers)."""
+    text = document.read_text() if document.exists() else "# Benchmarks\n"
+    text = replace_section(text, START, END, table)
+    document.write_text(replace_section(text, GOALS_START, GOALS_END, goals))
 
 
 def render_outputs(results: dict[str, Any], out: Path, repo: Path, write_docs: bool) -> str:
@@ -283,6 +357,6 @@ def render_outputs(results: dict[str, Any], out: Path, repo: Path, write_docs: b
     (out / "table.md").write_text(table)
     plot(results, out / "benchmarks.png")
     if write_docs:
-        update_docs(repo / "BENCHMARKS.md", table)
+        update_docs(repo / "BENCHMARKS.md", table, goals_table(results))
         shutil.copyfile(out / "benchmarks.png", repo / PLOT)
     return table
