@@ -14,6 +14,8 @@ logger = logging.getLogger(__name__)
 
 SCALA_BINARY_VERSION = "2.13"
 
+_JIT_HUGE_METHODS = "-XX:-DontCompileHugeMethods"
+
 
 def connector_package() -> str:
     """Maven coordinate of the Kafka connector matching the installed pyspark."""
@@ -50,6 +52,10 @@ def build_session(settings: Settings, app_name: str = "hhar-stream") -> SparkSes
         .config("spark.ui.showConsoleProgress", "false")
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.streaming.forceDeleteTempCheckpointLocation", "true")
+        # The validation of parse_events makes one generated method of more than 8000 bytes
+        # of bytecode, which HotSpot would otherwise never compile: interpreted, it is slow.
+        .config("spark.driver.extraJavaOptions", _JIT_HUGE_METHODS)
+        .config("spark.executor.extraJavaOptions", _JIT_HUGE_METHODS)
     )
     if settings.master.startswith("local") or "127.0.0.1" in settings.master:
         # A local run talks over loopback only, whatever the machine's hostname resolves to.

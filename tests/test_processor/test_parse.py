@@ -66,6 +66,12 @@ INVALID = {
     variant('"gt":"stand"', '"gt":null'): "gt: null or not a string",
     variant('"y":5.0354E-4', '"y":"NaN"'): "y: not a finite number",
     variant('"z":-0.0124053955', '"z":1e400'): "z: not a finite number",
+    # Spark's JSON reader takes single quotes, NaN and Infinity: none may pass as an event.
+    GOOD[:-1] + ",'extra':1}": "unexpected: extra",
+    variant('"User":"g"', "\"User\":'g',\"k\":1"): "unexpected: k",
+    variant('"User":"g"', '"User":NaN,"k":1'): "not a JSON object",
+    variant('"User":"g"', '"User":NaN'): "not a JSON object",
+    variant('"User":"g"', '"User":Infinity'): "not a JSON object",
 }
 
 
