@@ -64,7 +64,7 @@ class Places:
 CASES = {
     "process: unreachable bootstrap": Case(
         ("process", "--queries", "total_count", "--bootstrap", "{unused}"), 1,
-        "error: Kafka at {unused} does not answer: "),
+        "error: cannot reach Kafka at {unused}: "),
     "watch: unreachable bootstrap": Case(
         ("watch", "--once", "--bootstrap", "{unused}"), 1,
         "error: cannot reach Kafka at {unused}: "),
