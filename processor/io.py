@@ -298,7 +298,10 @@ class ResultSink:
 
     def __call__(self, rows: DataFrame, batch_id: int) -> None:
         """Write the rows of micro-batch `batch_id`."""
-        records = collect_records(rows, self.record, self.query, batch_id)
+        self.write(collect_records(rows, self.record, self.query, batch_id), batch_id)
+
+    def write(self, records: list[ResultRecord], batch_id: int) -> None:
+        """Write the records (`collect_records`) of micro-batch `batch_id`."""
         if "kafka" in self.sinks:
             self._publish(records)
         if "memory" in self.sinks:
