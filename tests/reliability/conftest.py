@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import tempfile
 from dataclasses import asdict, dataclass, field
 
 import pytest
@@ -48,7 +50,8 @@ class Ledger:
 
     def record(self, scenario: str, trials: int, expected: int, seen: int, lost: int,
                duplicated: int, note: str = "") -> ScenarioRun:
-        """Add what one run of a scenario measured."""
+        """Add what one run of a scenario measured (temporary paths in `note` become <tmp>)."""
+        note = re.sub(re.escape(tempfile.gettempdir()) + r"/\S*", "<tmp>", note)
         run = ScenarioRun(scenario, trials, expected, seen, lost, duplicated, note)
         self.runs.append(run)
         return run
