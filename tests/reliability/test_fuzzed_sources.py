@@ -118,6 +118,25 @@ def test_field_names_are_the_wire_names_only(tmp_path: Path) -> None:
     assert [(event, bool(reason)) for *_, event, reason in rows] == [(None, True)] * 2
 
 
+def replay_one_file(kafka: Settings, folder: Path, name: str, *args: str) -> tuple[list, list]:
+    """`hhar produce --max` of `folder`/part-00000.json into fresh topics named after `name`;
+    the events and the dead letters it wrote (the replay must end by itself, exit 0)."""
+    prefix = f"{name}-{uuid.uuid4().hex[:8]}"
+    topic = f"{prefix}.events"
+    producer = HharProcess(
+        ["produce", "--source", str(folder / "part-00000.json"), "--topic", topic,
+         "--state-topic", f"{prefix}.state", *args, "--max"],
+        hhar_env(kafka, ["bootstrap"]), folder, "produce")
+    try:
+        code = producer.wait(120)
+        events = read_messages(kafka, topic)
+        letters = read_messages(kafka, f"{topic}.dlq")
+    finally:
+        delete_topics(kafka, prefix)
+    assert code == 0, producer.stderr[-2000:]
+    return events, letters
+
+
 @pytest.mark.kafka
 @pytest.mark.slow
 def test_a_line_longer_than_the_message_limit_is_dead_lettered(
@@ -127,19 +146,7 @@ def test_a_line_longer_than_the_message_limit_is_dead_lettered(
     before, after = dump(random_event(rng)), dump(random_event(rng))
     huge = b'{"Device":"' + b"x" * 1_500_000 + b'"}'
     (tmp_path / "part-00000.json").write_bytes(b"\n".join([before, huge, after, b""]))
-    prefix = f"reliability-huge-line-{uuid.uuid4().hex[:8]}"
-    topic = f"{prefix}.events"
-    producer = HharProcess(
-        ["produce", "--source", str(tmp_path / "part-00000.json"), "--topic", topic,
-         "--state-topic", f"{prefix}.state", "--max"],
-        hhar_env(kafka, ["bootstrap"]), tmp_path, "produce")
-    try:
-        code = producer.wait(120)
-        events = read_messages(kafka, topic)
-        letters = read_messages(kafka, f"{topic}.dlq")
-    finally:
-        delete_topics(kafka, prefix)
-    assert code == 0, producer.stderr[-2000:]
+    events, letters = replay_one_file(kafka, tmp_path, "reliability-huge-line")
     assert [m.value for m in events] == [before, after]
     [letter] = letters
     assert letter.headers["source_line"] == "2" and letter.headers["error_reason"]
@@ -155,19 +162,8 @@ def test_a_row_from_the_future_does_not_end_the_replay(kafka: Settings, tmp_path
     rows = [random_event(rng) for _ in range(3)]
     rows[1]["Arrival_Time"] = int(time.time() * 1000) + 2 * 86_400_000
     (tmp_path / "part-00000.json").write_bytes(b"".join(dump(row) + b"\n" for row in rows))
-    prefix = f"reliability-future-row-{uuid.uuid4().hex[:8]}"
-    topic = f"{prefix}.events"
-    producer = HharProcess(
-        ["produce", "--source", str(tmp_path / "part-00000.json"), "--topic", topic,
-         "--state-topic", f"{prefix}.state", "--order", "by-file", "--max"],
-        hhar_env(kafka, ["bootstrap"]), tmp_path, "produce")
-    try:
-        code = producer.wait(120)
-        events = read_messages(kafka, topic)
-        letters = read_messages(kafka, f"{topic}.dlq")
-    finally:
-        delete_topics(kafka, prefix)
-    assert code == 0, producer.stderr[-2000:]
+    events, letters = replay_one_file(kafka, tmp_path, "reliability-future-row",
+                                      "--order", "by-file")
     assert sorted(m.value for m in events) == sorted([dump(rows[0]), dump(rows[2])])
     [letter] = letters
     assert letter.value == dump(rows[1]) and letter.headers["source_line"] == "2"
