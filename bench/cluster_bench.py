@@ -25,17 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from hhar_stream.kafka_local import LocalKafka, free_port, port_is_free
+from hhar_stream.kafka_local import LocalKafka, free_port_base
 from hhar_stream.settings import Settings
 from hhar_stream.spark_local import LocalSpark
-
-
-def free_ports(count: int) -> int:
-    """A base port such that base, base+1, ... base+count-1 are all free."""
-    while True:
-        base = free_port()
-        if base + count < 65_000 and all(port_is_free(base + i) for i in range(count)):
-            return base
 
 
 def hhar(args: list[str], env: dict[str, str]) -> tuple[float, str]:
@@ -82,8 +74,9 @@ def main() -> None:
         hhar(["data", "synth", "--out", str(data), "--rows", str(args.rows)], dict(os.environ))
         step = LocalKafka.PORT_STEP
         base = Settings()
-        single_port, cluster_port = free_ports(2), free_ports(2 * step + 2)
-        spark_port = free_ports(4)
+        single_port = free_port_base(0, 1)
+        cluster_port = free_port_base(*(n * step + o for n in range(3) for o in (0, 1)))
+        spark_port = free_port_base(0, 1, 2, 3)
         single = base.model_copy(update={
             "kafka_port": single_port, "kafka_controller_port": single_port + 1,
             "kafka_heap": "512m"})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import secrets
 import shutil
 import signal
@@ -103,6 +104,17 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_port_base(*offsets: int) -> int:
+    """A base port such that base + offset is free on 127.0.0.1 for every offset."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20_000, 60_000)
+        if all(port_is_free(base + offset) for offset in offsets):
+            return base
+    msg = "no free block of ports on 127.0.0.1"
+    raise BrokerError(msg)
 
 
 def pid_alive(pid: int) -> bool:

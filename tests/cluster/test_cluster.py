@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 from test_processor.helpers import assert_same_rows, read_results
 
-from hhar_stream.kafka_local import LocalKafka, port_is_free
+from hhar_stream.kafka_local import LocalKafka, free_port_base
 from hhar_stream.processor.config import BAD_RECORDS, QUERY_NAMES
 from hhar_stream.processor.fused import FusedProcessor
 from hhar_stream.settings import Settings
@@ -32,16 +31,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.e2e, pytest.mark
 ROWS = 24_000
 RATE = 4_000  # events/s of the paced replays: about 6 s of replay
 DEADLINE = 420.0
-
-
-def free_base(*offsets: int) -> int:
-    """A base port such that base + offset is free for every offset."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20_000, 60_000)
-        if all(port_is_free(base + offset) for offset in offsets):
-            return base
-    pytest.fail("no free block of ports")
 
 
 def hhar(args: list[str], env: dict[str, str], **kwargs) -> subprocess.Popen:
@@ -125,8 +114,8 @@ def clusters(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) 
     """Three Kafka nodes and a Spark master with two workers, and an HHAR-like data folder."""
     work = tmp_path_factory.mktemp("cluster")
     step = LocalKafka.PORT_STEP
-    kafka_base = free_base(*(node * step + offset for node in range(3) for offset in (0, 1)))
-    spark_base = free_base(0, 1, 2, 3)  # master, its web UI, the two workers' web UIs
+    kafka_base = free_port_base(*(node * step + offset for node in range(3) for offset in (0, 1)))
+    spark_base = free_port_base(0, 1, 2, 3)  # master, its web UI, the two workers' web UIs
     settings = base_settings.model_copy(update={
         "kafka_brokers": 3, "kafka_port": kafka_base, "kafka_controller_port": kafka_base + 1,
         "kafka_heap": "320m", "replication_factor": 3, "min_insync_replicas": 2,
