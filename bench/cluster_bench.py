@@ -25,9 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from hhar_stream.kafka_local import LocalKafka, free_port_base
+from hhar_stream.daemons import free_port_base
+from hhar_stream.local.kafka import LocalKafka
+from hhar_stream.local.spark import LocalSpark
 from hhar_stream.settings import Settings
-from hhar_stream.spark_local import LocalSpark
 
 
 def hhar(args: list[str], env: dict[str, str]) -> tuple[float, str]:

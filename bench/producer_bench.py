@@ -32,7 +32,8 @@ from pathlib import Path
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from hhar_stream.kafka_local import LocalKafka, free_port
+from hhar_stream.daemons import free_port
+from hhar_stream.local.kafka import LocalKafka
 from hhar_stream.producer.replay import replay
 from hhar_stream.producer.sources import read_rows, resolve_source
 from hhar_stream.settings import Settings

@@ -45,7 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import Measured, Running, load_average, run  # noqa: E402
 from report import render_outputs, render_table  # noqa: E402
 
-from hhar_stream.kafka_local import LocalKafka, free_port, java_executable  # noqa: E402
+from hhar_stream.daemons import free_port, java_executable  # noqa: E402
+from hhar_stream.local.kafka import LocalKafka  # noqa: E402
 from hhar_stream.settings import Settings  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent

@@ -11,8 +11,10 @@ from typing import NoReturn
 
 from pydantic import ValidationError
 
-from . import __version__, demo, kafka_cli, spark_cli, watch
+from . import __version__
+from .apps import demo, watch
 from .errors import HharError
+from .local import kafka_cli, spark_cli
 from .options import add_setting, describe_settings_error, env_var, settings_from_args
 from .schemas import sensor_event_json_schema
 from .settings import Settings
@@ -33,9 +35,9 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The `hhar` argument parser with every subcommand."""
+    from .generator import synth
     from .processor import cli as processor_cli
     from .producer import cli as producer_cli
-    from .producer import synth
 
     parser = OneLineErrorParser(
         prog="hhar",

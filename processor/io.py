@@ -15,8 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import KafkaError, Producer
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import TimestampType
@@ -24,7 +23,14 @@ from rich.console import Console
 from rich.table import Table
 
 from ..errors import BrokerError, InputDataError, QueryFailedError
-from ..producer.delivery import check_broker
+from ..kafka_client import (
+    check_broker,
+    delete_topics,
+    ensure_topics,
+    list_topics,
+    result_topic_specs,
+    watermark_offsets,
+)
 from ..schemas.results import ENVELOPE_FIELDS, ResultRecord
 from ..schemas.spark import to_spark_schema
 from ..settings import Settings
@@ -104,34 +110,10 @@ def removed_unread(settings: Settings, query_checkpoint: Path) -> dict[int, tupl
     resume = _committed_offsets(query_checkpoint, settings.topic)
     if not resume:
         return {}
-    consumer = Consumer(settings.kafka_client_config() | {
-        "group.id": "hhar-processor-offsets", "enable.auto.commit": False})
-    try:
-        earliest = {
-            partition: consumer.get_watermark_offsets(
-                TopicPartition(settings.topic, partition), timeout=_ADMIN_TIMEOUT,
-                cached=False)[0]
-            for partition in resume
-        }
-    except KafkaException as error:
-        msg = f"Kafka at {settings.bootstrap} does not answer: {error.args[0].str()}"
-        raise BrokerError(msg) from None
-    finally:
-        consumer.close()
+    earliest = {partition: low for partition, (low, _) in
+                watermark_offsets(settings, settings.topic, resume).items()}
     return {partition: (offset, earliest[partition]) for partition, offset in resume.items()
             if earliest[partition] > offset}
-
-
-def _admin(settings: Settings) -> AdminClient:
-    return AdminClient(settings.kafka_client_config())
-
-
-def _topics(settings: Settings) -> set[str]:
-    try:
-        return set(_admin(settings).list_topics(timeout=10).topics)
-    except KafkaException as error:
-        msg = f"Kafka at {settings.bootstrap} does not answer: {error.args[0].str()}"
-        raise BrokerError(msg) from None
 
 
 def check_events_topic(settings: Settings, wait: bool = False) -> None:
@@ -145,7 +127,7 @@ def check_events_topic(settings: Settings, wait: bool = False) -> None:
     )
     check_broker(settings)  # names refused credentials as such
     reported_at = None
-    while settings.topic not in _topics(settings):
+    while settings.topic not in list_topics(settings):
         if not wait:
             raise BrokerError(missing)
         if reported_at is None or time.monotonic() - reported_at > _WAIT_REPORT_SECONDS:
@@ -154,31 +136,9 @@ def check_events_topic(settings: Settings, wait: bool = False) -> None:
         time.sleep(1.0)
 
 
-def _wait_for(futures: dict[str, Any], ignore: tuple[int, ...]) -> None:
-    for topic, future in futures.items():
-        try:
-            future.result(timeout=_ADMIN_TIMEOUT)
-        except KafkaException as error:
-            if error.args[0].code() not in ignore:
-                msg = f"Kafka refused to change topic {topic}: {error.args[0].str()}"
-                raise BrokerError(msg) from None
-
-
 def ensure_result_topics(settings: Settings, queries: Sequence[str]) -> None:
     """Create the compacted result topics of `queries` that do not exist yet."""
-    config = {
-        "cleanup.policy": "compact",
-        "min.insync.replicas": str(settings.min_insync_replicas),
-        # Roll segments hourly so the cleaner can compact them: a row per key remains.
-        "segment.ms": "3600000",
-    }
-    topics = [
-        NewTopic(settings.result_topic(name), settings.partitions, settings.replication_factor,
-                 config=config)
-        for name in queries
-    ]
-    admin = _admin(settings)  # must outlive its futures
-    _wait_for(admin.create_topics(topics), ignore=(KafkaError.TOPIC_ALREADY_EXISTS,))
+    ensure_topics(settings, result_topic_specs(settings, queries))
 
 
 def checkpoint_dir(settings: Settings, query: str) -> Path:
@@ -221,16 +181,7 @@ def reset_outputs(settings: Settings, queries: Sequence[str]) -> None:
         if folder.exists():
             shutil.rmtree(folder)
             logger.info("removed checkpoint %s", folder)
-    admin = _admin(settings)
-    topics = [settings.result_topic(name) for name in queries]
-    _wait_for(admin.delete_topics(topics), ignore=(KafkaError.UNKNOWN_TOPIC_OR_PART,))
-    deadline = time.monotonic() + _ADMIN_TIMEOUT
-    while set(topics) & set(admin.list_topics(timeout=10).topics):
-        if time.monotonic() > deadline:
-            msg = f"Kafka did not delete the result topics {', '.join(topics)} in time"
-            raise BrokerError(msg)
-        time.sleep(0.2)
-    logger.info("deleted result topics %s", ", ".join(topics))
+    delete_topics(settings, [settings.result_topic(name) for name in queries])
 
 
 # --- output ---------------------------------------------------------------------------------

@@ -29,8 +29,8 @@ from pyspark.sql.streaming.listener import (
     StreamingQueryProgress,
 )
 
+from ..daemons import pid_alive
 from ..errors import InputDataError
-from ..kafka_local import pid_alive
 
 logger = logging.getLogger(__name__)
 

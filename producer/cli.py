@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
-from types import FrameType
 
+from hhar_stream.daemons import stop_on_signals
 from hhar_stream.errors import BrokerError
 from hhar_stream.options import add_setting, settings_from_args
 
@@ -97,31 +94,10 @@ def _produce(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     stop = threading.Event()
     limit = None if settings.loop else settings.limit
-    with stop_on_signals(stop):
+    with stop_on_signals(stop, "stopping, committing what was read"):
         stats = replay(settings, stop=stop, progress=progress_for_stderr(limit))
     print(format_summary(stats))
     if stats.failed or stats.failure:
         msg = f"{stats.failed:,} events or dead letters were not delivered: {stats.failure}"
         raise BrokerError(msg)
     return 0
-
-
-@contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[None]:
-    """First SIGINT/SIGTERM: set `stop`; the second: abort with KeyboardInterrupt."""
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        logger.warning(
-            "%s: stopping, committing what was read (press Ctrl+C again to abort)",
-            signal.Signals(signum).name,
-        )
-
-    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

@@ -1,5 +1,5 @@
-"""The producer's Kafka side: reaching the broker, creating topics, the transactional producer
-and the resume positions kept in a compacted state topic.
+"""The producer's Kafka side: the transactional producer and the resume positions kept in a
+compacted state topic (the broker check and the topics are `hhar_stream.kafka_client`'s).
 
 Every replay writes through one transactional producer (idempotent, ``acks=all``). Each
 transaction holds a slice of events, the dead letters of the same rows and one record in the
@@ -16,8 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from hhar_stream.errors import BrokerError
 from hhar_stream.settings import Settings
@@ -37,90 +36,8 @@ def _demote_retried(record: logging.LogRecord) -> bool:
 
 librdkafka_logger.addFilter(_demote_retried)
 
-_UNREACHABLE = frozenset({KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE, KafkaError._TRANSPORT})
-_AUTHENTICATION_FAILED = frozenset({
-    KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED,
-})
-
 REACH_TIMEOUT = 10.0
 """Seconds to wait for the broker to answer before giving up."""
-
-
-def check_broker(settings: Settings, timeout: float = REACH_TIMEOUT) -> None:
-    """Fail fast, in one line, when the broker cannot be reached or refuses the credentials.
-
-    Raises:
-        BrokerError: when no broker answers within `timeout` seconds, the connection is
-            refused, the name does not resolve or the SASL authentication fails (the message
-            names the user, never the password).
-    """
-    reported: list[KafkaError] = []
-    admin = AdminClient(
-        settings.kafka_client_config() | {"error_cb": reported.append, "log_level": 0}
-    )
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            admin.list_topics(timeout=min(1.0, timeout))
-        except KafkaException as error:
-            failure: KafkaError = error.args[0]
-        else:
-            return
-        admin.poll(0)
-        # librdkafka's own reports name the cause ("Connection refused"); the exception does not.
-        refusals = [error for error in reported if error.code() in _AUTHENTICATION_FAILED]
-        if refusals:
-            msg = (
-                f"cannot reach Kafka at {settings.bootstrap}: authentication as user "
-                f"{settings.sasl_username!r} failed (wrong user name or password?): "
-                f"{refusals[0].str()}"
-            )
-            raise BrokerError(msg)
-        causes = [error for error in reported if error.code() in _UNREACHABLE]
-        if causes or time.monotonic() >= deadline:
-            detail = min(causes, key=lambda error: error.code() != KafkaError._TRANSPORT,
-                         default=failure).str()
-            msg = f"cannot reach Kafka at {settings.bootstrap}: {detail}"
-            raise BrokerError(msg)
-
-
-def ensure_topics(settings: Settings, topics: dict[str, dict[str, str]]) -> None:
-    """Create the topics that do not exist yet (name -> topic configs).
-
-    Raises:
-        BrokerError: when a topic cannot be created.
-    """
-    admin = AdminClient(settings.kafka_client_config())
-    existing = set(admin.list_topics(timeout=REACH_TIMEOUT).topics)
-    missing = [
-        NewTopic(
-            name,
-            num_partitions=1 if config.get("cleanup.policy") == "compact" else settings.partitions,
-            replication_factor=settings.replication_factor,
-            config={"min.insync.replicas": str(settings.min_insync_replicas)} | config,
-        )
-        for name, config in topics.items()
-        if name not in existing
-    ]
-    if not missing:
-        return
-    for name, future in admin.create_topics(missing, request_timeout=REACH_TIMEOUT).items():
-        try:
-            future.result()
-        except KafkaException as error:
-            if error.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
-                continue
-            msg = f"cannot create topic {name}: {error.args[0].str()}"
-            raise BrokerError(msg) from None
-        logger.info("created topic %s", name)
-
-
-EVENT_TOPIC_CONFIG = {"retention.ms": "-1"}
-"""Configs of the events and dead-letter topics the producer creates. Records carry the
-recording's timestamps (2015), so time-based retention would delete them within minutes."""
-
-STATE_TOPIC_CONFIG = {"cleanup.policy": "compact", "segment.ms": "600000"}
-"""Configs of the state topic: compacted, one partition, segments rolled so compaction runs."""
 
 
 def replay_identity(topic: str, file_names: Sequence[str], source: str, order: str) -> str:

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException
 
+from hhar_stream import kafka_client
 from hhar_stream.errors import BrokerError, InputDataError
 from hhar_stream.settings import SCHEMA_VERSION, Settings
 
@@ -252,12 +253,8 @@ class _Replay:
 
     def _run(self) -> None:
         settings = self.settings
-        delivery.check_broker(settings)
-        delivery.ensure_topics(settings, {
-            settings.topic: delivery.EVENT_TOPIC_CONFIG,
-            settings.dead_letter_topic: delivery.EVENT_TOPIC_CONFIG,
-            settings.state_topic: delivery.STATE_TOPIC_CONFIG,
-        })
+        kafka_client.check_broker(settings)
+        kafka_client.ensure_topics(settings, kafka_client.topic_specs(settings))
         self.producer = delivery.transactional_producer(
             settings, self.replay_id, self._on_delivery_error
         )

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from hhar_stream.kafka_local import LocalKafka, free_port
+from hhar_stream.daemons import free_port
+from hhar_stream.local.kafka import LocalKafka
 from hhar_stream.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -20,11 +20,12 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 from test_processor.helpers import assert_same_rows, read_results
 
-from hhar_stream.kafka_local import LocalKafka, free_port_base
+from hhar_stream.daemons import free_port_base
+from hhar_stream.local.kafka import LocalKafka
+from hhar_stream.local.spark import LocalSpark
 from hhar_stream.processor.config import BAD_RECORDS, QUERY_NAMES
 from hhar_stream.processor.fused import FusedProcessor
 from hhar_stream.settings import Settings
-from hhar_stream.spark_local import LocalSpark
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.e2e, pytest.mark.slow]
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from hhar_stream.kafka_local import free_port
-from hhar_stream.watch import WATCHED_QUERIES
+from hhar_stream.apps.watch import WATCHED_QUERIES
+from hhar_stream.daemons import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.slow]
 

@@ -83,7 +83,7 @@ def test_console_consumer_shows_keys(kafka: Settings, topic_factory, tmp_path) -
     """Kafka's own console consumer, from the project's jars, reads what the producer wrote."""
     import subprocess
 
-    from hhar_stream.kafka_local import LocalKafka
+    from hhar_stream.local.kafka import LocalKafka
 
     topic = topic_factory("console", partitions=1)
     produce(kafka, topic, make_events(5))

@@ -19,7 +19,7 @@ import pytest
 from test_processor.helpers import delete_topics, make_events, produce
 from test_producer.helpers import write_part_files
 
-from hhar_stream.kafka_local import free_port
+from hhar_stream.daemons import free_port
 from hhar_stream.settings import Settings
 
 from .harness import HharProcess, error_line, hhar_env

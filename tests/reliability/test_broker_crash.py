@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from test_producer.helpers import CommittedCounter, write_part_files
 
-from hhar_stream.kafka_local import LocalKafka, free_port
+from hhar_stream.daemons import free_port
+from hhar_stream.local.kafka import LocalKafka
 from hhar_stream.settings import Settings
 
 from .harness import (

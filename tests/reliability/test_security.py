@@ -19,15 +19,15 @@ from pydantic import SecretStr
 from test_processor.helpers import read_results
 from test_producer.helpers import write_part_files
 
-from hhar_stream.kafka_local import (
+from hhar_stream.daemons import free_port
+from hhar_stream.kafka_client import NO_TIME_RETENTION
+from hhar_stream.local.kafka import (
     ADMIN_USER,
     PROCESSOR_USER,
     PRODUCER_USER,
     WATCH_USER,
     LocalKafka,
-    free_port,
 )
-from hhar_stream.producer.delivery import EVENT_TOPIC_CONFIG
 from hhar_stream.settings import Settings
 
 from .harness import (
@@ -165,7 +165,7 @@ def test_each_user_may_do_its_part_only(secure: LocalKafka) -> None:
     for topic in (events, letters, results):
         # As the producer creates them: the events carry 2015 timestamps, which time-based
         # retention would delete at once.
-        future = admin.create_topics([NewTopic(topic, 1, 1, config=EVENT_TOPIC_CONFIG)])[topic]
+        future = admin.create_topics([NewTopic(topic, 1, 1, config=NO_TIME_RETENTION)])[topic]
         try:
             future.result(timeout=30)
         except KafkaException as error:

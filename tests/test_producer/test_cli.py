@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from hhar_stream.kafka_local import free_port
+from hhar_stream.daemons import free_port
 from hhar_stream.settings import Settings
 
 from .helpers import CommittedCounter, read_topic, write_part_files

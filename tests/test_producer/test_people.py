@@ -13,7 +13,6 @@ import pytest
 from rich.console import Console
 
 from hhar_stream.errors import InputDataError
-from hhar_stream.producer.cli import stop_on_signals
 from hhar_stream.producer.progress import BarProgress, LogProgress, format_summary
 from hhar_stream.producer.replay import ReplayStats, replay
 from hhar_stream.settings import Settings
@@ -60,18 +59,6 @@ def test_the_summary() -> None:
         "elapsed 2.00 s, 6,000 events/s, max drift 0.500 s, stopped by end\n"
         "failure: broker said no"
     )
-
-
-def test_the_first_signal_stops_and_the_second_aborts() -> None:
-    stop = threading.Event()
-    before = signal.getsignal(signal.SIGTERM)
-    with stop_on_signals(stop):
-        os.kill(os.getpid(), signal.SIGTERM)
-        assert stop.wait(5)
-        with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
-            stop.wait(5)  # the handler raises in this thread as soon as it runs
-    assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_without_source_and_data_folder_the_error_says_what_to_do(tmp_path: Path) -> None:

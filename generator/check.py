@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .synth_plan import (
+from .plan import (
     ACTIVITIES,
     GRID,
     REAL_DESCRIBE,
@@ -22,7 +22,7 @@ from .synth_plan import (
     REAL_ROWS,
     DatasetPlan,
 )
-from .synth_stream import merged_chunks
+from .stream import merged_chunks
 
 NUMERIC = ("Arrival_Time", "Creation_Time", "Index", "x", "y", "z")
 _SHIFT = {"Arrival_Time": 1.4247e12, "Creation_Time": 1.4247e18}

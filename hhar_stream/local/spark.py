@@ -10,17 +10,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
-import subprocess
 import sys
 import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import BrokerError
-from .kafka_local import java_executable, pid_alive, port_is_free
-from .settings import Settings
+from ..daemons import PidFile, java_executable, kill_now, launch, port_is_free, stop_gracefully
+from ..errors import BrokerError
+from ..settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +38,9 @@ class SparkDaemon:
     run_dir: Path
 
     @property
-    def pid_file(self) -> Path:
+    def pid_file(self) -> PidFile:
         """Where the daemon's pid is kept."""
-        return self.run_dir / f"{self.name}.pid"
+        return PidFile(self.run_dir / f"{self.name}.pid")
 
     @property
     def log_file(self) -> Path:
@@ -51,11 +49,7 @@ class SparkDaemon:
 
     def pid(self) -> int | None:
         """The pid of the running daemon, if any."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        return pid if pid_alive(pid) else None
+        return self.pid_file.pid()
 
 
 class LocalSpark:
@@ -95,17 +89,7 @@ class LocalSpark:
             "SPARK_LOCAL_IP": "127.0.0.1",
         }
         command = [str(spark_home() / "bin" / "spark-class"), main_class, *args]
-        with daemon.log_file.open("ab") as log:
-            process = subprocess.Popen(  # noqa: S603 - our own command line
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-                env=env,
-                cwd=self.run_dir,
-            )
-        daemon.pid_file.write_text(f"{process.pid}\n")
+        process = launch(command, daemon.log_file, daemon.pid_file, cwd=self.run_dir, env=env)
         logger.info("started Spark %s (pid %d)", daemon.name, process.pid)
 
     def alive_workers(self) -> int:
@@ -173,29 +157,20 @@ class LocalSpark:
         worker = self.workers[number - 1]
         pid = worker.pid()
         if pid is not None:
-            os.killpg(pid, signal.SIGKILL)
-            while pid_alive(pid):
-                time.sleep(0.05)
-        worker.pid_file.unlink(missing_ok=True)
+            kill_now(pid, group=True)
+        worker.pid_file.forget()
 
     def down(self, timeout: float = 20.0) -> str:
         """Stop the workers and the master (with their executors)."""
         daemons = [*self.workers, self.master]
-        running = [(daemon, daemon.pid()) for daemon in daemons]
-        stopped = [(daemon, pid) for daemon, pid in running if pid is not None]
-        for _, pid in stopped:
-            os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while any(pid_alive(pid) for _, pid in stopped) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        for _, pid in stopped:
-            if pid_alive(pid):
-                os.killpg(pid, signal.SIGKILL)
+        running = {daemon.name: pid for daemon in daemons if (pid := daemon.pid()) is not None}
+        if running:
+            stop_gracefully(running, timeout, group=True)
         for daemon in daemons:
-            daemon.pid_file.unlink(missing_ok=True)
-        if not stopped:
+            daemon.pid_file.forget()
+        if not running:
             return "Spark cluster is not running"
-        return f"Spark cluster stopped ({len(stopped)} process(es))"
+        return f"Spark cluster stopped ({len(running)} process(es))"
 
     def status(self) -> tuple[bool, str]:
         """Whether the master runs with every worker alive, and a one-line description."""

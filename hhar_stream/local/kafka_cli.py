@@ -6,8 +6,8 @@ import argparse
 import subprocess
 import sys
 
-from .kafka_local import LocalKafka
-from .options import add_setting, settings_from_args
+from ..options import add_setting, settings_from_args
+from .kafka import LocalKafka
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

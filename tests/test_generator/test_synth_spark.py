@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from hhar_stream.producer.synth import write_dataset
-from hhar_stream.producer.synth_plan import plan_dataset
+from hhar_stream.generator.plan import plan_dataset
+from hhar_stream.generator.synth import write_dataset
 from hhar_stream.schemas import SensorEvent
 
 pytestmark = pytest.mark.spark

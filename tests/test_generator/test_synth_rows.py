@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hhar_stream.producer.synth import grid_value_text, iter_lines
-from hhar_stream.producer.synth_plan import SESSION_STARTS_NS, plan_dataset
-from hhar_stream.producer.synth_stream import merged_chunks
+from hhar_stream.generator.plan import SESSION_STARTS_NS, plan_dataset
+from hhar_stream.generator.stream import merged_chunks
+from hhar_stream.generator.synth import grid_value_text, iter_lines
 from hhar_stream.schemas import ACTIVITY_LABELS, WIRE_FIELDS, parse_event
 
 ROWS = 60_000

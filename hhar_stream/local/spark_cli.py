@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .options import add_setting, settings_from_args
-from .spark_local import LocalSpark
+from ..options import add_setting, settings_from_args
+from .spark import LocalSpark
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

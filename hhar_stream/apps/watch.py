@@ -18,11 +18,11 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
-from .errors import BrokerError, ConfigError
-from .options import add_setting, settings_from_args
-from .processor.config import BAD_RECORDS, QUERY_NAMES
-from .producer.delivery import check_broker
-from .schemas.results import (
+from ..errors import BrokerError, ConfigError
+from ..kafka_client import check_broker
+from ..options import add_setting, settings_from_args
+from ..processor.config import BAD_RECORDS, QUERY_NAMES
+from ..schemas.results import (
     ActivityStats,
     DeviceActivity,
     DeviceActivitySubtotal,
@@ -33,7 +33,7 @@ from .schemas.results import (
     WindowedActivity,
     parse_result_value,
 )
-from .settings import Settings
+from ..settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ real-sample notes (STATS.md sections, "§n"). `plan_dataset` turns them into a `
 one `StreamPlan` per (User, Device), each a time-ordered list of `DeviceBlock`s (an activity
 of one user on one phone) carrying its exact row count, its time span, its gaps and the
 parameters of its gyroscope signal. The plan is small (a few hundred blocks whatever the size);
-`hhar_stream.producer.synth_stream` turns it into rows.
+`hhar_stream.generator.stream` turns it into rows.
 
 Calibration, at any size: the Device x gt counts are the real ones scaled to the requested
 row count (largest remainder, so they sum exactly), the per-gt means of x, y, z are the real

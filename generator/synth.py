@@ -7,7 +7,7 @@ Databricks wrote them (``part-00000-tid-<tid>-<uuid>-0-c000.json``), each a roun
 Rows are JSON lines byte-identical to `SensorEvent.to_json()`: keys in the real order, 19-digit
 nanosecond Creation_Time, readings as the real files write the float32 sensor values
 (``0.0014038086``, ``5.0354E-4``).
-What is generated, and how it is calibrated, is in `synth_plan` and `synth_stream`.
+What is generated, and how it is calibrated, is in `plan` and `stream`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import numpy as np
 from ..errors import ConfigError, InputDataError
 from ..options import add_setting, settings_from_args
 from ..schemas import WIRE_FIELDS, java_double
-from .synth_plan import (
+from .plan import (
     ACTIVITIES,
     GRID,
     MAX_GRID,
@@ -42,7 +42,7 @@ from .synth_plan import (
     DatasetPlan,
     plan_dataset,
 )
-from .synth_stream import Chunk, merged_chunks
+from .stream import Chunk, merged_chunks
 
 logger = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .synth_plan import (
+from .plan import (
     ACTIVITIES,
     GRID,
     HARMONICS,

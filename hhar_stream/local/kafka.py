@@ -9,12 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import random
 import secrets
-import shutil
-import signal
-import socket
 import subprocess
 import time
 from collections.abc import Sequence
@@ -23,8 +18,10 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from .errors import BrokerError, ConfigError
-from .settings import Settings
+from ..daemons import PidFile, java_executable, kill_now, launch, port_is_free, stop_gracefully
+from ..errors import BrokerError, ConfigError
+from ..kafka_client import broker_answers
+from ..settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -68,83 +65,12 @@ rootLogger.appenderRef.stderr.ref = STDERR
 """
 
 
-def java_executable() -> str:
-    """The ``java`` to run Kafka with (``JAVA_HOME`` first, then ``PATH``)."""
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and (Path(java_home) / "bin" / "java").exists():
-        return str(Path(java_home) / "bin" / "java")
-    found = shutil.which("java")
-    if not found:
-        msg = "java not found: install a Java 17+ runtime (e.g. apt-get install openjdk-17-jre)"
-        raise ConfigError(msg)
-    return found
-
-
 def check_kafka_libs(libs: Path) -> Path:
     """Return the jar folder, or fail with how to fill it."""
     if not libs.is_dir() or not any(libs.glob("kafka_2.13-*.jar")):
         msg = f"Kafka jars not found in {libs}: run `make setup` (needs Maven)"
         raise ConfigError(msg)
     return libs.resolve()
-
-
-def port_is_free(port: int, host: str = "127.0.0.1") -> bool:
-    """True when nothing listens on host:port."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def free_port_base(*offsets: int) -> int:
-    """A base port such that base + offset is free on 127.0.0.1 for every offset."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20_000, 60_000)
-        if all(port_is_free(base + offset) for offset in offsets):
-            return base
-    msg = "no free block of ports on 127.0.0.1"
-    raise BrokerError(msg)
-
-
-def pid_alive(pid: int) -> bool:
-    """True when a process with this pid exists and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
-
-
-def broker_answers(bootstrap: str, timeout: float = 3.0, client_config: dict | None = None) -> bool:
-    """True when a Kafka broker at `bootstrap` answers a metadata request."""
-    from confluent_kafka.admin import AdminClient
-
-    config = dict(client_config or {})
-    # log_level 0: a probe of a broker that is still starting should not print "refused".
-    config |= {"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000)}
-    config["log_level"] = 0
-    try:
-        AdminClient(config).list_topics(timeout=timeout)
-    except Exception:  # noqa: BLE001 - any failure means "does not answer"
-        return False
-    return True
 
 
 @dataclass(frozen=True)
@@ -162,9 +88,9 @@ class BrokerNode:
         return f"127.0.0.1:{self.port}"
 
     @property
-    def pid_file(self) -> Path:
+    def pid_file(self) -> PidFile:
         """Where the running broker's pid is kept."""
-        return self.run_dir / "broker.pid"
+        return PidFile(self.run_dir / "broker.pid")
 
     @property
     def log_file(self) -> Path:
@@ -178,11 +104,7 @@ class BrokerNode:
 
     def pid(self) -> int | None:
         """The pid of this node's running broker, if any."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        return pid if pid_alive(pid) else None
+        return self.pid_file.pid()
 
 
 class LocalKafka:
@@ -482,16 +404,7 @@ class LocalKafka:
             "kafka.Kafka",
             str(config),
         ]
-        with node.out_file.open("ab") as out:
-            process = subprocess.Popen(  # noqa: S603 - our own java command line
-                command,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,  # survives the CLI and is not hit by its Ctrl+C
-                cwd=node.run_dir,
-            )
-        node.pid_file.write_text(f"{process.pid}\n")
+        process = launch(command, node.out_file, node.pid_file, cwd=node.run_dir)
         logger.info("starting Kafka node %d at %s (pid %d)", node.node_id, node.bootstrap,
                     process.pid)
         return process
@@ -502,7 +415,7 @@ class LocalKafka:
             for node_id, process in processes.items():
                 if process.poll() is not None:
                     node = self.node(node_id)
-                    node.pid_file.unlink(missing_ok=True)
+                    node.pid_file.forget()
                     msg = (
                         f"Kafka node {node_id} exited during start-up; last log lines:\n"
                         f"{self.log_tail(node)}"
@@ -525,38 +438,23 @@ class LocalKafka:
 
     def down(self, timeout: float = 30.0) -> str:
         """Stop every node by its pid (SIGTERM, then SIGKILL after `timeout` seconds)."""
-        pids = {node.node_id: node.pid() for node in self.nodes}
-        running = {node_id: pid for node_id, pid in pids.items() if pid is not None}
+        running = {f"Kafka node {node.node_id}": pid for node in self.nodes
+                   if (pid := node.pid()) is not None}
+        if running:
+            stop_gracefully(running, timeout)
         for node in self.nodes:
-            if node.node_id not in running:
-                node.pid_file.unlink(missing_ok=True)
+            node.pid_file.forget()
         if not running:
             return "Kafka is not running"
-        for pid in running.values():
-            os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while any(pid_alive(pid) for pid in running.values()) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        for node_id, pid in running.items():
-            if pid_alive(pid):
-                logger.warning("Kafka node %d (pid %d) did not stop in %.0f s: killing it",
-                               node_id, pid, timeout)
-                os.kill(pid, signal.SIGKILL)
-                while pid_alive(pid):
-                    time.sleep(0.1)
-            self.node(node_id).pid_file.unlink(missing_ok=True)
-        listed = ", ".join(str(pid) for pid in running.values())
-        return f"Kafka stopped (pid {listed})"
+        return f"Kafka stopped (pid {', '.join(str(pid) for pid in running.values())})"
 
     def kill_node(self, node_id: int = 1) -> None:
         """Kill one node at once (SIGKILL), as a crash would; for fault tests."""
         node = self.node(node_id)
         pid = node.pid()
         if pid is not None:
-            os.kill(pid, signal.SIGKILL)
-            while pid_alive(pid):
-                time.sleep(0.05)
-        node.pid_file.unlink(missing_ok=True)
+            kill_now(pid)
+        node.pid_file.forget()
 
     def status(self) -> tuple[bool, str]:
         """Whether every node answers, and one line per node."""

@@ -10,22 +10,19 @@ of ``--seconds``, stops everything it started, the broker included, and leaves n
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from confluent_kafka.admin import AdminClient
-
-from .errors import HharError
-from .kafka_local import LocalKafka, broker_answers
-from .options import add_setting, settings_from_args
-from .settings import Settings
+from ..daemons import launch, stop_child
+from ..errors import HharError
+from ..kafka_client import broker_answers, delete_topics
+from ..local.kafka import LocalKafka
+from ..options import add_setting, settings_from_args
+from ..settings import Settings
 from .watch import WATCHED_QUERIES
 
 logger = logging.getLogger(__name__)
@@ -40,46 +37,13 @@ def _has_data(folder: Path) -> bool:
 
 def _child(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     """Start `hhar <args>` in its own process group, its output in `log`."""
-    with log.open("ab") as out:
-        return subprocess.Popen(  # noqa: S603 - our own command line
-            [sys.executable, "-m", "hhar_stream.cli", *args],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            start_new_session=True,
-        )
-
-
-def _stop(process: subprocess.Popen, name: str, timeout: float = 30.0) -> None:
-    """SIGTERM the child's whole process group; SIGKILL what is left after `timeout`."""
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            logger.warning("%s did not stop in %.0f s: killing it", name, timeout)
-    # The JVM the processor started lives in the same group: leave nothing behind.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    return launch([sys.executable, "-m", "hhar_stream.cli", *args], log, env=env)
 
 
 def _clear_topics(settings: Settings) -> None:
     """Delete the events, dead-letter and result topics so that the demo starts from zero."""
-    admin = AdminClient(settings.kafka_client_config())
-    existing = set(admin.list_topics(timeout=10).topics)
     wanted = {settings.topic, settings.dead_letter_topic}
-    wanted |= {settings.result_topic(query) for query in WATCHED_QUERIES}
-    doomed = sorted(existing & wanted)
-    if not doomed:
-        return
-    for future in admin.delete_topics(doomed, operation_timeout=30).values():
-        future.result(timeout=60)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and set(doomed) & set(admin.list_topics(timeout=10).topics):
-        time.sleep(0.5)
+    delete_topics(settings, wanted | {settings.result_topic(query) for query in WATCHED_QUERIES})
 
 
 def run_demo(settings: Settings, seconds: float | None, rows: int, speedup: float) -> int:
@@ -149,7 +113,7 @@ def run_demo(settings: Settings, seconds: float | None, rows: int, speedup: floa
     finally:
         print("stopping the demo ...", flush=True)
         for name, process in reversed(children):
-            _stop(process, name)
+            stop_child(process, name)
         if started_broker:
             print(local.down(), flush=True)
 

@@ -1,0 +1,238 @@
+"""Kafka for every part of hhar-stream: the broker check, the topics and their configs, admin.
+
+The producer, the processor, `hhar watch`, `hhar demo` and the compose file's topic set-up all
+use this one module: whether the broker answers (`broker_answers`, quiet) or why it does not
+(`check_broker`, one line), which topics hhar-stream creates with which configs (`TopicSpec`,
+`topic_specs`, `result_topic_specs`), and creating, listing and deleting them. The librdkafka
+settings themselves are rendered by `Settings.kafka_client_config`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from .errors import BrokerError
+from .settings import Settings
+
+logger = logging.getLogger(__name__)
+
+REACH_TIMEOUT = 10.0
+"""Seconds to wait for the broker to answer before giving up."""
+ADMIN_TIMEOUT = 30.0
+"""Seconds an admin operation (create, delete) may take."""
+
+_UNREACHABLE = frozenset({KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE, KafkaError._TRANSPORT})
+_AUTHENTICATION_FAILED = frozenset({
+    KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED,
+})
+
+
+# --- is the broker there? -------------------------------------------------------------------
+def broker_answers(
+    bootstrap: str, timeout: float = 3.0, client_config: Mapping[str, Any] | None = None
+) -> bool:
+    """True when a Kafka broker at `bootstrap` answers a metadata request (prints nothing)."""
+    config = dict(client_config or {})
+    # log_level 0: a probe of a broker that is still starting should not print "refused".
+    config |= {"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000),
+               "log_level": 0}
+    try:
+        AdminClient(config).list_topics(timeout=timeout)
+    except KafkaException:
+        return False
+    return True
+
+
+def check_broker(settings: Settings, timeout: float = REACH_TIMEOUT) -> None:
+    """Fail fast, in one line, when the broker cannot be reached or refuses the credentials.
+
+    Raises:
+        BrokerError: when no broker answers within `timeout` seconds, the connection is
+            refused, the name does not resolve or the SASL authentication fails (the message
+            names the user, never the password).
+    """
+    reported: list[KafkaError] = []
+    admin = AdminClient(
+        settings.kafka_client_config() | {"error_cb": reported.append, "log_level": 0}
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin.list_topics(timeout=min(1.0, timeout))
+        except KafkaException as error:
+            failure: KafkaError = error.args[0]
+        else:
+            return
+        admin.poll(0)
+        # librdkafka's own reports name the cause ("Connection refused"); the exception does not.
+        refusals = [error for error in reported if error.code() in _AUTHENTICATION_FAILED]
+        if refusals:
+            msg = (
+                f"cannot reach Kafka at {settings.bootstrap}: authentication as user "
+                f"{settings.sasl_username!r} failed (wrong user name or password?): "
+                f"{refusals[0].str()}"
+            )
+            raise BrokerError(msg)
+        causes = [error for error in reported if error.code() in _UNREACHABLE]
+        if causes or time.monotonic() >= deadline:
+            detail = min(causes, key=lambda error: error.code() != KafkaError._TRANSPORT,
+                         default=failure).str()
+            msg = f"cannot reach Kafka at {settings.bootstrap}: {detail}"
+            raise BrokerError(msg)
+
+
+# --- the topics hhar-stream creates -----------------------------------------------------------
+@dataclass(frozen=True)
+class TopicSpec:
+    """How hhar-stream creates one topic: partitions and topic configs (besides
+    ``min.insync.replicas`` and the replication factor, which come from the settings)."""
+
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+NO_TIME_RETENTION = {"retention.ms": "-1"}
+"""Configs of the events and dead-letter topics. Records carry the recording's timestamps
+(2015), so time-based retention would delete them at the broker's next retention check."""
+
+STATE_TOPIC_CONFIG = {"cleanup.policy": "compact", "segment.ms": "600000"}
+"""Configs of the producer's state topic: compacted, segments rolled so compaction runs."""
+
+RESULT_TOPIC_CONFIG = {
+    "cleanup.policy": "compact",
+    # Roll segments hourly so the cleaner can compact them: a row per key remains.
+    "segment.ms": "3600000",
+}
+"""Configs of the result topics: compacted, the latest row per group key remains."""
+
+
+def topic_specs(settings: Settings) -> dict[str, TopicSpec]:
+    """The producer's topics: events and dead letters (`settings.partitions`, no time-based
+    retention) and its compacted one-partition state topic."""
+    events = TopicSpec(settings.partitions, NO_TIME_RETENTION)
+    return {
+        settings.topic: events,
+        settings.dead_letter_topic: events,
+        settings.state_topic: TopicSpec(1, STATE_TOPIC_CONFIG),
+    }
+
+
+def result_topic_specs(settings: Settings, outputs: Iterable[str]) -> dict[str, TopicSpec]:
+    """The compacted result topic of each of `outputs` (query names)."""
+    spec = TopicSpec(settings.partitions, RESULT_TOPIC_CONFIG)
+    return {settings.result_topic(name): spec for name in outputs}
+
+
+def full_config(settings: Settings, spec: TopicSpec) -> dict[str, str]:
+    """Every config a topic of `spec` is created with."""
+    return {"min.insync.replicas": str(settings.min_insync_replicas)} | spec.config
+
+
+# --- admin ------------------------------------------------------------------------------------
+def admin_client(settings: Settings) -> AdminClient:
+    """An AdminClient for the settings' cluster and credentials."""
+    return AdminClient(settings.kafka_client_config())
+
+
+def list_topics(settings: Settings, timeout: float = REACH_TIMEOUT) -> set[str]:
+    """The names of the cluster's topics.
+
+    Raises:
+        BrokerError: when the broker does not answer.
+    """
+    try:
+        return set(admin_client(settings).list_topics(timeout=timeout).topics)
+    except KafkaException as error:
+        msg = f"Kafka at {settings.bootstrap} does not answer: {error.args[0].str()}"
+        raise BrokerError(msg) from None
+
+
+def ensure_topics(settings: Settings, specs: Mapping[str, TopicSpec]) -> list[str]:
+    """Create the topics of `specs` that do not exist yet; the names created.
+
+    Raises:
+        BrokerError: when a topic cannot be created.
+    """
+    admin = admin_client(settings)  # must outlive its futures
+    existing = list_topics(settings)
+    missing = [
+        NewTopic(name, spec.partitions, settings.replication_factor,
+                 config=full_config(settings, spec))
+        for name, spec in specs.items()
+        if name not in existing
+    ]
+    if not missing:
+        return []
+    created = []
+    for name, future in admin.create_topics(missing, request_timeout=ADMIN_TIMEOUT).items():
+        try:
+            future.result(timeout=ADMIN_TIMEOUT)
+        except KafkaException as error:
+            if error.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                continue
+            msg = f"cannot create topic {name}: {error.args[0].str()}"
+            raise BrokerError(msg) from None
+        logger.info("created topic %s", name)
+        created.append(name)
+    return created
+
+
+def delete_topics(settings: Settings, topics: Iterable[str]) -> list[str]:
+    """Delete those of `topics` that exist and wait until the broker no longer lists them;
+    the names deleted.
+
+    Raises:
+        BrokerError: when Kafka refuses or does not finish in time.
+    """
+    admin = admin_client(settings)
+    doomed = sorted(set(topics) & list_topics(settings))
+    if not doomed:
+        return []
+    for name, future in admin.delete_topics(doomed, operation_timeout=ADMIN_TIMEOUT).items():
+        try:
+            future.result(timeout=ADMIN_TIMEOUT)
+        except KafkaException as error:
+            if error.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                msg = f"Kafka refused to delete topic {name}: {error.args[0].str()}"
+                raise BrokerError(msg) from None
+    deadline = time.monotonic() + ADMIN_TIMEOUT
+    while set(doomed) & list_topics(settings):
+        if time.monotonic() > deadline:
+            msg = f"Kafka did not delete the topics {', '.join(doomed)} in time"
+            raise BrokerError(msg)
+        time.sleep(0.2)
+    logger.info("deleted topics %s", ", ".join(doomed))
+    return doomed
+
+
+def watermark_offsets(
+    settings: Settings, topic: str, partitions: Iterable[int] | None = None,
+    timeout: float = REACH_TIMEOUT,
+) -> dict[int, tuple[int, int]]:
+    """(earliest, end) offsets of the partitions of `topic` (default: all of them).
+
+    Raises:
+        BrokerError: when the broker does not answer.
+    """
+    consumer = Consumer(settings.kafka_client_config() | {
+        "group.id": "hhar-offsets", "enable.auto.commit": False})
+    try:
+        if partitions is None:
+            partitions = consumer.list_topics(topic, timeout=timeout).topics[topic].partitions
+        return {
+            number: consumer.get_watermark_offsets(
+                TopicPartition(topic, number), timeout=timeout, cached=False)
+            for number in partitions
+        }
+    except KafkaException as error:
+        msg = f"Kafka at {settings.bootstrap} does not answer: {error.args[0].str()}"
+        raise BrokerError(msg) from None
+    finally:
+        consumer.close()
