@@ -9,11 +9,12 @@ and times, each as its own Spark job over every event, after one warm-up job:
   unexpected keys (a second JSON parse of each line);
 - ``parse``: `parse_events` with every validation rule, valid rows counted, twice: the first
   run also pays for generating and compiling the code of the plan;
-- ``fine_aggregates``: parse + the fused engine's aggregation, collected;
-- ``windowed``: parse + ``windowed_activity``, collected (its own stream in the fused engine);
-- ``bad_records``: parse + the invalid rows, counted (its own stream in the fused engine);
-- ``derive_each``: each query derived from the collected aggregates and written as result
-  records (the fused engine's per-batch work, `collect_records` with pydantic validation).
+- ``batch_aggregate``: the fused engine's one job per micro-batch (parse, group by fine key
+  and window, bad records aside), collected;
+- ``windowed``: parse + ``windowed_activity``, collected (the per-query engine's own stream);
+- ``bad_records``: parse + the invalid rows, counted (the per-query engine's own stream);
+- ``merge`` and ``derive_each``: the fused engine's driver work on the collected aggregate:
+  the merge into its state, and each query derived in plain Python as validated records.
 
 Prints one JSON object of seconds per stage (and events/s), for bench/run_all.py.
 
@@ -29,13 +30,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from hhar_stream.processor import queries as q
-from hhar_stream.processor.engine import load_historical_stats, query_definitions
-from hhar_stream.processor.fused import OWN_STREAMS
-from hhar_stream.processor.io import collect_records
+from hhar_stream.processor.catalogue import CATALOGUE, window_milliseconds
+from hhar_stream.processor.fused import batch_aggregate
+from hhar_stream.processor.fused_state import FusedState
 from hhar_stream.processor.parse import (
     EVENT_SCHEMA,
     invalid_records,
@@ -43,6 +43,7 @@ from hhar_stream.processor.parse import (
     valid_events,
 )
 from hhar_stream.processor.session import build_session
+from hhar_stream.processor.source import load_historical_stats
 from hhar_stream.settings import Settings
 
 
@@ -84,28 +85,38 @@ def main() -> None:
         parsed = parse_events(raw)
         figures["parse_first_s"], _ = timed(valid_events(parsed).count)
         figures["parse_s"], _ = timed(valid_events(parsed).count)
-        figures["fine_aggregates_s"], rows = timed(
-            lambda: q.fine_aggregates(valid_events(parsed)).collect())
-        figures["fine_aggregate_rows"] = len(rows)
+        window_ms, delay_ms = window_milliseconds(settings)
+        figures["batch_aggregate_s"], rows = timed(
+            lambda: batch_aggregate(raw, window_ms).collect())
+        figures["batch_aggregate_rows"] = len(rows)
         window = q.windowed_activity(valid_events(parsed), settings.window, settings.watermark)
         figures["windowed_s"], _ = timed(window.collect)
         figures["bad_records_s"], _ = timed(invalid_records(parsed).count)
 
-        historical = load_historical_stats(spark, settings) if settings.history else None
-        definitions = query_definitions(settings, historical)
-        aggregates = q.fine_aggregates(valid_events(parsed))
-        local = spark.createDataFrame(rows, schema=aggregates.schema).cache()
-        local.count()
+        groups = [(r["Device"], r["gt"], r["Model"], r["User"], r["window_start"], r["count"],
+                   r["x_sum"], r["y_sum"], r["z_sum"], r["latest"]) for r in rows if r["ok"]]
+        figures["merge_s"], state = timed(
+            lambda: FusedState().merge(0, groups, 0, window_ms, delay_ms))
+        historical = {}
+        if settings.history:
+            historical = {(row["gt"], row["Model"]): row.asDict()
+                          for row in load_historical_stats(spark, settings).collect()}
         derive: dict[str, float] = {}
-        for name, definition in definitions.items():
-            if name in OWN_STREAMS or definition.on_events is None:
+        for query in CATALOGUE.values():
+            if query.derive is None:
                 continue
-            frame: DataFrame = definition.on_events(local)
-            derive[name], _ = timed(lambda frame=frame, definition=definition, name=name:
-                                    collect_records(frame, definition.record, name, 0))
-        figures["derive_each_s"] = {name: round(value, 3) for name, value in derive.items()}
+            parameters = query.parameters(settings)
+            if query.uses_history:
+                parameters["historical"] = historical
+
+            def records(query=query, parameters=parameters) -> list:
+                return [query.record.model_validate(row | {"query": query.name, "batch_id": 0})
+                        for row in query.derive(state.totals, **parameters)]
+
+            derive[query.name], _ = timed(records)
+        figures["derive_each_s"] = {name: round(value, 4) for name, value in derive.items()}
         figures["derive_total_s"] = sum(derive.values())
-        for key in ("read_s", "json_only_s", "json_keys_s", "parse_s", "fine_aggregates_s",
+        for key in ("read_s", "json_only_s", "json_keys_s", "parse_s", "batch_aggregate_s",
                     "windowed_s", "bad_records_s"):
             figures[key.removesuffix("_s") + "_events_per_s"] = round(events / figures[key])
         print(json.dumps({key: round(value, 3) if isinstance(value, float) else value

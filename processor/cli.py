@@ -5,20 +5,19 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..daemons import stop_on_signals
 from ..errors import QueryFailedError
 from ..options import add_setting, settings_from_args
-from .config import QUERY_NAMES
+from .catalogue import QUERY_NAMES
 
 logger = logging.getLogger(__name__)
 
@@ -98,28 +97,21 @@ def _spark_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _process(args: argparse.Namespace) -> int:
-    from .engine import Processor
-    from .fused import FusedProcessor
+    from .runner import Processor
     from .session import build_session
 
     settings = settings_from_args(args)
     on_terminal = sys.stderr.isatty()
-    engine = FusedProcessor if settings.engine == "fused" else Processor
-    processor = engine(settings, logging.DEBUG if on_terminal else logging.INFO)
+    processor = Processor(settings, logging.DEBUG if on_terminal else logging.INFO)
     processor.preflight()  # before Spark: Ctrl+C may still interrupt at once here
     stop = threading.Event()
-    previous = {number: signal.signal(number, _stop_requester(stop))
-                for number in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with stop_on_signals(stop, "stopping the queries"):
         spark = build_session(settings, app_name="hhar-process")
         try:
             processor.start(spark, reset=args.reset)
             _run_until_done(processor, stop, on_terminal)
         finally:
             _shut_down(processor, spark)
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
     if stop.is_set():
         logger.info("stopped on request: the checkpoints keep the progress for the next run")
     _print_summary(processor.summary(), args.json)
@@ -145,22 +137,6 @@ def _run_until_done(processor: Any, stop: threading.Event, on_terminal: bool) ->
             raise
 
 
-def _stop_requester(stop: threading.Event) -> Callable[[int, Any], None]:
-    """A signal handler: the first Ctrl+C or SIGTERM stops cleanly, a second one aborts.
-
-    Raising inside a Py4J call would break Spark's connection, so the first signal only asks
-    the wait loop to stop the queries.
-    """
-
-    def request_stop(signum: int, frame: Any) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        logger.info("%s: stopping the queries (again to abort)", signal.Signals(signum).name)
-        stop.set()
-
-    return request_stop
-
-
 def _shut_down(processor: Any, spark: Any) -> None:
     """Stop the queries and Spark; a JVM that is already gone (killed with us) is no error."""
     from py4j.protocol import Py4JError
@@ -177,7 +153,7 @@ def _watch_with_progress(processor: Any, stop: threading.Event) -> None:
                TextColumn("{task.fields[text]}"), TimeElapsedColumn())
     with Progress(*columns, console=Console(stderr=True)) as progress:
         tasks = {name: progress.add_task(name, total=None, text="starting")
-                 for name in processor.outputs}
+                 for name in processor.streaming_names()}
         started = time.monotonic()
         while True:
             done = processor.wait(_POLL_SECONDS)
@@ -243,7 +219,7 @@ def _status(args: argparse.Namespace) -> int:
     from .status import read_status
 
     settings = settings_from_args(args)
-    state = read_status(settings.checkpoint)
+    state = read_status(settings)
     if args.json:
         print(json.dumps(state, indent=2))
         return 0

@@ -187,19 +187,27 @@ def _max_length(name: str) -> int:
     )
 
 
-def invalid_records(parsed: DataFrame) -> DataFrame:
-    """The bad rows of `parse_events` as `BadRecord` rows: the reason, the beginning of the value
-    text (invalid UTF-8 replaced by U+FFFD), its size in bytes and whether it was cut."""
-    metadata = [name for name in ("partition", "offset", "timestamp") if name in parsed.columns]
+def bad_record_columns(parsed: DataFrame) -> dict[str, Column]:
+    """The columns of a `BadRecord` row of `parse_events`' rows, by name (partition, offset and
+    timestamp as far as `parsed` has them): the reason, the beginning of the value text
+    (invalid UTF-8 replaced by U+FFFD), its size in bytes and whether it was cut."""
     text = F.make_valid_utf8(F.col("value"))
     keep = _max_length("value")
+    return {
+        **{name: F.col(name) for name in ("partition", "offset", "timestamp")
+           if name in parsed.columns},
+        REASON_COLUMN: F.substring(REASON_COLUMN, 1, _max_length("reason")),
+        "value": F.substring(text, 1, keep),
+        "value_bytes": F.octet_length("value"),
+        "value_truncated": F.coalesce(F.length(text) > keep, F.lit(False)),
+    }
+
+
+def invalid_records(parsed: DataFrame) -> DataFrame:
+    """The bad rows of `parse_events` as `BadRecord` rows (`bad_record_columns`)."""
+    columns = bad_record_columns(parsed)
     return parsed.where(F.col(REASON_COLUMN).isNotNull()).select(
-        *metadata,
-        F.substring(REASON_COLUMN, 1, _max_length("reason")).alias(REASON_COLUMN),
-        F.substring(text, 1, keep).alias("value"),
-        F.octet_length("value").alias("value_bytes"),
-        F.coalesce(F.length(text) > keep, F.lit(False)).alias("value_truncated"),
-    )
+        *(column.alias(name) for name, column in columns.items()))
 
 
 def count_parse_outcomes(parsed: DataFrame, name: str = "parse") -> DataFrame:

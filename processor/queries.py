@@ -4,10 +4,8 @@ Each takes a DataFrame with the event columns (`parse.valid_events`, or a static
 the same schema) and returns the rows of one result kind (`hhar_stream.schemas.results`), so
 the same function answers a batch question and runs as a streaming query.
 
-Every query but `windowed_activity` also accepts the events' `fine_aggregates` (one row per
-(Device, gt, Model, User) with the ``count`` and the sums of x, y, z) in place of the events
-and then gives the same rows: that is how the fused engine derives all of them from one small
-stateful aggregation.
+They are the reference: the per-query engine runs them as streaming queries, and the fused
+engine's plain-Python derivations (`derive`) are held equal to them by a property test.
 """
 
 from __future__ import annotations
@@ -18,57 +16,41 @@ from pyspark.sql import Column, DataFrame, GroupedData
 from pyspark.sql import functions as F
 
 FINE_GRAIN = ("Device", "gt", "Model", "User")
-"""The finest grouping any query (but the windowed one) needs."""
+"""The finest grouping any query (but the windowed one) needs: the fused engine's totals."""
 
 AXES = ("x", "y", "z")
 
 
-def _is_aggregated(frame: DataFrame) -> bool:
-    return "x_sum" in frame.columns
+def _count() -> Column:
+    return F.count(F.lit(1)).alias("count")
 
 
-def _count(frame: DataFrame) -> Column:
-    # A sum over no aggregates is null; a count of no events is 0, as groupBy().count() says.
-    counted = (
-        F.coalesce(F.sum("count"), F.lit(0)) if _is_aggregated(frame) else F.count(F.lit(1))
-    )
-    return counted.alias("count")
-
-
-def _mean(frame: DataFrame, axis: str) -> Column:
-    mean = F.sum(f"{axis}_sum") / F.sum("count") if _is_aggregated(frame) else F.avg(axis)
-    return mean.alias(f"{axis}_avg")
-
-
-def fine_aggregates(events: DataFrame) -> DataFrame:
-    """Events per (Device, gt, Model, User): ``count`` and ``x_sum``, ``y_sum``, ``z_sum``."""
-    return events.groupBy(*FINE_GRAIN).agg(
-        _count(events), *(F.sum(axis).alias(f"{axis}_sum") for axis in AXES)
-    )
+def _mean(axis: str) -> Column:
+    return F.avg(axis).alias(f"{axis}_avg")
 
 
 def total_count(events: DataFrame) -> DataFrame:
     """The number of events (one row, column ``count``)."""
-    return events.groupBy().agg(_count(events))
+    return events.groupBy().agg(_count())
 
 
 def device_activity(events: DataFrame) -> DataFrame:
     """Events per (Device, gt)."""
-    return events.groupBy("Device", "gt").agg(_count(events))
+    return events.groupBy("Device", "gt").agg(_count())
 
 
-def _with_subtotals(events: DataFrame, grouped: GroupedData) -> DataFrame:
-    return grouped.agg(F.grouping_id().alias("grouping_id"), _count(events))
+def _with_subtotals(grouped: GroupedData) -> DataFrame:
+    return grouped.agg(F.grouping_id().alias("grouping_id"), _count())
 
 
 def device_activity_cube(events: DataFrame) -> DataFrame:
     """``cube(Device, gt)`` counts; ``grouping_id`` marks subtotal rows (1, 2, 3)."""
-    return _with_subtotals(events, events.cube("Device", "gt"))
+    return _with_subtotals(events.cube("Device", "gt"))
 
 
 def device_activity_rollup(events: DataFrame) -> DataFrame:
     """``rollup(Device, gt)`` counts; ``grouping_id`` marks subtotal rows (1, 3)."""
-    return _with_subtotals(events, events.rollup("Device", "gt"))
+    return _with_subtotals(events.rollup("Device", "gt"))
 
 
 def stairs_by_user(
@@ -81,13 +63,13 @@ def stairs_by_user(
     """
     is_stairs = F.col("gt").contains("stairs")
     chosen = F.col("User").isin(*users) & (F.col("Device") == F.lit(device))
-    return events.where(is_stairs & chosen).groupBy("User").agg(_count(events))
+    return events.where(is_stairs & chosen).groupBy("User").agg(_count())
 
 
 def activity_stats(events: DataFrame) -> DataFrame:
     """Mean x, y, z and the count per (gt, Model)."""
     return events.groupBy("gt", "Model").agg(
-        *(_mean(events, axis) for axis in AXES), _count(events)
+        *(_mean(axis) for axis in AXES), _count()
     )
 
 
@@ -134,7 +116,7 @@ def windowed_activity(
     return (
         timed.withWatermark("event_time", watermark)
         .groupBy(F.window("event_time", window).alias("window"), "Device", "gt")
-        .agg(_count(events))
+        .agg(_count())
         .select(
             F.col("window.start").alias("window_start"),
             F.col("window.end").alias("window_end"),

@@ -11,6 +11,7 @@ stopped processor from a running one.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import math
@@ -31,6 +32,8 @@ from pyspark.sql.streaming.listener import (
 
 from ..daemons import pid_alive
 from ..errors import InputDataError
+from ..settings import Settings
+from .checkpoints import is_local
 
 logger = logging.getLogger(__name__)
 
@@ -39,9 +42,14 @@ PARSE_METRICS = "parse"
 """Name of the observed metrics (``rows``, ``bad``) that every query attaches to its input."""
 
 
-def status_path(checkpoint_root: Path) -> Path:
-    """Where the processor using `checkpoint_root` keeps its status."""
-    return checkpoint_root / STATUS_FILE
+def status_path(settings: Settings) -> Path:
+    """Where the processor of `settings` keeps its status: in its checkpoint root when that is
+    a local folder, else in ``<home>/status/`` under a name made from the root's URI."""
+    root = str(settings.checkpoint)
+    if is_local(root):
+        return Path(root.removeprefix("file://")) / STATUS_FILE
+    digest = hashlib.sha256(root.encode()).hexdigest()[:16]
+    return settings.home / "status" / f"{digest}.json"
 
 
 def _now() -> str:
@@ -92,6 +100,8 @@ class ProcessorStatus:
         """Track queries; write the status to `path` (created with its folder)."""
         self.path = path
         self._lock = threading.Lock()
+        self._engine_counts: dict[tuple[str, int], dict[str, Any]] = {}
+        self._closed_up_to: dict[str, str] = {}
         self._state: dict[str, Any] = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -134,9 +144,21 @@ class ProcessorStatus:
             query |= {"id": query_id, "run_id": run_id, "active": True, "exception": None}
             self._save()
 
-    def progressed(self, name: str, summary: dict[str, Any]) -> None:
-        """Record one micro-batch of query `name` (`summarize_progress`)."""
+    def counted(self, name: str, batch_id: int, **counts: Any) -> None:
+        """Figures of micro-batch `batch_id` of query `name` that its engine counted itself
+        (``bad_records``, ``late_rows``, ``state_rows``, ``watermark``): they replace Spark's
+        in its progress."""
         with self._lock:
+            self._engine_counts[(name, batch_id)] = counts
+
+    def progressed(self, name: str, summary: dict[str, Any]) -> dict[str, Any]:
+        """Record one micro-batch of query `name` (`summarize_progress`); the figures recorded
+        (with the engine's own counts)."""
+        with self._lock:
+            summary = summary | self._engine_counts.pop((name, summary["batch_id"]), {})
+            closed = self._closed_up_to.get(name)
+            if closed is not None and (summary["watermark"] or "") < closed:
+                summary["watermark"] = closed  # ISO-8601 UTC texts of one format sort in time
             query = self._query(name)
             query["batches"] += 1
             query["input_rows"] += summary["input_rows"]
@@ -144,6 +166,17 @@ class ProcessorStatus:
             query["late_rows"] += summary["late_rows"]
             query["last_progress"] = summary
             self._save()
+            return summary
+
+    def windows_closed(self, name: str, watermark: str) -> None:
+        """Record that query `name` closed its windows up to `watermark` between batches (the
+        fused engine's no-data batch)."""
+        with self._lock:
+            self._closed_up_to[name] = watermark
+            last = self._query(name)["last_progress"]
+            if last is not None:
+                last["watermark"] = watermark
+                self._save()
 
     def terminated(self, query_id: str, exception: str | None) -> None:
         """Record that the query with `query_id` stopped (with the error, if it failed)."""
@@ -206,8 +239,7 @@ class ProgressListener(StreamingQueryListener):
         """Log the batch and record its figures."""
         progress = event.progress
         name = progress.name or str(progress.id)
-        summary = summarize_progress(progress)
-        self.status.progressed(name, summary)
+        summary = self.status.progressed(name, summarize_progress(progress))
         logger.log(self.log_level, "%s", describe_progress(name, summary))
 
     def onQueryIdle(self, event: QueryIdleEvent) -> None:
@@ -227,13 +259,13 @@ class ProgressListener(StreamingQueryListener):
             logger.log(self.log_level, "query %s stopped", name)
 
 
-def read_status(checkpoint_root: Path) -> dict[str, Any]:
-    """The last status written under `checkpoint_root`, with ``running`` (is the pid alive).
+def read_status(settings: Settings) -> dict[str, Any]:
+    """The last status of the processor of `settings`, with ``running`` (is the pid alive).
 
     Raises:
         InputDataError: when no processor has written a status there.
     """
-    path = status_path(checkpoint_root)
+    path = status_path(settings)
     try:
         state = json.loads(path.read_text())
     except FileNotFoundError:

@@ -118,17 +118,9 @@ class ActivityStats(ResultRecord):
     count: int
 
 
-class LiveVsHistorical(ResultRecord):
+class LiveVsHistorical(ActivityStats):
     """``live_vs_historical``: live `ActivityStats` beside the same figures over the history."""
 
-    key_fields: ClassVar[tuple[str, ...]] = ("gt", "Model")
-
-    gt: str
-    model: str = Field(alias="Model")
-    x_avg: float
-    y_avg: float
-    z_avg: float
-    count: int
     historical_x_avg: float | None
     historical_y_avg: float | None
     historical_z_avg: float | None

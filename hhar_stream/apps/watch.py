@@ -12,7 +12,7 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,25 +21,13 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPar
 from ..errors import BrokerError, ConfigError
 from ..kafka_client import check_broker
 from ..options import add_setting, settings_from_args
-from ..processor.config import BAD_RECORDS, QUERY_NAMES
-from ..schemas.results import (
-    ActivityStats,
-    DeviceActivity,
-    DeviceActivitySubtotal,
-    LiveVsHistorical,
-    ResultRecord,
-    StairsByUser,
-    TotalCount,
-    WindowedActivity,
-    parse_result_value,
-)
+from ..processor.catalogue import CATALOGUE
+from ..schemas.results import ResultRecord, parse_result_value
 from ..settings import Settings
 
 logger = logging.getLogger(__name__)
 
-WATCHED_QUERIES = (*QUERY_NAMES, BAD_RECORDS)
-LEVELS = {0: "", 1: "all gt", 2: "all devices", 3: "total"}
-WINDOWS_SHOWN = 8
+WATCHED_QUERIES = tuple(CATALOGUE)
 
 
 @dataclass
@@ -79,105 +67,15 @@ class ResultState:
         return max(ids) if ids else None
 
 
-def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.6f}"
-
-
-def _cell(value: str | None) -> str:
-    return "(all)" if value is None else value
-
-
 def build_tables(state: ResultState, queries: Iterable[str]) -> list[Table]:
-    """Turn the current results into one table per query, in a stable order."""
-    builders: dict[str, Callable[[list[Any]], Table]] = {
-        "total_count": _total_table,
-        "device_activity": _device_activity_table,
-        "device_activity_cube": lambda rows: _subtotal_table("device_activity_cube", rows),
-        "device_activity_rollup": lambda rows: _subtotal_table("device_activity_rollup", rows),
-        "stairs_by_user": _stairs_table,
-        "activity_stats": _activity_stats_table,
-        "live_vs_historical": _live_vs_historical_table,
-        "windowed_activity": _windowed_table,
-        "bad_records": _bad_records_table,
-    }
-    return [builders[query](state.records(query)) for query in queries]
-
-
-def _total_table(rows: list[TotalCount]) -> Table:
-    return Table("total_count", ["count"], [[str(row.count)] for row in rows])
-
-
-def _device_activity_table(rows: list[DeviceActivity]) -> Table:
-    ordered = sorted(rows, key=lambda r: (-r.count, r.device, r.gt))
-    rows_text = [[r.device, r.gt, str(r.count)] for r in ordered]
-    return Table("device_activity", ["Device", "gt", "count"], rows_text)
-
-
-def _subtotal_table(title: str, rows: list[DeviceActivitySubtotal]) -> Table:
-    ordered = sorted(rows, key=lambda r: (r.grouping_id, r.device or "", r.gt or ""))
-    return Table(
-        title,
-        ["Device", "gt", "level", "count"],
-        [[_cell(r.device), _cell(r.gt), LEVELS[r.grouping_id], str(r.count)] for r in ordered],
-    )
-
-
-def _stairs_table(rows: list[StairsByUser]) -> Table:
-    ordered = sorted(rows, key=lambda r: r.user)
-    return Table("stairs_by_user", ["User", "count"], [[r.user, str(r.count)] for r in ordered])
-
-
-def _activity_stats_table(rows: list[ActivityStats]) -> Table:
-    shown = sorted((r for r in rows if r.x_avg > 0), key=lambda r: (r.gt, r.model))
-    return Table(
-        "activity_stats where x_avg > 0",
-        ["gt", "Model", "x_avg", "y_avg", "z_avg", "count"],
-        [[r.gt, r.model, _num(r.x_avg), _num(r.y_avg), _num(r.z_avg), str(r.count)] for r in shown],
-    )
-
-
-def _live_vs_historical_table(rows: list[LiveVsHistorical]) -> Table:
-    ordered = sorted(rows, key=lambda r: (r.gt, r.model))
-    return Table(
-        "live_vs_historical",
-        ["gt", "Model", "x live", "x hist", "y live", "y hist", "z live", "z hist", "count live",
-         "count hist"],
-        [
-            [
-                r.gt, r.model,
-                _num(r.x_avg), _num(r.historical_x_avg),
-                _num(r.y_avg), _num(r.historical_y_avg),
-                _num(r.z_avg), _num(r.historical_z_avg),
-                str(r.count), "-" if r.historical_count is None else str(r.historical_count),
-            ]
-            for r in ordered
-        ],
-    )
-
-
-def _windowed_table(rows: list[WindowedActivity]) -> Table:
-    ordered = sorted(rows, key=lambda r: (r.window_start, r.device, r.gt))[-WINDOWS_SHOWN:]
-    return Table(
-        f"windowed_activity (last {WINDOWS_SHOWN} rows)",
-        ["window_start", "window_end", "Device", "gt", "count"],
-        [
-            [
-                r.window_start.strftime("%Y-%m-%d %H:%M:%S"),
-                r.window_end.strftime("%H:%M:%S"),
-                r.device, r.gt, str(r.count),
-            ]
-            for r in ordered
-        ],
-    )
-
-
-def _bad_records_table(rows: list[Any]) -> Table:
-    ordered = sorted(rows, key=lambda r: (r.partition, r.offset))[-5:]
-    return Table(
-        f"bad_records ({len(rows)} set aside; last 5)",
-        ["partition", "offset", "reason"],
-        [[str(r.partition), str(r.offset), r.reason[:60]] for r in ordered],
-    )
+    """Turn the current results into one table per query, as the catalogue's views show them."""
+    tables = []
+    for name in queries:
+        view = CATALOGUE[name].view
+        records = state.records(name)
+        title = view.title.format(name=name, count=len(records))
+        tables.append(Table(title, list(view.columns), view.rows(records)))
+    return tables
 
 
 def render_plain(tables: list[Table], status: str) -> str:

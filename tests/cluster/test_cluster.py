@@ -23,8 +23,8 @@ from test_processor.helpers import assert_same_rows, read_results
 from hhar_stream.daemons import free_port_base
 from hhar_stream.local.kafka import LocalKafka
 from hhar_stream.local.spark import LocalSpark
-from hhar_stream.processor.config import BAD_RECORDS, QUERY_NAMES
-from hhar_stream.processor.fused import FusedProcessor
+from hhar_stream.processor.catalogue import BAD_RECORDS, QUERY_NAMES
+from hhar_stream.processor.runner import Processor
 from hhar_stream.settings import Settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.e2e, pytest.mark.slow]
@@ -192,7 +192,7 @@ def test_pipeline_on_the_clusters_equals_the_single_node_default(
     })
     finish(hhar(["produce", "--source", str(clusters.data), "--max"],
                 cli_env(single, HHAR_REPLICATION_FACTOR="1", HHAR_MIN_INSYNC_REPLICAS="1")))
-    processor = FusedProcessor(single)
+    processor = Processor(single)
     try:
         processor.start(spark)
         deadline = time.monotonic() + DEADLINE

@@ -10,18 +10,27 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from test_processor.helpers import assert_same_rows, create_topic, make_events, read_results
-from test_processor.test_process_stream import batch_results, closed_windows, topic_messages
+from test_processor.helpers import (
+    assert_same_rows,
+    batch_results,
+    closed_windows,
+    create_topic,
+    make_events,
+    read_results,
+    topic_messages,
+)
 
 from hhar_stream.errors import QueryFailedError
-from hhar_stream.processor.config import BAD_RECORDS, QUERY_NAMES
-from hhar_stream.processor.fused import FusedProcessor
+from hhar_stream.processor.catalogue import CATALOGUE
+from hhar_stream.processor.checkpoints import ENGINE_STATE_DIR
+from hhar_stream.processor.fused import FUSED_QUERY, watermark_text
+from hhar_stream.processor.fused_state import FusedState
+from hhar_stream.processor.runner import Processor
 from hhar_stream.settings import Settings
 
 from .harness import poll_until
@@ -65,7 +74,8 @@ def logged_offsets(query_checkpoint: Path, batch: int, topic: str) -> dict[int, 
 
 
 def committed_watermark(query_checkpoint: Path) -> str:
-    """The watermark the newest committed batch ran with, as Spark's progress writes it.
+    """The watermark the newest committed batch of a Spark windowed query ran with, as Spark's
+    progress writes it.
 
     An append-mode window query has emitted exactly the windows that end at or before it.
     """
@@ -73,8 +83,17 @@ def committed_watermark(query_checkpoint: Path) -> str:
     return watermark_text(metadata["batchWatermarkMs"])
 
 
+def emitted_watermark(checkpoint_root: Path) -> str:
+    """The watermark up to which the fused engine closed (and wrote) its windows, from the
+    newest version of its state in the checkpoint."""
+    folder = checkpoint_root / FUSED_QUERY / ENGINE_STATE_DIR
+    newest = max(folder.glob("*.json"),
+                 key=lambda path: tuple(int(part) for part in path.name.split(".")[:2]))
+    return watermark_text(FusedState.from_json(newest.read_text()).late_watermark_ms)
+
+
 def assert_results_equal_batch(spark, settings: Settings, watermark: str, raw=None,
-                               queries: Sequence[str] = (*QUERY_NAMES, BAD_RECORDS)) -> None:
+                               queries: Sequence[str] = tuple(CATALOGUE)) -> None:
     """The result topic of each of `queries` equals the query run in batch over `raw`
     (default: every message of the events topic); windows only up to `watermark`."""
     raw = raw if raw is not None else topic_messages(spark, settings)
@@ -106,15 +125,9 @@ def processor_settings(kafka: Settings, workdir: Path, prefix: str, partitions: 
     } | changes)
 
 
-def watermark_text(moment_ms: int) -> str:
-    """A watermark as Spark's progress reports it."""
-    moment = dt.datetime.fromtimestamp(moment_ms / 1000, dt.UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def available_now_run(spark, settings: Settings) -> tuple[FusedProcessor, str | None]:
-    """One available-now run of the fused engine to its end; the error it raised, if any."""
-    processor = FusedProcessor(settings.model_copy(update={"available_now": True}))
+def available_now_run(spark, settings: Settings) -> tuple[Processor, str | None]:
+    """One available-now run of the processor to its end; the error it raised, if any."""
+    processor = Processor(settings.model_copy(update={"available_now": True}))
     try:
         processor.start(spark)
         poll_until(lambda: processor.wait(1.0), RUN_TIMEOUT, "the available-now run ended")
@@ -125,7 +138,7 @@ def available_now_run(spark, settings: Settings) -> tuple[FusedProcessor, str | 
     return processor, None
 
 
-def failed_queries(processor: FusedProcessor) -> dict[str, str]:
+def failed_queries(processor: Processor) -> dict[str, str]:
     """The queries that ended with an error, as the progress listener saw them."""
     return {name: query["exception"]
             for name, query in processor.status.snapshot()["queries"].items()

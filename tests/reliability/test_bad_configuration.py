@@ -178,7 +178,8 @@ def test_a_checkpoint_of_another_query_is_one_error_line(
     `hhar process` must refuse it in one line (the 15 s bound cannot hold: Spark has to start
     before it can read the checkpoint)."""
     prefix = f"reliability-foreign-checkpoint-{uuid.uuid4().hex[:8]}"
-    settings = processor_settings(kafka, tmp_path, prefix, queries="windowed_activity")
+    settings = processor_settings(kafka, tmp_path, prefix, queries="windowed_activity",
+                                  engine="per-query")
     try:
         produce(settings, settings.topic, make_events(60, seed=61))
         _, error = available_now_run(spark, settings)
@@ -202,4 +203,42 @@ def test_a_checkpoint_of_another_query_is_one_error_line(
     assert line == (f"error: query fused cannot start: its checkpoint {foreign / 'fused'} belongs "
                     f"to query windowed_activity; choose another --checkpoint, or start over "
                     f"with --reset"), line
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.kafka
+@pytest.mark.spark
+@pytest.mark.slow
+def test_a_checkpoint_of_the_earlier_fused_engine_is_one_error_line(
+    kafka: Settings, spark, tmp_path: Path, ledger
+) -> None:
+    """The fused engine of earlier versions kept Spark state in its ``fused`` folder; the
+    engine now keeps its own and cannot continue from it: one line that names --reset."""
+    prefix = f"reliability-old-fused-checkpoint-{uuid.uuid4().hex[:8]}"
+    settings = processor_settings(kafka, tmp_path, prefix, queries="total_count",
+                                  engine="per-query")
+    try:
+        produce(settings, settings.topic, make_events(60, seed=62))
+        _, error = available_now_run(spark, settings)
+        assert error is None, error
+        old = tmp_path / "old-checkpoints"
+        # What the earlier fused engine left: Spark's logs and state, claimed by "fused".
+        shutil.copytree(settings.checkpoint / "total_count", old / "fused")
+        (old / "fused" / "hhar-query").write_text("fused\n")
+        process = HharProcess(
+            ["process", "--available-now", "--checkpoint", str(old)],
+            hhar_env(settings, ["bootstrap", "home", "master", "shuffle_partitions",
+                                "driver_memory", "topic", "results_prefix", "history"]),
+            tmp_path, "process")
+        code = process.wait(300)
+    finally:
+        delete_topics(kafka, prefix)
+    stderr = process.stderr
+    ledger.record("6. process: checkpoint of the earlier fused engine", 1, 0, 0, 0, 0,
+                  f"exit {code} in {process.seconds:.1f} s: {stderr.splitlines()[-1][:100]}")
+    assert code == 1, stderr[-3000:]
+    assert stderr.splitlines()[-1] == (
+        f"error: query fused cannot start: its checkpoint {old / 'fused'} was written by the "
+        f"fused engine of an earlier hhar-stream (Spark state; the engine now keeps its own): "
+        f"start over with --reset")
     assert "Traceback" not in stderr

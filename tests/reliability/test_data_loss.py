@@ -22,17 +22,22 @@ import pytest
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 from pyspark.sql import functions as F
-from test_processor.helpers import delete_topics, make_events, produce, read_results
-from test_processor.test_process_stream import topic_messages
+from test_processor.helpers import (
+    delete_topics,
+    make_events,
+    produce,
+    read_results,
+    topic_messages,
+)
 
-from hhar_stream.processor.engine import _failure as describe_failure  # as hhar process words it
 from hhar_stream.processor.fused import FUSED_QUERY
+from hhar_stream.processor.runner import describe_failure  # as hhar process words it
 from hhar_stream.settings import Settings
 
 from .processing import (
     assert_results_equal_batch,
     available_now_run,
-    committed_watermark,
+    emitted_watermark,
     failed_queries,
     last_committed,
     processor_settings,
@@ -112,7 +117,7 @@ def test_without_fail_on_data_loss_it_continues_past_the_gap(data_loss, spark, l
     assert total.count == expected
     remaining = data_loss.every_message.where(
         (F.col("offset") < READ) | (F.col("offset") >= READ + REMOVED))
-    watermark = committed_watermark(settings.checkpoint / "windowed_activity")
+    watermark = emitted_watermark(settings.checkpoint)
     assert_results_equal_batch(spark, settings, watermark, remaining)
 
 

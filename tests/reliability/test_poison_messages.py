@@ -23,12 +23,13 @@ from test_processor.helpers import (
     make_events,
     produce,
     read_results,
+    topic_messages,
 )
-from test_processor.test_process_stream import topic_messages
 
 from hhar_stream.errors import QueryFailedError
-from hhar_stream.processor.config import BAD_RECORDS, QUERY_NAMES
-from hhar_stream.processor.fused import FusedProcessor
+from hhar_stream.processor.catalogue import BAD_RECORDS, QUERY_NAMES
+from hhar_stream.processor.fused import FUSED_QUERY, watermark_text
+from hhar_stream.processor.runner import Processor
 from hhar_stream.settings import Settings
 
 from .harness import poll_until
@@ -38,7 +39,6 @@ from .processing import (
     available_now_run,
     failed_queries,
     processor_settings,
-    watermark_text,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.e2e, pytest.mark.slow]
@@ -100,7 +100,7 @@ def test_poison_messages_are_counted_and_change_no_result(
     before = make_events(EVENTS_BEFORE, seed=41)
     after = make_events(EVENTS_AFTER, first_index=EVENTS_BEFORE, seed=42)
     final_watermark = watermark_text(after[-1].arrival_time - WATERMARK_SECONDS * 1000)
-    processor = FusedProcessor(settings)
+    processor = Processor(settings)
 
     def counted() -> int:
         processor.wait(0.5)  # raises when a query failed...
@@ -116,7 +116,7 @@ def test_poison_messages_are_counted_and_change_no_result(
                 for name, query in processor.status.snapshot()["queries"].items()}
 
     def windows_closed_up_to_the_end() -> bool:
-        progress = processor.status.snapshot()["queries"]["windowed_activity"]["last_progress"]
+        progress = processor.status.snapshot()["queries"][FUSED_QUERY]["last_progress"]
         return progress is not None and progress["watermark"] == final_watermark
 
     messages = EVENTS_BEFORE + len(POISON) + EVENTS_AFTER
@@ -212,7 +212,7 @@ def test_a_query_that_failed_is_reported_by_wait(kafka: Settings, spark, tmp_pat
     admin.create_topics([NewTopic(
         settings.result_topic(BAD_RECORDS), 1, 1, config={"max.message.bytes": "64"},
     )])[settings.result_topic(BAD_RECORDS)].result(timeout=30)
-    processor = FusedProcessor(settings)
+    processor = Processor(settings)
     try:
         produce(settings, settings.topic, make_events(20, seed=45), [b"poison"])
         processor.start(spark)

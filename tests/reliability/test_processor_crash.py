@@ -1,15 +1,20 @@
-"""Scenario 1: `hhar process` killed with SIGKILL at three points of a replay, restarted each
+"""Scenario 1: `hhar process` killed with SIGKILL at four points of a replay, restarted each
 time with the same checkpoint; the final results equal the batch computation over all rows.
 
 One topic, one checkpoint, one story:
 
 1. `hhar produce` replays the first 600 rows; the processor is killed **during its first
    micro-batch** (batch 0's offsets are logged, its commit is not);
-2. restarted, it redoes batch 0 and idles: it is killed **between batches** (every logged
+2. restarted, it is killed again **during the first micro-batch**, now Spark's replay of it
+   (its query has started, batch 0 is still not committed);
+3. restarted, it redoes batch 0 and idles: it is killed **between batches** (every logged
    batch committed, the logged offsets at the end of the topic);
-3. the replay resumes (900 more rows, then malformed messages); restarted, the processor reads
+4. the replay resumes (900 more rows, then malformed messages); restarted, the processor reads
    them in two batches (at most 700 offsets each) and is killed **during the second one**;
-4. a last run (available-now, in this test's Spark session) redoes that batch.
+5. a last run (available-now, in this test's Spark session) redoes that batch.
+
+The moments a kill cannot be timed to (inside Spark's write of an offset log entry, between
+the engine's state and Spark's commit) are built exactly in test_interrupted_batches.py.
 
 Few batches on purpose: a micro-batch of the fused engine runs a handful of Spark jobs, which
 takes seconds on a busy two-core machine.
@@ -22,6 +27,7 @@ Python driver and its Spark JVM down together.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from pathlib import Path
@@ -30,13 +36,15 @@ import pytest
 from test_processor.helpers import BAD_MESSAGES, delete_topics, produce, read_results
 from test_producer.helpers import write_part_files
 
-from hhar_stream.processor.fused import FUSED_QUERY, FusedProcessor
+from hhar_stream.processor.fused import FUSED_QUERY
+from hhar_stream.processor.runner import Processor
+from hhar_stream.processor.status import status_path
 from hhar_stream.settings import Settings
 
 from .harness import HharProcess, end_offsets, hhar_env, poll_until
 from .processing import (
     assert_results_equal_batch,
-    committed_watermark,
+    emitted_watermark,
     last_committed,
     logged_offsets,
     open_batch,
@@ -63,6 +71,16 @@ def idle_and_caught_up(settings: Settings, query_checkpoint: Path) -> bool:
         return False
     ends = end_offsets(settings, settings.topic)
     return logged_offsets(query_checkpoint, batch, settings.topic) == ends
+
+
+def query_started_by(process: HharProcess, settings: Settings) -> bool:
+    """The fused query of `process` has started (its status says so)."""
+    try:
+        state = json.loads(status_path(settings).read_text())
+    except (OSError, ValueError):
+        return False
+    query = state["queries"].get(FUSED_QUERY) or {}
+    return state["pid"] == process.pid and bool(query.get("active"))
 
 
 def replay(settings: Settings, data: Path, workdir: Path, name: str, *args: str) -> None:
@@ -115,6 +133,12 @@ def test_kill_9_during_the_first_batch_between_batches_and_during_a_batch(
         assert open_batch(fused) == 0 and last_committed(fused) == -1
         kills.append("during batch 0")
 
+        again = start_processor()
+        kill_when(again, lambda: query_started_by(again, settings) and open_batch(fused) == 0,
+                  "the restarted query redoing batch 0")
+        assert open_batch(fused) == 0 and last_committed(fused) == -1
+        kills.append("during batch 0 again (its replay)")
+
         second = start_processor()
         kill_when(second, lambda: idle_and_caught_up(settings, fused), "caught up, idle")
         assert idle_and_caught_up(settings, fused)
@@ -130,7 +154,7 @@ def test_kill_9_during_the_first_batch_between_batches_and_during_a_batch(
         assert during is not None and during >= caught_up_at + 2
         kills.append(f"during batch {during}")
 
-        processor = FusedProcessor(settings.model_copy(update={"available_now": True}))
+        processor = Processor(settings.model_copy(update={"available_now": True}))
         try:
             processor.start(spark)
             deadline = time.monotonic() + START_TIMEOUT
@@ -147,7 +171,7 @@ def test_kill_9_during_the_first_batch_between_batches_and_during_a_batch(
             f"killed {', '.join(kills)}; every result topic compared with the batch run",
         )
         assert total.count == expected
-        watermark = committed_watermark(settings.checkpoint / "windowed_activity")
+        watermark = emitted_watermark(settings.checkpoint)
         assert_results_equal_batch(spark, settings, watermark)
     finally:
         for process in processes:

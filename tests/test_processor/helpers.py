@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import random
+import time
 import uuid
 from collections.abc import Iterable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from hhar_stream.processor.catalogue import CATALOGUE
+from hhar_stream.processor.fused import FUSED_QUERY
+from hhar_stream.processor.parse import parse_events
+from hhar_stream.processor.runner import Processor
+from hhar_stream.processor.sinks import collect_records
+from hhar_stream.processor.source import load_historical_stats
 from hhar_stream.schemas import ACTIVITY_LABELS, SensorEvent
 from hhar_stream.schemas.results import ResultRecord, parse_result_value
 from hhar_stream.settings import Settings
@@ -121,3 +129,71 @@ def assert_same_rows(actual: dict[str, ResultRecord], expected: dict[str, Result
                 assert math.isclose(got[field], value, rel_tol=1e-9, abs_tol=1e-12), (key, field)
             else:
                 assert got[field] == value, (key, field)
+
+
+def topic_messages(spark, settings: Settings):
+    """Every message of the events topic, read once in batch and kept in memory."""
+    raw = (
+        spark.read.format("kafka").options(**settings.spark_kafka_options())
+        .option("subscribe", settings.topic).option("startingOffsets", "earliest").load()
+        .select("partition", "offset", "timestamp", "value")
+    )
+    return spark.createDataFrame(raw.collect(), schema=raw.schema)
+
+
+def batch_results(spark, settings: Settings, query: str, raw,
+                  without: tuple[SensorEvent, ...] = ()) -> dict[str, ResultRecord]:
+    """The reference: `query`'s catalogue entry run once, in batch, by Spark, over the messages
+    `raw` (minus the events `without`)."""
+    if without:
+        raw = raw.where(~raw.value.cast("string").isin(*(event.to_json() for event in without)))
+    entry = CATALOGUE[query]
+    parameters = entry.parameters(settings)
+    if entry.uses_history:
+        parameters["historical"] = load_historical_stats(spark, settings)
+    rows = entry.rows(parse_events(raw), **parameters)
+    records = collect_records(rows, entry.record, query, 0)
+    return {record.key_json(): record for record in records}
+
+
+def closed_windows(records: dict[str, ResultRecord], watermark: str) -> dict[str, ResultRecord]:
+    """The windows an append-mode stream has emitted once the watermark reached `watermark`."""
+    mark = dt.datetime.fromisoformat(watermark.replace("Z", "+00:00"))
+    return {key: record for key, record in records.items() if record.window_end <= mark}
+
+
+def windows_watermark(processor: Processor) -> str:
+    """The watermark of the streaming query that computed ``windowed_activity`` at the end of
+    a run (the fused engine's own for the fused query)."""
+    name = "windowed_activity" if "windowed_activity" in processor.queries else FUSED_QUERY
+    return processor.status.snapshot()["queries"][name]["last_progress"]["watermark"]
+
+
+def assert_topics_equal_batch(spark, settings: Settings, processor: Processor,
+                              late: tuple[SensorEvent, ...] = ()) -> None:
+    """Every result topic equals its query run in batch over the events topic (windows: the
+    ones closed by the run's final watermark; `late` events left out of them)."""
+    raw = topic_messages(spark, settings)
+    for query in CATALOGUE:
+        actual = read_results(settings, settings.result_topic(query))
+        if query == "windowed_activity":
+            expected = closed_windows(batch_results(spark, settings, query, raw, late),
+                                      windows_watermark(processor))
+            assert expected, "no window closed: the test data spans too little event time"
+        else:
+            expected = batch_results(spark, settings, query, raw)
+        assert_same_rows(actual, expected)
+
+
+def run_available_now(spark, settings: Settings, reset: bool = False,
+                      timeout: float = 600.0) -> Processor:
+    """One available-now run of the processor of `settings` (its engine) to its end."""
+    processor = Processor(settings.model_copy(update={"available_now": True}))
+    try:
+        processor.start(spark, reset=reset)
+        deadline = time.monotonic() + timeout
+        while not processor.wait(1.0):
+            assert time.monotonic() < deadline, "the available-now run did not end"
+    finally:
+        processor.stop()
+    return processor

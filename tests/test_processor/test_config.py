@@ -5,13 +5,8 @@ from __future__ import annotations
 import pytest
 
 from hhar_stream.errors import ConfigError
-from hhar_stream.processor.config import (
-    QUERY_NAMES,
-    name_list,
-    select_queries,
-    select_sinks,
-    spark_interval,
-)
+from hhar_stream.processor.catalogue import QUERY_NAMES, select_queries
+from hhar_stream.processor.config import interval_ms, name_list, select_sinks, spark_interval
 
 
 def test_all_selects_every_query_in_order() -> None:
@@ -66,6 +61,12 @@ def test_sinks() -> None:
 )
 def test_durations_take_short_and_spark_spellings(text: str, spark: str) -> None:
     assert spark_interval(text, "trigger") == spark
+
+
+def test_durations_in_milliseconds() -> None:
+    assert interval_ms("10 minutes", "window") == 600_000
+    assert interval_ms("1.5s", "trigger") == 1_500
+    assert interval_ms("250 ms", "trigger") == 250
 
 
 @pytest.mark.parametrize("text", ["", "1", "0s", "fast", "1 fortnight", "-1s"])

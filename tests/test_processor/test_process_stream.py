@@ -1,40 +1,35 @@
-"""The processor end to end, in process: events in the real broker, every query streaming with
-``available-now``, every result topic compared with the same query run in batch."""
+"""The per-query engine end to end, in process: events in the real broker, every query its own
+stream with ``available-now``, every result topic compared with the same query run in batch."""
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-import time
 import uuid
 from types import SimpleNamespace
 
 import pytest
 
-from hhar_stream.processor.config import BAD_RECORDS, QUERY_NAMES
-from hhar_stream.processor.engine import Processor, load_historical_stats, query_definitions
-from hhar_stream.processor.io import POSITIVE_X_VIEW, collect_records
-from hhar_stream.processor.parse import parse_events
+from hhar_stream.processor.catalogue import BAD_RECORDS, QUERY_NAMES
+from hhar_stream.processor.runner import Processor
+from hhar_stream.processor.sinks import POSITIVE_X_VIEW
 from hhar_stream.processor.status import read_status
-from hhar_stream.schemas import SensorEvent
-from hhar_stream.schemas.results import ResultRecord
 from hhar_stream.settings import Settings
 
 from .helpers import (
     BAD_MESSAGES,
-    assert_same_rows,
+    assert_topics_equal_batch,
     create_topic,
     delete_topics,
     make_events,
     produce,
     read_results,
+    run_available_now,
 )
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.e2e, pytest.mark.slow]
 
 FIRST_EVENTS = 1200  # 4 minutes of event time, 200 ms apart
 MORE_EVENTS = 600
-RUN_TIMEOUT = 600.0
 
 
 class ListHandler(logging.Handler):
@@ -54,58 +49,12 @@ def run_processor(spark, settings: Settings, reset: bool = False) -> tuple[Proce
     status_logger = logging.getLogger("hhar_stream.processor.status")
     status_logger.addHandler(handler)
     status_logger.setLevel(logging.INFO)
-    processor = Processor(settings)
     try:
-        processor.start(spark, reset=reset)
-        deadline = time.monotonic() + RUN_TIMEOUT
-        while not processor.wait(2.0):
-            assert time.monotonic() < deadline, "the available-now run did not end"
+        processor = run_available_now(spark, settings, reset=reset)
     finally:
-        processor.stop()
         status_logger.removeHandler(handler)
         status_logger.setLevel(logging.NOTSET)
     return processor, handler.lines
-
-
-def topic_messages(spark, settings: Settings):
-    """Every message of the events topic, read once in batch and kept in memory."""
-    raw = (
-        spark.read.format("kafka").options(**settings.spark_kafka_options())
-        .option("subscribe", settings.topic).option("startingOffsets", "earliest").load()
-        .select("partition", "offset", "timestamp", "value")
-    )
-    return spark.createDataFrame(raw.collect(), schema=raw.schema)
-
-
-def batch_results(spark, settings: Settings, query: str, raw,
-                  without: tuple[SensorEvent, ...] = ()) -> dict[str, ResultRecord]:
-    """`query` run once, in batch, over the messages `raw` (minus the events `without`)."""
-    if without:
-        raw = raw.where(~raw.value.cast("string").isin(*(event.to_json() for event in without)))
-    historical = load_historical_stats(spark, settings) if query == "live_vs_historical" else None
-    definition = query_definitions(settings, historical)[query]
-    records = collect_records(definition.results(parse_events(raw)), definition.record, query, 0)
-    return {record.key_json(): record for record in records}
-
-
-def closed_windows(records: dict[str, ResultRecord], watermark: str) -> dict[str, ResultRecord]:
-    """The windows an append-mode stream has emitted once the watermark reached `watermark`."""
-    mark = dt.datetime.fromisoformat(watermark.replace("Z", "+00:00"))
-    return {key: record for key, record in records.items() if record.window_end <= mark}
-
-
-def assert_topics_equal_batch(spark, settings: Settings, processor: Processor,
-                              late: tuple[SensorEvent, ...] = ()) -> None:
-    raw = topic_messages(spark, settings)
-    for query in (*QUERY_NAMES, BAD_RECORDS):
-        actual = read_results(settings, settings.result_topic(query))
-        if query == "windowed_activity":
-            watermark = processor.status.snapshot()["queries"][query]["last_progress"]["watermark"]
-            expected = closed_windows(batch_results(spark, settings, query, raw, late), watermark)
-            assert expected, "no window closed: the test data spans too little event time"
-        else:
-            expected = batch_results(spark, settings, query, raw)
-        assert_same_rows(actual, expected)
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +69,7 @@ def stream(kafka: Settings, spark, tmp_path_factory: pytest.TempPathFactory):
     (history / "part-00000-hist.json").write_text("\n".join(lines) + "\n")
     (history / "_SUCCESS").write_text("")
     settings = kafka.model_copy(update={
+        "engine": "per-query",
         "topic": topic,
         "results_prefix": f"{prefix}.results.",
         "checkpoint": work / "checkpoints",
@@ -164,7 +114,7 @@ def test_the_listener_logs_each_batch(stream) -> None:
 
 
 def test_the_status_file_names_every_query(stream) -> None:
-    state = read_status(stream.settings.checkpoint)
+    state = read_status(stream.settings)
     assert state["running"] is False
     assert state["topic"] == stream.settings.topic
     queries = state["queries"]

@@ -10,8 +10,8 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from hhar_stream.processor import queries as q
-from hhar_stream.processor.io import row_columns
 from hhar_stream.processor.parse import EVENT_SCHEMA
+from hhar_stream.processor.sinks import row_columns
 from hhar_stream.schemas.results import RESULT_RECORDS
 from hhar_stream.schemas.spark import to_spark_schema
 

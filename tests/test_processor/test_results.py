@@ -8,7 +8,7 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from hhar_stream.processor.config import BAD_RECORDS, QUERY_NAMES
+from hhar_stream.processor.catalogue import BAD_RECORDS, QUERY_NAMES
 from hhar_stream.schemas.results import (
     RESULT_RECORDS,
     DeviceActivitySubtotal,

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from hhar_stream.processor.io import ResultSink, collect_records
+from hhar_stream.processor.sinks import ResultSinks, collect_records
 from hhar_stream.schemas.results import StairsByUser, WindowedActivity
 from hhar_stream.settings import Settings
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.spark
 
 
 def test_the_memory_table_keeps_the_latest_row_per_key(spark) -> None:
-    sink = ResultSink(spark, Settings(), "stairs_by_user", StairsByUser, ["memory"])
+    sink = ResultSinks(spark, Settings(), ["memory"]).writer("stairs_by_user", StairsByUser)
     sink(spark.createDataFrame([("a", 3), ("b", 1)], "User string, count long"), 0)
     sink(spark.createDataFrame([("b", 4)], "User string, count long"), 1)
     rows = spark.sql("SELECT * FROM stairs_by_user ORDER BY User").collect()
@@ -25,7 +25,7 @@ def test_the_memory_table_keeps_the_latest_row_per_key(spark) -> None:
 
 
 def test_the_console_shows_each_batch_with_rows(spark, capsys) -> None:
-    sink = ResultSink(spark, Settings(), "stairs_by_user", StairsByUser, ["console"])
+    sink = ResultSinks(spark, Settings(), ["console"]).writer("stairs_by_user", StairsByUser)
     sink(spark.createDataFrame([("a", 3)], "User string, count long"), 5)
     sink(spark.createDataFrame([], "User string, count long"), 6)
     out = capsys.readouterr().out

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-import os
-import signal
-import threading
 from pathlib import Path
 
 import pytest

@@ -1,19 +1,20 @@
-"""The per-query engine's plan, without Spark: what runs, in which output mode."""
+"""The catalogue of queries and the processor's plan, without Spark: what runs, in which
+output mode, from what; how a failed query is told."""
 
 from __future__ import annotations
 
 import pytest
 
 from hhar_stream.errors import ConfigError
-from hhar_stream.processor.config import BAD_RECORDS, QUERY_NAMES
-from hhar_stream.processor.engine import Processor, _failure, query_definitions
+from hhar_stream.processor.catalogue import BAD_RECORDS, CATALOGUE, QUERY_NAMES
+from hhar_stream.processor.runner import Processor, describe_failure
+from hhar_stream.schemas.results import RESULT_RECORDS
 from hhar_stream.settings import Settings
 
 
-def test_every_query_is_defined_with_its_output_mode() -> None:
-    definitions = query_definitions(Settings(), historical=object())
-    assert set(definitions) == {*QUERY_NAMES, BAD_RECORDS}
-    modes = {name: definition.output_mode for name, definition in definitions.items()}
+def test_every_query_is_in_the_catalogue_with_its_output_mode() -> None:
+    assert list(CATALOGUE) == [*QUERY_NAMES, BAD_RECORDS]
+    modes = {name: query.output_mode for name, query in CATALOGUE.items()}
     assert modes == {
         "total_count": "complete",
         "device_activity": "complete",
@@ -25,10 +26,17 @@ def test_every_query_is_defined_with_its_output_mode() -> None:
         "windowed_activity": "append",
         BAD_RECORDS: "append",
     }
+    assert {name: query.record for name, query in CATALOGUE.items()} == RESULT_RECORDS
 
 
-def test_live_vs_historical_needs_the_history() -> None:
-    assert "live_vs_historical" not in query_definitions(Settings())
+def test_every_query_on_the_totals_has_both_functions() -> None:
+    for query in CATALOGUE.values():
+        if query.reads == "totals":
+            assert query.on_events is not None and query.derive is not None, query.name
+            assert query.on_events.__name__ == query.derive.__name__ == query.name
+        else:
+            assert query.derive is None, query.name
+    assert [q.name for q in CATALOGUE.values() if q.uses_history] == ["live_vs_historical"]
 
 
 def test_the_processor_checks_its_settings_before_any_io() -> None:
@@ -46,7 +54,7 @@ def test_a_failed_query_is_told_in_one_line() -> None:
         "[STATE_STORE_KEY_SCHEMA_NOT_COMPATIBLE] Provided key schema does not match.\n"
         "\tat org.apache.spark..."
     )
-    assert _failure(spark_error) == (
+    assert describe_failure(spark_error) == (
         "[STATE_STORE_KEY_SCHEMA_NOT_COMPATIBLE] Provided key schema does not match. "
         "(the checkpoint holds another query's state: start over with --reset)"
     )
@@ -54,7 +62,18 @@ def test_a_failed_query_is_told_in_one_line() -> None:
         "An exception was raised by the Python Proxy.\nTraceback (most recent call last):\n"
         "hhar_stream.errors.QueryFailedError: writing total_count results failed: timed out\n"
     )
-    assert _failure(ours) == "writing total_count results failed: timed out"
+    assert describe_failure(ours) == "writing total_count results failed: timed out"
+
+
+def test_a_batch_zero_in_a_folder_with_files_is_not_called_another_querys() -> None:
+    spark_error = Exception(
+        "[STREAM_FAILED] Query [id = 1, runId = 2] terminated with exception: "
+        "[STATE_STORE_CHECKPOINT_LOCATION_NOT_EMPTY] The checkpoint location /c/fused/offsets "
+        "should be empty on batch 0\n\tat org.apache.spark..."
+    )
+    text = describe_failure(spark_error)
+    assert text.startswith("[STATE_STORE_CHECKPOINT_LOCATION_NOT_EMPTY] The checkpoint location")
+    assert "another query" not in text and "--reset" in text
 
 
 def test_data_loss_is_told_with_how_to_go_on() -> None:
@@ -69,7 +88,7 @@ def test_data_loss_is_told_with_how_to_go_on() -> None:
         "on such cases, set the source option failOnDataLoss to false.\nReason: Cannot fetch "
         "offset 300 (GroupId: spark-kafka-source-1, TopicPartition: events-0).\n"
     )
-    text = _failure(wrapped)
+    text = describe_failure(wrapped)
     assert text.startswith("data was lost from the input topic (events-0): ")
     assert "HHAR_FAIL_ON_DATA_LOSS=false" in text and "--no-fail-on-data-loss" in text
     assert "\n" not in text

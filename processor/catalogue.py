@@ -1,0 +1,242 @@
+"""The catalogue of queries: one entry per result the processor publishes.
+
+An entry says everything the rest of hhar-stream needs to know of a query: its name (and result
+topic ``<prefix><name>``), its record model, Spark's output mode, the pure Spark function that
+computes it over valid events (`queries`, the reference: the per-query engine and batch runs
+use it), the plain-Python function over fine totals that the fused engine derives it with
+(`derive`), the parameters it takes from the settings, and how `hhar watch` and the dashboard
+show its rows (`View`). Engines, sinks and views read this catalogue: a new query is a new
+entry here (plus its two functions).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pyspark.sql import DataFrame
+
+from ..errors import ConfigError
+from ..options import env_var
+from ..schemas.results import (
+    RESULT_RECORDS,
+    ActivityStats,
+    ResultRecord,
+)
+from ..settings import Settings
+from . import derive
+from . import queries as q
+from .config import interval_ms, name_list, spark_interval
+from .parse import invalid_records, valid_events
+
+OutputMode = Literal["complete", "update", "append"]
+
+Reads = Literal["totals", "windows", "messages"]
+"""What a query is computed from: the fine totals of valid events (every query but two), the
+events in event-time windows (``windowed_activity``), or the raw messages (``bad_records``)."""
+
+LEVELS = {0: "", 1: "all gt", 2: "all devices", 3: "total"}
+"""How a view names the ``grouping_id`` of cube and rollup rows."""
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.6f}"
+
+
+def _group(value: str | None) -> str:
+    return "(all)" if value is None else value
+
+
+@dataclass(frozen=True)
+class View:
+    """How `hhar watch` and the dashboard show a query's current rows (one per key)."""
+
+    columns: tuple[str, ...]
+    cells: Callable[[Any], Sequence[str]]
+    """A record -> its cells, one per column."""
+    order: Callable[[Any], Any]
+    """Sort key of the rows shown."""
+    title: str = "{name}"
+    """Title; ``{name}`` and ``{count}`` (the rows the query has) are filled in."""
+    keep: Callable[[Any], bool] | None = None
+    """Only the rows this accepts are shown (the exercise's ``where x_avg > 0`` view)."""
+    last: int | None = None
+    """Only the last rows (in `order`) are shown."""
+
+    def rows(self, records: Iterable[ResultRecord]) -> list[list[str]]:
+        """The cells of the rows shown, in order."""
+        kept = [r for r in records if self.keep is None or self.keep(r)]
+        ordered = sorted(kept, key=self.order)
+        if self.last is not None:
+            ordered = ordered[-self.last:]
+        return [list(self.cells(record)) for record in ordered]
+
+
+@dataclass(frozen=True)
+class Query:
+    """One entry of the catalogue."""
+
+    name: str
+    output_mode: OutputMode
+    reads: Reads
+    view: View
+    on_events: Callable[..., DataFrame] | None = None
+    """The Spark function (`queries`) over valid events; None for ``bad_records``."""
+    derive: Callable[..., list[derive.Row]] | None = None
+    """The plain-Python function (`derive`) over fine totals, for ``reads == "totals"``."""
+    parameters: Callable[[Settings], dict[str, Any]] = field(default=lambda settings: {})
+    """Keyword arguments of both functions, from the settings (validated there)."""
+    uses_history: bool = False
+    """Takes the static history's statistics (``historical``) as well."""
+
+    def rows(self, parsed: DataFrame, **parameters: Any) -> DataFrame:
+        """The query's result rows over parsed messages (`parse.parse_events`), in batch or
+        streaming: Spark's reference computation."""
+        if self.on_events is None:
+            return invalid_records(parsed)
+        return self.on_events(valid_events(parsed), **parameters)
+
+    @property
+    def record(self) -> type[ResultRecord]:
+        """The model of the query's result records (`schemas.results.RESULT_RECORDS`)."""
+        return RESULT_RECORDS[self.name]
+
+    def topic(self, settings: Settings) -> str:
+        """The query's result topic."""
+        return settings.result_topic(self.name)
+
+
+def _stairs_parameters(settings: Settings) -> dict[str, Any]:
+    return {"users": name_list(settings.stairs_users, "stairs_users"),
+            "device": settings.stairs_device}
+
+
+def window_parameters(settings: Settings) -> dict[str, Any]:
+    """``windowed_activity``'s window and watermark delay, as Spark spells them."""
+    return {"window": spark_interval(settings.window, "window"),
+            "watermark": spark_interval(settings.watermark, "watermark")}
+
+
+def window_milliseconds(settings: Settings) -> tuple[int, int]:
+    """``windowed_activity``'s window and watermark delay in milliseconds."""
+    return interval_ms(settings.window, "window"), interval_ms(settings.watermark, "watermark")
+
+
+def _time(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+_COUNTS_VIEW = View(
+    columns=("Device", "gt", "level", "count"),
+    cells=lambda r: (_group(r.device), _group(r.gt), LEVELS[r.grouping_id], str(r.count)),
+    order=lambda r: (r.grouping_id, r.device or "", r.gt or ""),
+)
+
+_STATS_COLUMNS = ("gt", "Model", "x_avg", "y_avg", "z_avg", "count")
+
+
+def _stats_cells(r: ActivityStats) -> tuple[str, ...]:
+    return (r.gt, r.model, _number(r.x_avg), _number(r.y_avg), _number(r.z_avg), str(r.count))
+
+
+CATALOGUE: dict[str, Query] = {query.name: query for query in (
+    Query(
+        "total_count", "complete", "totals",
+        View(("count",), lambda r: (str(r.count),), order=lambda r: 0),
+        on_events=q.total_count, derive=derive.total_count,
+    ),
+    Query(
+        "device_activity", "complete", "totals",
+        View(("Device", "gt", "count"), lambda r: (r.device, r.gt, str(r.count)),
+             order=lambda r: (-r.count, r.device, r.gt)),
+        on_events=q.device_activity, derive=derive.device_activity,
+    ),
+    Query(
+        "device_activity_cube", "complete", "totals", _COUNTS_VIEW,
+        on_events=q.device_activity_cube, derive=derive.device_activity_cube,
+    ),
+    Query(
+        "device_activity_rollup", "complete", "totals", _COUNTS_VIEW,
+        on_events=q.device_activity_rollup, derive=derive.device_activity_rollup,
+    ),
+    Query(
+        "stairs_by_user", "update", "totals",
+        View(("User", "count"), lambda r: (r.user, str(r.count)), order=lambda r: r.user),
+        on_events=q.stairs_by_user, derive=derive.stairs_by_user,
+        parameters=_stairs_parameters,
+    ),
+    Query(
+        "activity_stats", "complete", "totals",
+        View(_STATS_COLUMNS, _stats_cells, order=lambda r: (r.gt, r.model),
+             title="{name} where x_avg > 0", keep=lambda r: r.x_avg > 0),
+        on_events=q.activity_stats, derive=derive.activity_stats,
+    ),
+    Query(
+        "live_vs_historical", "complete", "totals",
+        View(
+            ("gt", "Model", "x live", "x hist", "y live", "y hist", "z live", "z hist",
+             "count live", "count hist"),
+            lambda r: (
+                r.gt, r.model, _number(r.x_avg), _number(r.historical_x_avg),
+                _number(r.y_avg), _number(r.historical_y_avg),
+                _number(r.z_avg), _number(r.historical_z_avg), str(r.count),
+                "-" if r.historical_count is None else str(r.historical_count),
+            ),
+            order=lambda r: (r.gt, r.model),
+        ),
+        on_events=q.live_vs_historical, derive=derive.live_vs_historical, uses_history=True,
+    ),
+    Query(
+        "windowed_activity", "append", "windows",
+        View(("window_start", "window_end", "Device", "gt", "count"),
+             lambda r: (_time(r.window_start), r.window_end.strftime("%H:%M:%S"), r.device,
+                        r.gt, str(r.count)),
+             order=lambda r: (r.window_start, r.device, r.gt),
+             title="{name} (last 8 rows)", last=8),
+        on_events=q.windowed_activity, parameters=window_parameters,
+    ),
+    Query(
+        "bad_records", "append", "messages",
+        View(("partition", "offset", "reason"),
+             lambda r: (str(r.partition), str(r.offset), r.reason[:60]),
+             order=lambda r: (r.partition, r.offset),
+             title="{name} ({count} set aside; last 5)", last=5),
+    ),
+)}
+"""Every query, in the order they are started and shown; ``bad_records`` always runs."""
+
+BAD_RECORDS = "bad_records"
+"""The side output that keeps the messages that are not valid events; it always runs."""
+
+QUERY_NAMES: tuple[str, ...] = tuple(name for name in CATALOGUE if name != BAD_RECORDS)
+"""The queries `hhar process --queries` can choose from."""
+
+
+def select_queries(spec: str) -> list[str]:
+    """The queries named by `spec`: ``all``, a comma-separated list, and ``-name`` exclusions.
+
+    ``all,-live_vs_historical`` is every query but one. Raises `ConfigError` for unknown names
+    or an empty selection.
+    """
+    chosen: list[str] = []
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            continue
+        name = item.removeprefix("-")
+        if name != "all" and name not in QUERY_NAMES:
+            msg = (
+                f"unknown query {name!r} in queries ({env_var('queries')}): "
+                f"choose all or any of {', '.join(QUERY_NAMES)}"
+            )
+            raise ConfigError(msg)
+        names = QUERY_NAMES if name == "all" else (name,)
+        if item.startswith("-"):
+            chosen = [query for query in chosen if query not in names]
+        else:
+            chosen += [query for query in names if query not in chosen]
+    if not chosen:
+        msg = f"no query selected by queries={spec!r} ({env_var('queries')})"
+        raise ConfigError(msg)
+    return [name for name in QUERY_NAMES if name in chosen]

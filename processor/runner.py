@@ -1,0 +1,327 @@
+"""`Processor`: what `hhar process` runs, whichever engine computes the results.
+
+The processor checks what can be checked before Spark starts (broker, topic, history), prepares
+the checkpoints (claims them, clears what a crash during a first batch left), creates the result
+topics, starts its engine's streaming queries, watches them, and stops them. The engine is a
+part it holds, chosen by ``HHAR_ENGINE`` (`ENGINES`):
+
+- ``fused`` (`FusedEngine`, the default): one streaming query reads and parses every event
+  once; the results are derived on the driver from small state the engine keeps itself;
+- ``per-query`` (`PerQueryEngine`): every query is a streaming query of its own with Spark's
+  state store, as the exercise ran them.
+
+Both speak to the processor through the small `Engine` interface and a `Run`.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pyspark.errors import StreamingQueryException
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.streaming import StreamingQuery
+
+from ..errors import QueryFailedError
+from ..settings import Settings
+from .catalogue import BAD_RECORDS, CATALOGUE, Query, select_queries
+from .checkpoints import CheckpointFiles, QueryCheckpoint
+from .config import select_sinks, spark_interval
+from .sinks import ResultSinks, delete_result_topics, ensure_result_topics
+from .source import check_events_topic, check_history, load_historical_stats, removed_unread
+from .status import ProcessorStatus, ProgressListener, status_path
+
+logger = logging.getLogger(__name__)
+
+_LISTENER_TIMEOUT = 30.0
+
+
+@dataclass
+class Run:
+    """What an engine starts its streaming queries with."""
+
+    spark: SparkSession
+    settings: Settings
+    queries: list[Query]
+    """The selected queries, then ``bad_records``."""
+    sinks: ResultSinks
+    checkpoints: dict[str, QueryCheckpoint]
+    """The checkpoint of each streaming query the engine starts."""
+    status: ProcessorStatus
+    historical: DataFrame | None
+    """`queries.historical_stats` of the history, when ``live_vs_historical`` runs."""
+
+    def parameters(self, query: Query) -> dict[str, Any]:
+        """The keyword arguments of `query`'s functions."""
+        parameters = query.parameters(self.settings)
+        if query.uses_history:
+            parameters["historical"] = self.historical
+        return parameters
+
+    def start_stream(
+        self, name: str, frame: DataFrame, output_mode: str,
+        write_batch: Callable[[DataFrame, int], None],
+    ) -> StreamingQuery:
+        """Start streaming query `name`: `frame` in `output_mode`, each micro-batch given to
+        `write_batch`, with its checkpoint and the processor's trigger."""
+        writer = (
+            frame.writeStream.queryName(name)
+            .outputMode(output_mode)
+            .option("checkpointLocation", self.checkpoints[name].location)
+            .foreachBatch(write_batch)
+        )
+        if self.settings.available_now:
+            writer = writer.trigger(availableNow=True)
+        else:
+            writer = writer.trigger(processingTime=spark_interval(self.settings.trigger,
+                                                                   "trigger"))
+        return writer.start()
+
+
+class Engine(Protocol):
+    """How the processor runs an engine."""
+
+    name: str
+    """The engine's name in ``hhar process --engine``."""
+
+    def streaming_names(self, outputs: Sequence[str]) -> list[str]:
+        """The streaming queries (and checkpoint folders) the engine runs for `outputs`."""
+        ...
+
+    def check_checkpoint(self, checkpoint: QueryCheckpoint) -> None:
+        """Refuse a checkpoint the engine cannot continue from (QueryFailedError)."""
+        ...
+
+    def start(self, run: Run) -> dict[str, StreamingQuery]:
+        """Start the streaming queries; they run until stopped (or to the end of the topic)."""
+        ...
+
+    def finish(self) -> None:
+        """Called once when every query ended by itself (an available-now run)."""
+        ...
+
+    def stop(self) -> None:
+        """Stop what the engine runs beside its streaming queries."""
+        ...
+
+    def failure(self) -> str | None:
+        """Why the engine failed outside its streaming queries, if it did."""
+        ...
+
+
+def _engines() -> dict[str, Callable[[], Engine]]:
+    from .fused import FusedEngine
+    from .per_query import PerQueryEngine
+
+    return {"fused": FusedEngine, "per-query": PerQueryEngine}
+
+
+_DATA_LOSS = re.compile(r"KAFKA_DATA_LOSS|Some data may have been lost")
+_DATA_LOSS_ADVICE = (
+    "to go on without them, run again with HHAR_FAIL_ON_DATA_LOSS=false "
+    "(--no-fail-on-data-loss); the checkpoint stays where it was"
+)
+_FOREIGN_STATE = re.compile(
+    r"\[(STATE_STORE_(KEY|VALUE)_SCHEMA_NOT_COMPATIBLE|STATE_STORE_COLUMN_FAMILY_SCHEMA_"
+    r"INCOMPATIBLE|STATE_STORE_INVALID_VALUE_SCHEMA_EVOLUTION|STREAMING_STATEFUL_OPERATOR_"
+    r"NOT_MATCH_IN_STATE_METADATA)"
+)
+_NOT_EMPTY = "[STATE_STORE_CHECKPOINT_LOCATION_NOT_EMPTY]"
+
+
+def describe_failure(error: Exception) -> str:
+    """The most telling line of a streaming query's error (our own message when it is ours)."""
+    text = str(error)
+    if _DATA_LOSS.search(text):
+        where = re.search(r"TopicPartition: ([^\s,)]+)", text)
+        return (
+            f"data was lost from the input topic{f' ({where.group(1)})' if where else ''}: "
+            f"Kafka no longer holds events the processor has not read (retention or deleted "
+            f"records removed them); {_DATA_LOSS_ADVICE}"
+        )
+    ours = re.search(r"hhar_stream\.errors\.\w+: (.+)", text)
+    if ours:
+        return ours.group(1).strip()
+    python = re.findall(r"^\w+(?:Error|Exception): (.+)$", text, flags=re.MULTILINE)
+    line = (python[-1] if python else text.strip().splitlines()[0]).strip()
+    line = re.sub(r"^\[STREAM_FAILED\] Query \[[^]]*\] terminated with exception: ", "", line)
+    if _FOREIGN_STATE.search(line):
+        line += " (the checkpoint holds another query's state: start over with --reset)"
+    elif _NOT_EMPTY in line:
+        line += (" (it holds files of a batch that never started, which are not the "
+                 "leftovers of a crash: look at them, or start over with --reset)")
+    return line
+
+
+class Processor:
+    """`hhar process`: start, watch and stop the streaming queries of one engine."""
+
+    def __init__(self, settings: Settings, progress_log_level: int = logging.INFO) -> None:
+        """Validate the selection in `settings` (no I/O); batches log at `progress_log_level`."""
+        self.settings = settings
+        self.names = select_queries(settings.queries)
+        self.sinks = select_sinks(settings.sink)
+        spark_interval(settings.trigger, "trigger")
+        for name in self.outputs:  # parameters are validated before any I/O
+            CATALOGUE[name].parameters(settings)
+        self.engine: Engine = _engines()[settings.engine]()
+        self.status = ProcessorStatus(status_path(settings), settings.topic)
+        self.listener = ProgressListener(self.status, progress_log_level)
+        self.queries: dict[str, StreamingQuery] = {}
+        self._spark: SparkSession | None = None
+        self._sinks: ResultSinks | None = None
+        self._started_at: float | None = None
+        self._stopped_at: float | None = None
+        self._finished = False
+        self.skipped: dict[str, int] = {}
+        """Per streaming query, the unread events Kafka no longer held when it started."""
+
+    @property
+    def outputs(self) -> list[str]:
+        """The selected queries and the ``bad_records`` side output."""
+        return [*self.names, BAD_RECORDS]
+
+    def streaming_names(self) -> list[str]:
+        """The streaming queries the engine starts (checkpoint folders under the root)."""
+        return self.engine.streaming_names(self.outputs)
+
+    def preflight(self) -> None:
+        """Check what can be checked before Spark starts: the broker, the topic, the history.
+
+        A continuous run waits for a missing events topic; an available-now run fails.
+        """
+        if "live_vs_historical" in self.names:
+            check_history(self.settings)
+        check_events_topic(self.settings, wait=not self.settings.available_now)
+
+    def start(self, spark: SparkSession, reset: bool = False) -> None:
+        """Start the engine's streaming queries; `reset` starts them over."""
+        self.preflight()
+        historical = (
+            load_historical_stats(spark, self.settings)
+            if "live_vs_historical" in self.names else None
+        )
+        files = CheckpointFiles(spark, self.settings.checkpoint)
+        if reset:
+            self._reset(files)
+        checkpoints = {name: QueryCheckpoint(files, name) for name in self.streaming_names()}
+        for checkpoint in checkpoints.values():
+            checkpoint.claim()
+            checkpoint.clear_interrupted_start()
+            self.engine.check_checkpoint(checkpoint)
+        if not self.settings.fail_on_data_loss:
+            self._count_skipped(checkpoints)
+        if "kafka" in self.sinks:
+            ensure_result_topics(self.settings, self.outputs)
+        self._sinks = ResultSinks(spark, self.settings, self.sinks)
+        self._spark = spark
+        spark.streams.addListener(self.listener)
+        self._started_at = time.monotonic()
+        run = Run(spark, self.settings, [CATALOGUE[name] for name in self.outputs], self._sinks,
+                  checkpoints, self.status, historical)
+        try:
+            self.queries = self.engine.start(run)
+        except Exception:
+            self.stop()
+            raise
+        logger.info(
+            "processing %s from %s with the %s engine (sinks: %s, %s)", ", ".join(self.names),
+            self.settings.topic, self.engine.name, ", ".join(self.sinks),
+            "available now" if self.settings.available_now
+            else f"trigger {spark_interval(self.settings.trigger, 'trigger')}",
+        )
+
+    def _reset(self, files: CheckpointFiles) -> None:
+        """Remove the checkpoints of every output and engine query, delete the result topics."""
+        names = dict.fromkeys([*self.outputs, *self.streaming_names()])
+        for name in names:
+            if QueryCheckpoint(files, name).delete():
+                logger.info("removed checkpoint %s", files.path(name))
+        delete_result_topics(self.settings, self.outputs)
+
+    def _count_skipped(self, checkpoints: dict[str, QueryCheckpoint]) -> None:
+        """Record (and log) the unread events Kafka removed before each query starts."""
+        for name, checkpoint in checkpoints.items():
+            gaps = removed_unread(self.settings, checkpoint.committed_offsets(self.settings.topic))
+            self.skipped[name] = sum(end - start for start, end in gaps.values())
+            if gaps:
+                where = ", ".join(f"partition {partition}: offsets {start} to {end - 1}"
+                                  for partition, (start, end) in sorted(gaps.items()))
+                logger.warning(
+                    "query %s skips %d events of %s that Kafka removed before they were read "
+                    "(%s); fail_on_data_loss is off", name, self.skipped[name],
+                    self.settings.topic, where,
+                )
+
+    def wait(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds; True once every query has stopped.
+
+        Raises:
+            QueryFailedError: when a query (or the engine) failed; everything is stopped.
+        """
+        deadline = time.monotonic() + timeout
+        for name, query in self.queries.items():
+            try:
+                if query.isActive:
+                    query.awaitTermination(max(0.01, deadline - time.monotonic()))
+                failure = query.exception()  # also of a query that ended before this call
+            except StreamingQueryException as error:
+                failure = error
+            if failure is not None:
+                self.stop()
+                msg = f"query {name} failed: {describe_failure(failure)}"
+                raise QueryFailedError(msg)
+            self.status.observe(name, query.isActive, query.status["message"])
+        engine_failure = self.engine.failure()
+        if engine_failure is not None:
+            self.stop()
+            raise QueryFailedError(engine_failure)
+        done = not any(query.isActive for query in self.queries.values())
+        if done and not self._finished and self._stopped_at is None:
+            self._finished = True
+            self.engine.finish()
+        if done and self._stopped_at is None:
+            self._stopped_at = time.monotonic()
+        return done
+
+    def stop(self) -> None:
+        """Stop every query, the engine and the listener; safe to call twice."""
+        for name, query in self.queries.items():
+            if query.isActive:
+                query.stop()
+            self.status.observe(name, query.isActive, query.status["message"])
+        self.engine.stop()
+        if self._stopped_at is None:
+            self._stopped_at = time.monotonic()
+        if self._spark is not None:
+            ids = {str(query.id) for query in self.queries.values()}
+            if not self.listener.wait_until_ended(ids, _LISTENER_TIMEOUT):
+                logger.warning("the progress of the last batches may be missing from the status")
+            self._spark.streams.removeListener(self.listener)
+            self._spark = None
+            self.status.stopped()
+        if self._sinks is not None:
+            self._sinks.close()
+
+    def summary(self) -> dict[str, Any]:
+        """Totals of this run: per query, events read per second of processing, and the
+        unread events Kafka had removed (skipped with fail_on_data_loss off)."""
+        snapshot = self.status.snapshot()["queries"]
+        if self._started_at is None:
+            elapsed = 0.0
+        else:
+            elapsed = (self._stopped_at or time.monotonic()) - self._started_at
+        events = max((snapshot[name]["input_rows"] for name in self.queries
+                      if name in snapshot), default=0)
+        return {
+            "engine": self.engine.name,
+            "queries": {name: snapshot.get(name, {}) for name in self.queries},
+            "events": events,
+            "skipped_events": max(self.skipped.values(), default=0),
+            "seconds": round(elapsed, 2),
+            "events_per_second": round(events / elapsed, 1) if elapsed > 0 else None,
+        }
