@@ -15,6 +15,14 @@ logger = logging.getLogger(__name__)
 SCALA_BINARY_VERSION = "2.13"
 
 _JIT_HUGE_METHODS = "-XX:-DontCompileHugeMethods"
+_DRIVER_THREAD_STACK = "-Xss16m"
+"""Stack of the driver's threads. When a ``foreachBatch`` call fails or is interrupted (a stop
+during a micro-batch), Spark tells an interruption from an error by matching the Python
+traceback against ``Py4JJavaError: An error occurred while calling((.|\\r\\n|\\r|\\n)*)...``
+(StreamExecution.PROXY_ERROR): Java's regex engine recurses once per character there, and a
+traceback with a Java stack trace overflows the default 1 MB stack. The stream thread then dies
+of a StackOverflowError instead of ending the query cleanly (or with its own error). Sixteen
+times the default holds the tracebacks of a stop or a failed batch."""
 
 
 def connector_package() -> str:
@@ -54,7 +62,7 @@ def build_session(settings: Settings, app_name: str = "hhar-stream") -> SparkSes
         .config("spark.sql.streaming.forceDeleteTempCheckpointLocation", "true")
         # The validation of parse_events makes one generated method of more than 8000 bytes
         # of bytecode, which HotSpot would otherwise never compile: interpreted, it is slow.
-        .config("spark.driver.extraJavaOptions", _JIT_HUGE_METHODS)
+        .config("spark.driver.extraJavaOptions", f"{_JIT_HUGE_METHODS} {_DRIVER_THREAD_STACK}")
         .config("spark.executor.extraJavaOptions", _JIT_HUGE_METHODS)
     )
     if settings.master.startswith("local") or "127.0.0.1" in settings.master:

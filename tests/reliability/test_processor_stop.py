@@ -1,0 +1,57 @@
+"""A stop during a micro-batch ends the processor cleanly: no StackOverflowError.
+
+Spark decides whether a failed ``foreachBatch`` call was a stop by matching the Python
+traceback with a regular expression that recurses once per character (StreamExecution's
+PROXY_ERROR); with the JVM's default thread stack, the traceback of a stop during a batch
+overflowed it, and the query's thread died of a StackOverflowError (issue "A crash during a
+query's first batch...": the deep java.util.regex.Pattern recursion). The processor runs its
+driver with a larger thread stack (processor/session.py).
+"""
+
+from __future__ import annotations
+
+import signal
+import uuid
+from pathlib import Path
+
+import pytest
+from test_processor.helpers import delete_topics, make_events, produce
+
+from hhar_stream.processor.fused import FUSED_QUERY
+from hhar_stream.processor.status import read_status
+from hhar_stream.settings import Settings
+
+from .harness import HharProcess, hhar_env, poll_until
+from .processing import processor_settings
+
+pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.e2e, pytest.mark.slow]
+
+EVENTS = 60_000
+"""Enough for a first micro-batch of some seconds."""
+
+
+def test_a_stop_during_the_first_batch_ends_cleanly(kafka: Settings, tmp_path: Path) -> None:
+    prefix = f"reliability-stop-{uuid.uuid4().hex[:8]}"
+    settings = processor_settings(kafka, tmp_path, prefix)
+    try:
+        for first in range(0, EVENTS, 20_000):
+            produce(settings, settings.topic, make_events(20_000, first_index=first, seed=91))
+        process = HharProcess(["process"], hhar_env(settings, [
+            "bootstrap", "home", "master", "shuffle_partitions", "driver_memory", "topic",
+            "results_prefix", "checkpoint", "history", "window", "watermark"]),
+            tmp_path, "process")
+        batch_zero = settings.checkpoint / FUSED_QUERY / "offsets" / "0"
+        poll_until(lambda: batch_zero.exists() or not process.running(), 240,
+                   "the first micro-batch started")
+        assert process.running(), process.stderr[-3000:]
+        process.process.send_signal(signal.SIGTERM)
+        code = process.wait(120)
+    finally:
+        delete_topics(kafka, prefix)
+    stderr = process.stderr
+    assert code == 0, stderr[-3000:]
+    assert "StackOverflowError" not in stderr and "java.util.regex" not in stderr, stderr[-3000:]
+    assert "query fused failed" not in stderr
+    state = read_status(settings)
+    assert state["running"] is False
+    assert state["queries"][FUSED_QUERY]["exception"] is None
