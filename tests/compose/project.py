@@ -257,8 +257,6 @@ class ComposeProject:
 
     path: Path
     services: dict[str, Service]
-    volumes: set[str]
-    variables: dict[str, str]
 
     @classmethod
     def load(cls, path: Path = COMPOSE_FILE,
@@ -277,7 +275,7 @@ class ComposeProject:
                 if dependency not in services:
                     msg = f"service {service.name} depends on undefined service {dependency}"
                     raise ComposeError(msg)
-        return cls(path, services, volumes, variables)
+        return cls(path, services)
 
     def active(self, profiles: tuple[str, ...] = ()) -> list[Service]:
         """The services `docker compose [--profile P...] up` starts (no profile, or one of
