@@ -76,6 +76,8 @@ _BROKER_IDENTITY = frozenset({
 """Broker properties the local broker sets itself (its own ports on 127.0.0.1)."""
 _IMAGE_DEFAULTS = {"num.partitions": "1"}
 """Kafka's defaults, which the image keeps and the local broker changes."""
+_KAFKA_LOG_DIR = "/tmp/kafka-logs"
+"""Kafka's default log.dirs."""
 _JVM_VARIABLES = frozenset({
     "KAFKA_HEAP_OPTS", "KAFKA_OPTS", "KAFKA_JVM_PERFORMANCE_OPTS", "KAFKA_LOG4J_OPTS",
     "KAFKA_JMX_OPTS", "KAFKA_GC_LOG_OPTS",
@@ -388,15 +390,16 @@ class Rehearsal:
                 properties[kafka_property(variable)] = value
         listeners = properties.get("listeners", "")
         controllers = set(properties.get("controller.listener.names", "").split(","))
+        # Where the image's broker keeps its data: log.dirs, else log.dir, else Kafka's default.
+        log_dirs = properties.pop("log.dirs", None) or properties.pop("log.dir", _KAFKA_LOG_DIR)
+        properties.pop("log.dir", None)
+        properties["log.dirs"] = log_dirs
         container = self.container(service)
-        if "log.dirs" in properties:
-            properties["log.dirs"] = ",".join(container.host_path(folder) for folder in
-                                              properties["log.dirs"].split(","))
         settings = Settings(home=self.home, kafka_port=free_port(),
                             kafka_controller_port=free_port(), kafka_heap=self.broker_heap)
         local = LocalKafka(
             settings, run_dir=self.workdir / "brokers" / service.name,
-            properties={key: value for key, value in properties.items()
+            properties={key: container.translate(value) for key, value in properties.items()
                         if key not in _BROKER_IDENTITY}
             | {"log.retention.check.interval.ms": str(RETENTION_CHECK_MS)},
         )
@@ -615,6 +618,16 @@ class Rehearsal:
         if code is not None:
             self.exited[name] = code
         return code
+
+    @property
+    def brokers(self) -> list[str]:
+        """The services that are Kafka brokers."""
+        return list(self._brokers)
+
+    def broker_data(self, name: str) -> list[Path]:
+        """The folders where broker service `name` keeps its topics (its log.dirs)."""
+        local, _ = self._brokers[name]
+        return [Path(folder) for folder in local.properties["log.dirs"].split(",")]
 
     def returncode(self, name: str) -> int | None:
         """The exit code of a started service, None while it runs."""

@@ -123,9 +123,15 @@ def test_docker_compose_up(tmp_path: Path, request: pytest.FixtureRequest) -> No
         events = read_messages(settings, settings.topic)
         dead_letters = read_messages(settings, settings.dead_letter_topic)
         assert len(events) + len(dead_letters) == ROWS
-        # The processor's progress outlives its container.
-        processor = rehearsal.container(project.services["processor"])
+        # The topics and the processor's progress outlive their containers.
+        processor = rehearsal.running["processor"].container
         assert processor.volume_of(settings.checkpoint), "the checkpoints are on no volume"
+        for broker in rehearsal.brokers:
+            for folder in rehearsal.broker_data(broker):
+                assert rehearsal.running[broker].container.volume_of(folder), (
+                    f"{broker} keeps its topics in {folder}, on no volume")
+        assert any((folder / f"{settings.topic}-0").is_dir() for broker in rehearsal.brokers
+                   for folder in rehearsal.broker_data(broker))
 
         # The topics are exactly those the code declares, with the code's configs.
         specs = topic_specs(settings) | result_topic_specs(settings, [*QUERY_NAMES, BAD_RECORDS])
