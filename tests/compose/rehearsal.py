@@ -27,6 +27,7 @@ image folder its stand-in, any other path the container's own folder. System pat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -256,13 +257,15 @@ class ServiceProcess:
         """As `docker compose stop`: SIGTERM to the main process, `grace` seconds, then
         SIGKILL to everything left in its group."""
         if self.popen.poll() is None:
-            os.kill(self.popen.pid, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.popen.pid, signal.SIGTERM)
             try:
                 self.popen.wait(grace)
             except subprocess.TimeoutExpired:
                 logger.warning("%s did not stop within %.0f s: killing it", self.name, grace)
-        if group_members(self.popen.pid):
-            os.killpg(self.popen.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            if group_members(self.popen.pid):
+                os.killpg(self.popen.pid, signal.SIGKILL)
         self.popen.wait()
 
 
@@ -277,6 +280,7 @@ class BrokerProcess:
         self.log = local.nodes[0].log_file
         self.error: Exception | None = None
         self.pid: int | None = None
+        self.stopped = False
         self.thread = threading.Thread(target=self._up, name=f"rehearsal-{name}", daemon=True)
         self.thread.start()
 
@@ -293,16 +297,19 @@ class BrokerProcess:
         return [self.pid] if not self.thread.is_alive() and self.pid is not None else []
 
     def returncode(self) -> int | None:
-        """None while it starts or runs; 1 once it failed or died."""
+        """None while it starts or runs; 1 once it failed or died, 0 once stopped."""
         if self.thread.is_alive():
             return None
-        if self.error is not None or self.local.nodes[0].pid() is None:
+        if self.error is not None:
             return 1
+        if self.local.nodes[0].pid() is None:
+            return 0 if self.stopped else 1
         return None
 
     def stop(self, grace: float) -> None:
         """SIGTERM, `grace` seconds, then SIGKILL (`LocalKafka.down`)."""
         self.thread.join()
+        self.stopped = True
         self.local.down(timeout=grace)
 
 
@@ -572,10 +579,26 @@ class Rehearsal:
 
     def _exec(self, container: Container, argv: Sequence[str],
               timeout: float) -> subprocess.CompletedProcess:
-        return subprocess.run(  # noqa: S603 - the compose file's own command
-            [container.translate(arg) for arg in argv], env=self.environment(container),
-            cwd=container.cwd, capture_output=True, text=True, timeout=timeout, check=False,
+        """Run `argv` in `container` in a process group of its own; after `timeout` seconds
+        the whole group is killed (a tool's JVM too) and TimeoutExpired raised."""
+        argv = [container.translate(arg) for arg in argv]
+        process = subprocess.Popen(  # noqa: S603 - the compose file's own command
+            argv, env=self.environment(container), cwd=container.cwd, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
+        try:
+            stdout, stderr = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+            raise
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                if group_members(process.pid):
+                    os.killpg(process.pid, signal.SIGKILL)
+        return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
 
     def settings_of(self, name: str) -> Settings:
         """The settings the hhar of service `name` runs with (`hhar config --json` in its
@@ -593,7 +616,7 @@ class Rehearsal:
         return settings.model_copy(update=paths)
 
     def stop(self, name: str) -> int | None:
-        """`docker compose stop NAME`; the service's exit code (None for the broker)."""
+        """`docker compose stop NAME`; the service's exit code."""
         running = self.running[name]
         self.stopped.add(name)
         running.process.stop(running.container.service.stop_grace_period)
