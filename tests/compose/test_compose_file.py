@@ -81,6 +81,23 @@ def test_the_rehearsal_reads_the_file_as_docker_compose_does(variables) -> None:
             assert ours[name].healthcheck.command[-1] == unescape(service["healthcheck"]["test"][1])
 
 
+def test_the_readmes_docker_commands_name_services_of_the_file() -> None:
+    services = set(ComposeProject.load().services)
+    section = (REPO_ROOT / "README.md").read_text().split("\n## Docker\n", 1)[1]
+    named = []
+    for line in section.split("\n## ", 1)[0].splitlines():
+        if not line.startswith("docker compose "):
+            continue
+        words = [word for word in shlex.split(line, comments=True)[2:]
+                 if not word.startswith("-")]
+        verb, rest = words[0], words[1:]
+        if verb == "logs":
+            named += rest
+        elif verb in ("run", "exec", "start", "stop", "restart"):
+            named += rest[:1]
+    assert named and set(named) <= services, set(named) - services
+
+
 def test_interpolation_follows_compose() -> None:
     variables = {"SET": "x", "EMPTY": ""}
     assert interpolate("$$SET $${SET} ${SET} $SET", variables) == "$SET ${SET} x x"

@@ -140,12 +140,15 @@ def test_docker_compose_up(tmp_path: Path, request: pytest.FixtureRequest) -> No
             wanted = full_config(settings, specs[name])
             assert {key: configs[key] for key in wanted} == wanted, name
 
-        # `docker compose run --rm watch` (the README's) shows every event counted.
-        runs = readme_docker_commands("run")
-        assert runs, "README shows no docker compose run command"
-        for run in runs:
-            service = run[run.index("--rm") + 1]
+        # The README's `docker compose run --rm SERVICE`s run; `hhar watch` counts every event.
+        runs = [next(word for word in run if not word.startswith("-"))
+                for run in readme_docker_commands("run")]
+        watchers = [name for name in runs if project.services[name].command[:2] == [
+            "hhar", "watch"]]
+        assert watchers, "README shows no docker compose run of hhar watch"
+        for service in runs:
             rehearsal.run(service)
+        for service in watchers:
             poll_until(lambda s=service: running(lambda: watched(rehearsal.log(s)) == len(events)),
                        60, lambda s=service: f"{s} counted {len(events)} events:\n"
                                              f"{rehearsal.log_tail(s)}")
