@@ -1,10 +1,11 @@
 """Kafka for every part of hhar-stream: the broker check, the topics and their configs, admin.
 
-The producer, the processor, `hhar watch`, `hhar demo` and the compose file's topic set-up all
-use this one module: whether the broker answers (`broker_answers`, quiet) or why it does not
-(`check_broker`, one line), which topics hhar-stream creates with which configs (`TopicSpec`,
-`topic_specs`, `result_topic_specs`), and creating, listing and deleting them. The librdkafka
-settings themselves are rendered by `Settings.kafka_client_config`.
+The producer, the processor, `hhar watch`, `hhar demo` and the compose file's topic set-up
+(`hhar kafka create-topics`) all use this one module: whether the broker answers
+(`broker_answers`, quiet) or why it does not (`check_broker`, one line), which topics
+hhar-stream creates with which configs (`TopicSpec`, `topic_specs`, `result_topic_specs`), and
+creating, listing, aligning and deleting them. The librdkafka settings themselves are rendered
+by `Settings.kafka_client_config`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+    ResourceType,
+)
 
 from .errors import BrokerError
 from .settings import Settings
@@ -182,6 +190,129 @@ def ensure_topics(settings: Settings, specs: Mapping[str, TopicSpec]) -> list[st
         logger.info("created topic %s", name)
         created.append(name)
     return created
+
+
+def wait_for_brokers(settings: Settings, count: int, timeout: float) -> None:
+    """Wait until the cluster lists at least `count` brokers (a cluster that is starting).
+
+    Raises:
+        BrokerError: when they are not there within `timeout` seconds (worded as
+            `check_broker` words an unreachable broker).
+    """
+    admin = admin_client(settings)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            brokers = len(admin.list_topics(timeout=min(2.0, timeout)).brokers)
+        except KafkaException:
+            brokers = 0
+        if brokers >= count:
+            return
+        if time.monotonic() >= deadline:
+            if brokers == 0:
+                check_broker(settings, timeout=1.0)
+            msg = (f"Kafka at {settings.bootstrap} lists {brokers} broker(s) after "
+                   f"{timeout:.0f} s, fewer than the {count} the topics need")
+            raise BrokerError(msg)
+        time.sleep(0.5)
+
+
+def topic_configs(settings: Settings, topics: Iterable[str]) -> dict[str, dict[str, str]]:
+    """The current configs of `topics`, defaults included (config name -> value).
+
+    Raises:
+        BrokerError: when Kafka cannot describe one of them.
+    """
+    resources = [ConfigResource(ResourceType.TOPIC, name) for name in topics]
+    if not resources:
+        return {}
+    described = {}
+    admin = admin_client(settings)  # must outlive its futures
+    futures = admin.describe_configs(resources, request_timeout=ADMIN_TIMEOUT)
+    for resource, future in futures.items():
+        try:
+            entries = future.result(timeout=ADMIN_TIMEOUT)
+        except KafkaException as error:
+            msg = f"cannot describe topic {resource.name}: {error.args[0].str()}"
+            raise BrokerError(msg) from None
+        described[resource.name] = {name: entry.value for name, entry in entries.items()}
+    return described
+
+
+def align_topic_configs(
+    settings: Settings, specs: Mapping[str, TopicSpec]
+) -> dict[str, dict[str, tuple[str | None, str]]]:
+    """Give the existing topics of `specs` every config hhar-stream creates them with
+    (`full_config`); other configs stay as they are.
+
+    A topic created by other means (an older compose file, a person) may lack one, for
+    example ``retention.ms=-1``, whose absence lets Kafka delete the 2015 events.
+
+    Returns:
+        For each topic changed, config name -> (old value, new value).
+
+    Raises:
+        BrokerError: when Kafka refuses a change.
+    """
+    existing = [name for name in specs if name in list_topics(settings)]
+    changes: dict[str, dict[str, tuple[str | None, str]]] = {}
+    for name, current in topic_configs(settings, existing).items():
+        wanted = full_config(settings, specs[name])
+        differ = {key: (current.get(key), value) for key, value in wanted.items()
+                  if current.get(key) != value}
+        if differ:
+            changes[name] = differ
+    if not changes:
+        return {}
+    resources = [
+        ConfigResource(ResourceType.TOPIC, name, incremental_configs=[
+            ConfigEntry(key, new, incremental_operation=AlterConfigOpType.SET)
+            for key, (_, new) in differ.items()
+        ])
+        for name, differ in changes.items()
+    ]
+    admin = admin_client(settings)  # must outlive its futures
+    futures = admin.incremental_alter_configs(resources, request_timeout=ADMIN_TIMEOUT)
+    for resource, future in futures.items():
+        try:
+            future.result(timeout=ADMIN_TIMEOUT)
+        except KafkaException as error:
+            msg = f"cannot change the configs of topic {resource.name}: {error.args[0].str()}"
+            raise BrokerError(msg) from None
+        logger.info("topic %s: set %s", resource.name, ", ".join(
+            f"{key}={new}" for key, (_, new) in changes[resource.name].items()))
+    return changes
+
+
+def prepare_topics(settings: Settings, specs: Mapping[str, TopicSpec]) -> list[str]:
+    """Create the topics of `specs` that are missing and align the configs of those that
+    exist (`align_topic_configs`); one line per topic saying what was done.
+
+    The partitions of an existing topic are left as they are (adding some would move keys
+    to other partitions); a difference is reported.
+
+    Raises:
+        BrokerError: when a topic cannot be created or changed.
+    """
+    created = set(ensure_topics(settings, specs))
+    changed = align_topic_configs(settings, specs)
+    metadata = admin_client(settings).list_topics(timeout=REACH_TIMEOUT).topics
+    lines = []
+    for name, spec in specs.items():
+        configs = ", ".join(f"{key}={value}" for key, value in full_config(settings, spec).items())
+        partitions = len(metadata[name].partitions) if name in metadata else 0
+        if name in created:
+            lines.append(f"created topic {name}: {spec.partitions} partitions, replication "
+                         f"factor {settings.replication_factor}, {configs}")
+            continue
+        done = "; ".join(f"set {key}={new} (was {old})"
+                         for key, (old, new) in changed.get(name, {}).items())
+        lines.append(f"topic {name} exists: {done}" if done else
+                     f"topic {name} exists with {configs}")
+        if partitions != spec.partitions:
+            lines.append(f"topic {name} has {partitions} partitions, not {spec.partitions}: "
+                         f"left as is")
+    return lines
 
 
 def delete_topics(settings: Settings, topics: Iterable[str]) -> list[str]:

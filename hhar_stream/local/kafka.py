@@ -12,7 +12,7 @@ import logging
 import secrets
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +63,19 @@ appender.stderr.layout.pattern = [%d] %p %m (%c)%n
 rootLogger.level = WARN
 rootLogger.appenderRef.stderr.ref = STDERR
 """
+
+
+def _with_overrides(lines: list[str], overrides: Mapping[str, str]) -> str:
+    """Server properties: `lines` (key=value) with the values of `overrides` replaced or
+    appended."""
+    lines = list(lines)
+    keys = [line.partition("=")[0] for line in lines]
+    for key, value in overrides.items():
+        if key in keys:
+            lines[keys.index(key)] = f"{key}={value}"
+        else:
+            lines.append(f"{key}={value}")
+    return "\n".join([*lines, ""])
 
 
 def check_kafka_libs(libs: Path) -> Path:
@@ -118,9 +131,17 @@ class LocalKafka:
     PORT_STEP = 10
     INTERNAL_PORT_OFFSET = 5
 
-    def __init__(self, settings: Settings, run_dir: Path | None = None) -> None:
-        """Describe the local cluster of `settings` (state under `run_dir` if given)."""
+    def __init__(
+        self, settings: Settings, run_dir: Path | None = None,
+        properties: Mapping[str, str] | None = None,
+    ) -> None:
+        """Describe the local cluster of `settings` (state under `run_dir` if given).
+
+        `properties` replace or extend every node's generated server properties, for example
+        a broker configuration read from docker-compose.yml (tests/compose).
+        """
         self.settings = settings
+        self.properties = dict(properties or {})
         self.secure = settings.kafka_secure
         self.run_dir = (run_dir or settings.kafka_run_dir).resolve()
         self.nodes = [
@@ -178,7 +199,7 @@ class LocalKafka:
         voters = ",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in self.nodes)
         replicas = len(self.nodes)
         min_isr = min(2, replicas)
-        return "\n".join(
+        return _with_overrides(
             [
                 "process.roles=broker,controller",
                 f"node.id={node.node_id}",
@@ -199,8 +220,8 @@ class LocalKafka:
                 "auto.create.topics.enable=false",
                 "log.retention.hours=168",
                 "log.cleaner.backoff.ms=2000",
-                "",
-            ]
+            ],
+            self.properties,
         )
 
     def _listener_properties(self, node: BrokerNode) -> list[str]:
@@ -249,7 +270,8 @@ class LocalKafka:
         path.write_text(_LOG4J2_TOOLS)
         return path
 
-    def _java(self, main_class: str, *args: str, heap: str = "256m") -> list[str]:
+    def tool_command(self, main_class: str, *args: str, heap: str = "256m") -> list[str]:
+        """The java command line of one of Kafka's tools (`main_class`) from the jars."""
         libs = check_kafka_libs(self.settings.kafka_libs)
         return [
             java_executable(),
@@ -268,7 +290,7 @@ class LocalKafka:
         if self.secure:
             for user, password in self.credentials().items():
                 scram += ["--add-scram", f"{SCRAM_MECHANISM}=[name={user},password={password}]"]
-        command = self._java(
+        command = self.tool_command(
             "kafka.tools.StorageTool",
             "format",
             f"--cluster-id={CLUSTER_ID}",
@@ -487,4 +509,4 @@ class LocalKafka:
         self, main_class: str, args: Sequence[str], **kwargs: object
     ) -> subprocess.CompletedProcess:
         """Run one of Kafka's console tools from the project's jars."""
-        return subprocess.run(self._java(main_class, *args), check=False, **kwargs)
+        return subprocess.run(self.tool_command(main_class, *args), check=False, **kwargs)

@@ -1,4 +1,5 @@
-"""`hhar kafka up|down|status|topics|consume`: the project's local broker and its tools."""
+"""`hhar kafka up|down|status|topics|consume|create-topics`: the project's local broker and its
+tools, and the creation of hhar-stream's topics on any cluster (compose's kafka-init)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import argparse
 import subprocess
 import sys
 
+from ..kafka_client import prepare_topics, topic_specs, wait_for_brokers
 from ..options import add_setting, settings_from_args
 from .kafka import LocalKafka
 
@@ -56,6 +58,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--timeout-ms", type=int, default=10000, help="stop after this long without a record"
     )
     consume.set_defaults(func=_consume)
+
+    create = actions.add_parser(
+        "create-topics",
+        help="create the events, dead-letter and producer-state topics with their configs",
+        description=(
+            "Create the topics `hhar produce` writes (events, dead letters, its state) on the "
+            "cluster at --bootstrap with the configs hhar-stream gives them (the events never "
+            "expire: they carry the recording's timestamps). Topics that exist get those "
+            "configs too. Waits for the cluster to list as many brokers as the replication "
+            "factor. docker compose's kafka-init service runs this."
+        ),
+    )
+    add_setting(create, "--bootstrap", field="bootstrap")
+    add_setting(create, "--topic", field="topic")
+    add_setting(create, "--partitions", field="partitions", type=int)
+    add_setting(create, "--replication-factor", field="replication_factor", type=int)
+    add_setting(create, "--min-insync-replicas", field="min_insync_replicas", type=int)
+    add_setting(create, "--timeout", field="kafka_ready_timeout", type=float,
+                help="seconds to wait for the brokers to answer")
+    create.set_defaults(func=_create_topics)
 
 
 def _local(args: argparse.Namespace) -> LocalKafka:
@@ -120,3 +142,11 @@ def _consume(args: argparse.Namespace) -> int:
     if timed_out:
         print(f"no more records within {args.timeout_ms / 1000:g} s", file=sys.stderr)
     return result.returncode
+
+
+def _create_topics(args: argparse.Namespace) -> int:
+    settings = settings_from_args(args)
+    wait_for_brokers(settings, settings.replication_factor, settings.kafka_ready_timeout)
+    for line in prepare_topics(settings, topic_specs(settings)):
+        print(line)
+    return 0
