@@ -78,10 +78,10 @@ def main() -> None:
         single_port = free_port_base(0, 1)
         cluster_port = free_port_base(*(n * step + o for n in range(3) for o in (0, 1)))
         spark_port = free_port_base(0, 1, 2, 3)
-        single = base.model_copy(update={
+        single = base.changed(**{
             "kafka_port": single_port, "kafka_controller_port": single_port + 1,
             "kafka_heap": "512m"})
-        clustered = base.model_copy(update={
+        clustered = base.changed(**{
             "kafka_brokers": 3, "kafka_port": cluster_port,
             "kafka_controller_port": cluster_port + 1, "kafka_heap": "384m",
             "replication_factor": 3, "min_insync_replicas": 2, "spark_workers": 2,
@@ -93,8 +93,8 @@ def main() -> None:
         try:
             for started in (kafka_single, kafka_cluster, spark_cluster):
                 print(started.up(), file=sys.stderr)
-            single = single.model_copy(update={"bootstrap": kafka_single.bootstrap})
-            clustered = clustered.model_copy(update={"bootstrap": kafka_cluster.bootstrap})
+            single = single.changed(**{"bootstrap": kafka_single.bootstrap})
+            clustered = clustered.changed(**{"bootstrap": kafka_cluster.bootstrap})
             figures = {
                 "single node (1 broker, local[2])": pipeline(
                     single, "local[2]", work, data, "single"),

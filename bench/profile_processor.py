@@ -64,7 +64,7 @@ def main() -> None:
         update["bootstrap"] = args.bootstrap
     if args.history:
         update["history"] = args.history
-    settings = Settings().model_copy(update=update)
+    settings = Settings().changed(**update)
     spark = build_session(settings, app_name="hhar-bench-profile")
     try:
         raw = (

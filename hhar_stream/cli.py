@@ -15,7 +15,13 @@ from . import __version__
 from .apps import demo, watch
 from .errors import HharError
 from .local import kafka_cli, spark_cli
-from .options import add_setting, describe_settings_error, env_var, settings_from_args
+from .options import (
+    add_setting,
+    default_text,
+    describe_settings_error,
+    env_var,
+    settings_from_args,
+)
 from .schemas import sensor_event_json_schema
 from .settings import Settings
 
@@ -89,10 +95,7 @@ def settings_reference() -> str:
     """A Markdown table of every setting: variable, default and meaning."""
     lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
     for field, info in Settings.model_fields.items():
-        default = info.default
-        shown = "" if default in (None, "") else getattr(default, "value", default)
-        if field == "sasl_password":
-            shown = ""
+        shown = default_text(field)
         lines.append(f"| `{env_var(field)}` | {f'`{shown}`' if shown != '' else '(unset)'} "
                      f"| {info.description} |")
     return "\n".join(lines) + "\n"

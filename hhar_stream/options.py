@@ -8,14 +8,22 @@ from typing import Any
 from pydantic import ValidationError
 
 from .errors import ConfigError
-from .settings import Settings
+from .settings import SETTING_ERROR, Settings, env_var
 
 _PREFIX = "setting__"
 
+__all__ = ["add_setting", "default_text", "describe_settings_error", "env_var",
+           "settings_from_args"]
 
-def env_var(field: str) -> str:
-    """The environment variable of a setting."""
-    return f"HHAR_{field.upper()}"
+
+def default_text(field: str) -> str:
+    """A setting's default as people write it ('' when it has none, or is a secret)."""
+    default = Settings.model_fields[field].default
+    if default in (None, "", ()) or field == "sasl_password":
+        return ""
+    shown = Settings.__pydantic_serializer__.to_python(
+        Settings.model_construct(**{field: default}), include={field}, mode="json")[field]
+    return str(shown)
 
 
 def add_setting(parser: argparse.ArgumentParser, *flags: str, field: str, **kwargs: Any) -> None:
@@ -24,10 +32,7 @@ def add_setting(parser: argparse.ArgumentParser, *flags: str, field: str, **kwar
     Boolean settings become switches (``--loop``) unless `kwargs` says otherwise.
     """
     info = Settings.model_fields[field]
-    default = info.default
-    shown = "unset" if default in (None, "") else getattr(default, "value", default)
-    if field == "sasl_password":
-        shown = "unset"
+    shown = default_text(field) or "unset"
     help_text = kwargs.pop("help", info.description)
     kwargs["help"] = f"{help_text} [env: {env_var(field)}; default: {shown}]"
     if info.annotation is bool and "action" not in kwargs:
@@ -53,9 +58,12 @@ def settings_from_args(args: argparse.Namespace, **extra: Any) -> Settings:
 
 def describe_settings_error(error: ValidationError) -> str:
     """One line naming each invalid setting, its flag's env variable and the problem."""
-    parts = []
+    ours, parts = [], []
     for item in error.errors(include_url=False):
+        if item["type"] == SETTING_ERROR:
+            ours.append(item["msg"])
+            continue
         field = str(item["loc"][0]) if item["loc"] else ""
         where = f"{field} ({env_var(field)})" if field in Settings.model_fields else "settings"
         parts.append(f"{where}: {item['msg']}")
-    return "invalid setting " + "; ".join(parts)
+    return "; ".join(ours + (["invalid setting " + "; ".join(parts)] if parts else []))

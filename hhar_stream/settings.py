@@ -8,14 +8,116 @@ from this object (`hhar config`) rather than restating them.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    BeforeValidator,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SCHEMA_VERSION = "1"
+
+SETTING_ERROR = "hhar_setting"
+"""Type of the validation errors whose message is already the whole one-line error."""
+
+
+def env_var(field: str) -> str:
+    """The environment variable of a setting."""
+    return f"HHAR_{field.upper()}"
+
+
+def _refuse(message: str) -> PydanticCustomError:
+    return PydanticCustomError(SETTING_ERROR, "{message}", {"message": message})
+
+
+_UNITS = {
+    "ms": "millisecond", "millisecond": "millisecond", "milliseconds": "millisecond",
+    "s": "second", "sec": "second", "second": "second", "seconds": "second",
+    "m": "minute", "min": "minute", "minute": "minute", "minutes": "minute",
+    "h": "hour", "hour": "hour", "hours": "hour",
+    "d": "day", "day": "day", "days": "day",
+}
+_UNIT = {"day": dt.timedelta(days=1), "hour": dt.timedelta(hours=1),
+         "minute": dt.timedelta(minutes=1), "second": dt.timedelta(seconds=1),
+         "millisecond": dt.timedelta(milliseconds=1)}
+_INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$")
+
+
+def _parse_duration(value: Any, info: ValidationInfo) -> dt.timedelta:
+    """``1s``, ``500ms``, ``10 minutes``, ... (or a timedelta) as a positive timedelta."""
+    if isinstance(value, dt.timedelta) and value > dt.timedelta(0):
+        return value
+    text = str(value)
+    match = _INTERVAL.match(text.lower())
+    unit = _UNITS.get(match.group(2)) if match else None
+    if not match or unit is None or float(match.group(1)) <= 0:
+        field = info.field_name or "duration"
+        msg = f"{field} ({env_var(field)}) {text!r} is not a duration such as 1s, 500ms, 10 minutes"
+        raise _refuse(msg)
+    return float(match.group(1)) * _UNIT[unit]
+
+
+def format_duration(duration: dt.timedelta) -> str:
+    """A duration in the largest unit that says it exactly (``10 minutes``, ``500
+    milliseconds``): how it is shown, and how Spark takes it."""
+    for unit, size in _UNIT.items():
+        count, rest = divmod(duration, size)
+        if not rest and count:
+            return f"{count} {unit}{'s' if count != 1 else ''}"
+    return f"{round(duration / _UNIT['millisecond'])} milliseconds"
+
+
+Duration = Annotated[dt.timedelta, BeforeValidator(_parse_duration),
+                     PlainSerializer(format_duration, return_type=str)]
+"""A positive duration, given as ``1s``, ``500ms``, ``10 minutes``..."""
+
+
+def _parse_names(value: Any, info: ValidationInfo) -> tuple[str, ...]:
+    items = value.split(",") if isinstance(value, str) else list(value)
+    names = tuple(item.strip() for item in items if item.strip())
+    if not names:
+        field = info.field_name or "list"
+        msg = f"{field} ({env_var(field)}) names nothing"
+        raise _refuse(msg)
+    return names
+
+
+def _join(names: tuple[str, ...]) -> str:
+    return ",".join(names)
+
+
+NameList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_parse_names),
+                     PlainSerializer(_join, return_type=str)]
+"""A non-empty comma-separated list of names."""
+
+Sink = Literal["kafka", "memory", "console"]
+SINKS: tuple[str, ...] = get_args(Sink)
+
+
+def _parse_sinks(value: Any, info: ValidationInfo) -> tuple[str, ...]:
+    chosen = _parse_names(value, info) if value not in ("", ()) else ()
+    unknown = [item for item in chosen if item not in SINKS]
+    if unknown or not chosen:
+        msg = (f"invalid sink {', '.join(unknown) or value!r} ({env_var('sink')}): "
+               f"choose any of {', '.join(SINKS)}")
+        raise _refuse(msg)
+    return tuple(sink for sink in SINKS if sink in chosen)
+
+
+SinkList = Annotated[tuple[Sink, ...], NoDecode, BeforeValidator(_parse_sinks),
+                     PlainSerializer(_join, return_type=str)]
+"""Some of `SINKS`, comma-separated, kept in their canonical order."""
 
 
 class Settings(BaseSettings):
@@ -117,10 +219,11 @@ class Settings(BaseSettings):
     queries: str = Field("all", description="queries to run: all, or a comma-separated list")
     engine: Literal["fused", "per-query"] = Field(
         "fused",
-        description="fused: one Kafka read and one state for all queries; per-query: one each",
+        description="fused: one read and parse for every query, state on the driver; "
+        "per-query: each query its own stream and Spark state",
     )
-    sink: str = Field("kafka", description="result sinks: any of kafka,memory,console")
-    trigger: str = Field("1 second", description="micro-batch trigger interval")
+    sink: SinkList = Field(("kafka",), description="result sinks: any of kafka,memory,console")
+    trigger: Duration = Field(dt.timedelta(seconds=1), description="micro-batch trigger interval")
     available_now: bool = Field(False, description="process what is in the topic, then stop")
     max_offsets_per_trigger: int | None = Field(
         None, ge=1, description="cap of events read per micro-batch"
@@ -131,8 +234,10 @@ class Settings(BaseSettings):
     fail_on_data_loss: bool = Field(
         True, description="fail when Kafka removed events the processor had not read"
     )
-    checkpoint: Path = Field(
-        Path(".hhar/checkpoints"), description="checkpoint root (one folder per query)"
+    checkpoint: Annotated[str, BeforeValidator(str)] = Field(
+        ".hhar/checkpoints",
+        description="checkpoint root, one folder per streaming query: a local folder, or a "
+        "Hadoop URI (hdfs://..., s3a://...) that every Spark node reaches",
     )
     history: Path | None = Field(
         None, description="static history for live_vs_historical (default: the data folder)"
@@ -145,9 +250,13 @@ class Settings(BaseSettings):
     spark_ivy_dir: Path | None = Field(
         None, description="Ivy cache for spark.jars.packages when the local jar folder is absent"
     )
-    window: str = Field("10 minutes", description="tumbling window of windowed_activity")
-    watermark: str = Field("5 minutes", description="watermark delay of windowed_activity")
-    stairs_users: str = Field("a,b", description="users counted by stairs_by_user")
+    window: Duration = Field(
+        dt.timedelta(minutes=10), description="tumbling window of windowed_activity"
+    )
+    watermark: Duration = Field(
+        dt.timedelta(minutes=5), description="watermark delay of windowed_activity"
+    )
+    stairs_users: NameList = Field(("a", "b"), description="users counted by stairs_by_user")
     stairs_device: str = Field("nexus4_1", description="device counted by stairs_by_user")
 
     # --- people -------------------------------------------------------------------------------
@@ -171,6 +280,23 @@ class Settings(BaseSettings):
             msg = "choose one pacing: speedup, rate or max_speed"
             raise ValueError(msg)
         return self
+
+    def changed(self, **updates: Any) -> Settings:
+        """A copy with `updates`, validated as settings are (``window="30 seconds"`` becomes a
+        duration, a bad value the same error); the environment is not read again."""
+        return type(self)(**(self.model_dump() | updates))
+
+    def environment(self, *fields: str) -> dict[str, str]:
+        """`fields` as the ``HHAR_*`` variables a child process reads them from, written as a
+        person would (``1 second``, ``a,b``); secrets revealed (that is how a child gets
+        them); unset fields left out."""
+        values = self.model_dump(mode="json", include=set(fields))
+        for field in fields:
+            secret = getattr(self, field)
+            if isinstance(secret, SecretStr):
+                values[field] = secret.get_secret_value()
+        return {env_var(field): str(values[field]) for field in fields
+                if values[field] is not None}
 
     # --- derived values -----------------------------------------------------------------------
     @property

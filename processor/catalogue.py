@@ -25,10 +25,9 @@ from ..schemas.results import (
     ActivityStats,
     ResultRecord,
 )
-from ..settings import Settings
+from ..settings import Settings, format_duration
 from . import derive
 from . import queries as q
-from .config import interval_ms, name_list, spark_interval
 from .parse import invalid_records, valid_events
 
 OutputMode = Literal["complete", "update", "append"]
@@ -87,7 +86,7 @@ class Query:
     derive: Callable[..., list[derive.Row]] | None = None
     """The plain-Python function (`derive`) over fine totals, for ``reads == "totals"``."""
     parameters: Callable[[Settings], dict[str, Any]] = field(default=lambda settings: {})
-    """Keyword arguments of both functions, from the settings (validated there)."""
+    """Keyword arguments of both functions, from the settings."""
     uses_history: bool = False
     """Takes the static history's statistics (``historical``) as well."""
 
@@ -109,19 +108,19 @@ class Query:
 
 
 def _stairs_parameters(settings: Settings) -> dict[str, Any]:
-    return {"users": name_list(settings.stairs_users, "stairs_users"),
-            "device": settings.stairs_device}
+    return {"users": list(settings.stairs_users), "device": settings.stairs_device}
 
 
 def window_parameters(settings: Settings) -> dict[str, Any]:
     """``windowed_activity``'s window and watermark delay, as Spark spells them."""
-    return {"window": spark_interval(settings.window, "window"),
-            "watermark": spark_interval(settings.watermark, "watermark")}
+    return {"window": format_duration(settings.window),
+            "watermark": format_duration(settings.watermark)}
 
 
 def window_milliseconds(settings: Settings) -> tuple[int, int]:
     """``windowed_activity``'s window and watermark delay in milliseconds."""
-    return interval_ms(settings.window, "window"), interval_ms(settings.watermark, "watermark")
+    millisecond = dt.timedelta(milliseconds=1)
+    return round(settings.window / millisecond), round(settings.watermark / millisecond)
 
 
 def _time(moment: dt.datetime) -> str:

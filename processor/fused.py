@@ -41,7 +41,6 @@ from ..errors import QueryFailedError
 from ..schemas.results import BadRecord, ResultRecord, WindowedActivity
 from .catalogue import BAD_RECORDS, Query, window_milliseconds
 from .checkpoints import QueryCheckpoint
-from .config import interval_ms
 from .fused_state import FusedState, FusedStateFiles, Group, WindowKey
 from .parse import REASON_COLUMN, bad_record_columns, parse_events
 from .queries import AXES, FINE_GRAIN
@@ -317,7 +316,7 @@ class FusedEngine:
         query = run.start_stream(FUSED_QUERY, read_event_stream(run.spark, run.settings),
                                  "append", self.batches)
         if not run.settings.available_now:
-            trigger = interval_ms(run.settings.trigger, "trigger") / 1000
+            trigger = run.settings.trigger.total_seconds()
             self._idle_closer = threading.Thread(
                 target=self._close_when_idle, args=(trigger,), name="hhar-idle-windows",
                 daemon=True,

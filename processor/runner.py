@@ -27,10 +27,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from ..errors import QueryFailedError
-from ..settings import Settings
+from ..settings import Settings, format_duration
 from .catalogue import BAD_RECORDS, CATALOGUE, Query, select_queries
 from .checkpoints import CheckpointFiles, QueryCheckpoint
-from .config import select_sinks, spark_interval
 from .sinks import ResultSinks, delete_result_topics, ensure_result_topics
 from .source import check_events_topic, check_history, load_historical_stats, removed_unread
 from .status import ProcessorStatus, ProgressListener, status_path
@@ -77,8 +76,7 @@ class Run:
         if self.settings.available_now:
             writer = writer.trigger(availableNow=True)
         else:
-            writer = writer.trigger(processingTime=spark_interval(self.settings.trigger,
-                                                                   "trigger"))
+            writer = writer.trigger(processingTime=format_duration(self.settings.trigger))
         return writer.start()
 
 
@@ -164,10 +162,7 @@ class Processor:
         """Validate the selection in `settings` (no I/O); batches log at `progress_log_level`."""
         self.settings = settings
         self.names = select_queries(settings.queries)
-        self.sinks = select_sinks(settings.sink)
-        spark_interval(settings.trigger, "trigger")
-        for name in self.outputs:  # parameters are validated before any I/O
-            CATALOGUE[name].parameters(settings)
+        self.sinks = settings.sink
         self.engine: Engine = _engines()[settings.engine]()
         self.status = ProcessorStatus(status_path(settings), settings.topic)
         self.listener = ProgressListener(self.status, progress_log_level)
@@ -232,7 +227,7 @@ class Processor:
             "processing %s from %s with the %s engine (sinks: %s, %s)", ", ".join(self.names),
             self.settings.topic, self.engine.name, ", ".join(self.sinks),
             "available now" if self.settings.available_now
-            else f"trigger {spark_interval(self.settings.trigger, 'trigger')}",
+            else f"trigger {format_duration(self.settings.trigger)}",
         )
 
     def _reset(self, files: CheckpointFiles) -> None:

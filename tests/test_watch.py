@@ -66,7 +66,7 @@ def test_watch_once_prints_the_current_state_per_key(kafka: Settings) -> None:
     run = uuid.uuid4().hex[:8]
     prefix = f"watch-{run}."
     events_topic = f"watch-{run}.events"
-    settings = kafka.model_copy(update={"results_prefix": prefix, "topic": events_topic})
+    settings = kafka.changed(**{"results_prefix": prefix, "topic": events_topic})
     admin = AdminClient(settings.kafka_client_config())
     queries = ["total_count", "device_activity", "device_activity_rollup", "activity_stats",
                "live_vs_historical", "windowed_activity"]

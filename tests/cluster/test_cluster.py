@@ -117,7 +117,7 @@ def clusters(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) 
     step = LocalKafka.PORT_STEP
     kafka_base = free_port_base(*(node * step + offset for node in range(3) for offset in (0, 1)))
     spark_base = free_port_base(0, 1, 2, 3)  # master, its web UI, the two workers' web UIs
-    settings = base_settings.model_copy(update={
+    settings = base_settings.changed(**{
         "kafka_brokers": 3, "kafka_port": kafka_base, "kafka_controller_port": kafka_base + 1,
         "kafka_heap": "320m", "replication_factor": 3, "min_insync_replicas": 2,
         "spark_workers": 2, "spark_master_port": spark_base,
@@ -133,7 +133,7 @@ def clusters(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) 
     try:
         kafka.up()
         spark.up()
-        settings = settings.model_copy(update={"bootstrap": kafka.bootstrap, "data": data})
+        settings = settings.changed(**{"bootstrap": kafka.bootstrap, "data": data})
         yield SimpleNamespace(settings=settings, kafka=kafka, spark=spark, data=data, work=work)
     finally:
         spark.down()
@@ -159,7 +159,7 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
 def run_settings(clusters, name: str) -> Settings:
     """Settings of one scenario: its own topics and checkpoints on the clusters."""
     run = f"cluster-{name}-{uuid.uuid4().hex[:6]}"
-    return clusters.settings.model_copy(update={
+    return clusters.settings.changed(**{
         "topic": f"{run}.events", "results_prefix": f"{run}.results.",
         "checkpoint": clusters.work / run / "checkpoints",
     })
@@ -185,7 +185,7 @@ def test_pipeline_on_the_clusters_equals_the_single_node_default(
 
     # The same replay and processing on the single-node default: the session's broker and
     # local Spark.
-    single = kafka.model_copy(update={
+    single = kafka.changed(**{
         "topic": on_clusters.topic, "results_prefix": on_clusters.results_prefix,
         "checkpoint": clusters.work / "single" / "checkpoints", "history": clusters.data,
         "available_now": True, "window": "1 minute", "watermark": "30 seconds",

@@ -613,7 +613,7 @@ class Rehearsal:
         settings = Settings(**values)
         paths = {key: cwd / value for key, value in settings.model_dump().items()
                  if isinstance(value, Path) and not value.is_absolute()}
-        return settings.model_copy(update=paths)
+        return settings.changed(**paths)
 
     def stop(self, name: str) -> int | None:
         """`docker compose stop NAME`; the service's exit code."""

@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.kafka]
 def names(kafka: Settings):
     """Settings whose events, dead-letter and state topics are new; deleted afterwards."""
     prefix = f"create-topics-{uuid.uuid4().hex[:8]}"
-    settings = kafka.model_copy(update={"topic": f"{prefix}.events",
+    settings = kafka.changed(**{"topic": f"{prefix}.events",
                                         "state_topic": f"{prefix}.state"})
     yield settings
     delete_topics(kafka, topic_specs(settings))

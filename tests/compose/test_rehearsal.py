@@ -18,7 +18,7 @@ import pytest
 from reliability.harness import poll_until, read_messages
 from reliability.processing import (
     assert_results_equal_batch,
-    committed_watermark,
+    emitted_watermark,
     last_committed,
     logged_offsets,
     open_batch,
@@ -33,7 +33,7 @@ from hhar_stream.kafka_client import (
     topic_specs,
     watermark_offsets,
 )
-from hhar_stream.processor.config import BAD_RECORDS, QUERY_NAMES
+from hhar_stream.processor.catalogue import CATALOGUE
 from hhar_stream.processor.status import read_status
 from hhar_stream.settings import Settings
 
@@ -78,18 +78,18 @@ def caught_up(settings: Settings) -> bool:
     batch that read the events topic to its end and started no other; the window query's
     watermark has moved past the start (its windows closed)."""
     try:
-        queries = read_status(settings.checkpoint)["queries"]
+        queries = read_status(settings)["queries"]
     except InputDataError:
         return False
     ends = {p: end for p, (_, end) in watermark_offsets(settings, settings.topic).items()}
     for name in queries:
-        folder = settings.checkpoint / name
+        folder = Path(settings.checkpoint) / name
         batch = last_committed(folder)
         if batch < 0 or open_batch(folder) is not None:
             return False
         if logged_offsets(folder, batch, settings.topic) != ends:
             return False
-    return not committed_watermark(settings.checkpoint / "windowed_activity").startswith("1970")
+    return not emitted_watermark(Path(settings.checkpoint)).startswith("1970")
 
 
 def test_docker_compose_up(tmp_path: Path, request: pytest.FixtureRequest) -> None:
@@ -125,7 +125,7 @@ def test_docker_compose_up(tmp_path: Path, request: pytest.FixtureRequest) -> No
         assert len(events) + len(dead_letters) == ROWS
         # The topics and the processor's progress outlive their containers.
         processor = rehearsal.running["processor"].container
-        assert processor.volume_of(settings.checkpoint), "the checkpoints are on no volume"
+        assert processor.volume_of(Path(settings.checkpoint)), "the checkpoints are on no volume"
         for broker in rehearsal.brokers:
             for folder in rehearsal.broker_data(broker):
                 assert rehearsal.running[broker].container.volume_of(folder), (
@@ -134,7 +134,7 @@ def test_docker_compose_up(tmp_path: Path, request: pytest.FixtureRequest) -> No
                    for folder in rehearsal.broker_data(broker))
 
         # The topics are exactly those the code declares, with the code's configs.
-        specs = topic_specs(settings) | result_topic_specs(settings, [*QUERY_NAMES, BAD_RECORDS])
+        specs = topic_specs(settings) | result_topic_specs(settings, CATALOGUE)
         assert {t for t in list_topics(settings) if not t.startswith("__")} == set(specs)
         for name, configs in topic_configs(settings, specs).items():
             wanted = full_config(settings, specs[name])
@@ -162,7 +162,7 @@ def test_docker_compose_up(tmp_path: Path, request: pytest.FixtureRequest) -> No
         assert rehearsal.stop("processor") == 0, rehearsal.log_tail("processor")
         spark = request.getfixturevalue("spark")  # started now: the processor's JVM is gone
         assert_results_equal_batch(
-            spark, settings, committed_watermark(settings.checkpoint / "windowed_activity"))
+            spark, settings, emitted_watermark(Path(settings.checkpoint)))
     finally:
         rehearsal.down()
     assert rehearsal.leftovers() == []

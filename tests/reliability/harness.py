@@ -59,12 +59,8 @@ def hhar_env(settings: Settings | None = None, fields: Iterable[str] = (),
     as HHAR_* variables (secrets revealed: the variables are how a user passes them), then
     `extra` (HHAR_ names or others)."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("HHAR_")}
-    for field in fields:
-        value = getattr(settings, field)
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        if value is not None:
-            env[f"HHAR_{field.upper()}"] = str(value)
+    if settings is not None:
+        env |= settings.environment(*fields)
     return env | extra
 
 

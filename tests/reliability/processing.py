@@ -85,10 +85,11 @@ def committed_watermark(query_checkpoint: Path) -> str:
 
 def emitted_watermark(checkpoint_root: Path) -> str:
     """The watermark up to which the fused engine closed (and wrote) its windows, from the
-    newest version of its state in the checkpoint."""
-    folder = checkpoint_root / FUSED_QUERY / ENGINE_STATE_DIR
-    newest = max(folder.glob("*.json"),
-                 key=lambda path: tuple(int(part) for part in path.name.split(".")[:2]))
+    newest version of its state in the checkpoint (the epoch before its first batch)."""
+    versions = list((checkpoint_root / FUSED_QUERY / ENGINE_STATE_DIR).glob("*.json"))
+    if not versions:
+        return watermark_text(0)
+    newest = max(versions, key=lambda path: tuple(int(part) for part in path.name.split(".")[:2]))
     return watermark_text(FusedState.from_json(newest.read_text()).late_watermark_ms)
 
 
@@ -114,7 +115,7 @@ def processor_settings(kafka: Settings, workdir: Path, prefix: str, partitions: 
     history.mkdir()
     (history / "part-00000.json").write_text(
         "\n".join(event.to_json() for event in make_events(300, seed=5)) + "\n")
-    return kafka.model_copy(update={
+    return kafka.changed(**{
         "topic": create_topic(kafka, prefix, partitions),
         "results_prefix": f"{prefix}.results.",
         "checkpoint": workdir / "checkpoints",
@@ -127,7 +128,7 @@ def processor_settings(kafka: Settings, workdir: Path, prefix: str, partitions: 
 
 def available_now_run(spark, settings: Settings) -> tuple[Processor, str | None]:
     """One available-now run of the processor to its end; the error it raised, if any."""
-    processor = Processor(settings.model_copy(update={"available_now": True}))
+    processor = Processor(settings.changed(**{"available_now": True}))
     try:
         processor.start(spark)
         poll_until(lambda: processor.wait(1.0), RUN_TIMEOUT, "the available-now run ended")

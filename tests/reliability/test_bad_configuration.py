@@ -185,7 +185,7 @@ def test_a_checkpoint_of_another_query_is_one_error_line(
         _, error = available_now_run(spark, settings)
         assert error is None, error
         foreign = tmp_path / "foreign-checkpoints"
-        shutil.copytree(settings.checkpoint / "windowed_activity", foreign / "fused")
+        shutil.copytree(Path(settings.checkpoint) / "windowed_activity", foreign / "fused")
         process = HharProcess(
             ["process", "--available-now", "--queries", "total_count",
              "--checkpoint", str(foreign)],
@@ -223,7 +223,7 @@ def test_a_checkpoint_of_the_earlier_fused_engine_is_one_error_line(
         assert error is None, error
         old = tmp_path / "old-checkpoints"
         # What the earlier fused engine left: Spark's logs and state, claimed by "fused".
-        shutil.copytree(settings.checkpoint / "total_count", old / "fused")
+        shutil.copytree(Path(settings.checkpoint) / "total_count", old / "fused")
         (old / "fused" / "hhar-query").write_text("fused\n")
         process = HharProcess(
             ["process", "--available-now", "--checkpoint", str(old)],

@@ -41,7 +41,7 @@ INVALID_LINES = ('{"Arrival_Time":"broken"', "not json", '{"Index":-1}')
 @pytest.fixture
 def own_broker(base_settings: Settings, tmp_path: Path):
     """A single-node broker that belongs to this test."""
-    settings = base_settings.model_copy(update={
+    settings = base_settings.changed(**{
         "kafka_port": free_port(), "kafka_controller_port": free_port(),
         "kafka_ready_timeout": 120.0,
     })

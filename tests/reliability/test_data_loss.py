@@ -16,6 +16,7 @@ by the errors its queries ended with, worded as `hhar process` words them
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -62,7 +63,7 @@ def data_loss(kafka: Settings, spark, tmp_path_factory: pytest.TempPathFactory):
         produce(settings, settings.topic, events[:READ])
         first, error = available_now_run(spark, settings)
         assert error is None and not failed_queries(first), error
-        checkpoint = settings.checkpoint / FUSED_QUERY
+        checkpoint = Path(settings.checkpoint) / FUSED_QUERY
         read_up_to = last_committed(checkpoint)
 
         produce(settings, settings.topic, events[READ:])
@@ -77,7 +78,7 @@ def data_loss(kafka: Settings, spark, tmp_path_factory: pytest.TempPathFactory):
         }
         committed_after_failure = last_committed(checkpoint)
         continuing, continue_error = available_now_run(
-            spark, settings.model_copy(update={"fail_on_data_loss": False}))
+            spark, settings.changed(**{"fail_on_data_loss": False}))
         yield SimpleNamespace(
             settings=settings, every_message=every_message, failures=failures,
             failing_error=failing_error,
@@ -117,7 +118,7 @@ def test_without_fail_on_data_loss_it_continues_past_the_gap(data_loss, spark, l
     assert total.count == expected
     remaining = data_loss.every_message.where(
         (F.col("offset") < READ) | (F.col("offset") >= READ + REMOVED))
-    watermark = emitted_watermark(settings.checkpoint)
+    watermark = emitted_watermark(Path(settings.checkpoint))
     assert_results_equal_batch(spark, settings, watermark, remaining)
 
 

@@ -129,7 +129,7 @@ def finished(kafka: Settings, spark, tmp_path_factory: pytest.TempPathFactory):
     produce(settings, settings.topic, make_events(EVENTS, seed=71), BAD_MESSAGES)
     runs = {}
     for engine in ("fused", "per-query"):
-        engine_settings = settings.model_copy(update={
+        engine_settings = settings.changed(**{
             "engine": engine, "checkpoint": work / engine / "checkpoints",
             "results_prefix": f"{prefix}.{engine}.first.",
         })
@@ -140,8 +140,14 @@ def finished(kafka: Settings, spark, tmp_path_factory: pytest.TempPathFactory):
     delete_topics(kafka, prefix)
 
 
-@pytest.mark.parametrize("engine", ["fused", "per-query"])
-@pytest.mark.parametrize("crash", list(CRASHES))
+CASES = [(engine, crash) for crash in CRASHES for engine in ("fused", "per-query")
+         if engine == "fused" or crash in ("offset log cut short", "state written, no commit")]
+"""Every case for the fused engine; for the per-query engine (nine streaming queries, slower
+to restart) the two that differ for Spark's own state store: nothing started, and its state
+written without a commit. The claim and the logged batch are the same for both engines."""
+
+
+@pytest.mark.parametrize(("engine", "crash"), CASES)
 def test_a_restart_after_a_crash_in_the_first_batch_gives_exact_results(
     finished, spark, engine: str, crash: str, ledger
 ) -> None:
@@ -150,7 +156,7 @@ def test_a_restart_after_a_crash_in_the_first_batch_gives_exact_results(
     shutil.copytree(first.checkpoint, root)
     for name in names:
         CRASHES[crash](root / name)
-    settings = first.model_copy(update={
+    settings = first.changed(**{
         "checkpoint": root,
         "results_prefix": f"{finished.prefix}.{engine}.{uuid.uuid4().hex[:6]}.",
     })

@@ -99,7 +99,7 @@ def test_kill_9_during_the_first_batch_between_batches_and_during_a_batch(
     prefix = f"reliability-processor-crash-{uuid.uuid4().hex[:8]}"
     data = tmp_path / "data"
     write_part_files(data, files=FILES, rows_per_file=ROWS_PER_FILE, step_ms=200)
-    settings = kafka.model_copy(update={
+    settings = kafka.changed(**{
         "topic": f"{prefix}.events",
         "results_prefix": f"{prefix}.results.",
         "checkpoint": tmp_path / "checkpoints",
@@ -109,7 +109,7 @@ def test_kill_9_during_the_first_batch_between_batches_and_during_a_batch(
         "max_offsets_per_trigger": MAX_OFFSETS_PER_TRIGGER,
         "trigger": "1 second",
     })
-    fused = settings.checkpoint / FUSED_QUERY
+    fused = Path(settings.checkpoint) / FUSED_QUERY
     env = hhar_env(settings, PROCESSOR_FIELDS)
     processes: list[HharProcess] = []
 
@@ -154,7 +154,7 @@ def test_kill_9_during_the_first_batch_between_batches_and_during_a_batch(
         assert during is not None and during >= caught_up_at + 2
         kills.append(f"during batch {during}")
 
-        processor = Processor(settings.model_copy(update={"available_now": True}))
+        processor = Processor(settings.changed(**{"available_now": True}))
         try:
             processor.start(spark)
             deadline = time.monotonic() + START_TIMEOUT
@@ -171,7 +171,7 @@ def test_kill_9_during_the_first_batch_between_batches_and_during_a_batch(
             f"killed {', '.join(kills)}; every result topic compared with the batch run",
         )
         assert total.count == expected
-        watermark = emitted_watermark(settings.checkpoint)
+        watermark = emitted_watermark(Path(settings.checkpoint))
         assert_results_equal_batch(spark, settings, watermark)
     finally:
         for process in processes:

@@ -40,7 +40,7 @@ def test_a_stop_during_the_first_batch_ends_cleanly(kafka: Settings, tmp_path: P
             "bootstrap", "home", "master", "shuffle_partitions", "driver_memory", "topic",
             "results_prefix", "checkpoint", "history", "window", "watermark"]),
             tmp_path, "process")
-        batch_zero = settings.checkpoint / FUSED_QUERY / "offsets" / "0"
+        batch_zero = Path(settings.checkpoint) / FUSED_QUERY / "offsets" / "0"
         poll_until(lambda: batch_zero.exists() or not process.running(), 240,
                    "the first micro-batch started")
         assert process.running(), process.stderr[-3000:]

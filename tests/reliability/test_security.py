@@ -50,7 +50,7 @@ SPARK_FIELDS = ("home", "master", "shuffle_partitions", "driver_memory")
 @pytest.fixture(scope="module")
 def secure(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory):
     """A secure single-node broker of this module's own."""
-    settings = base_settings.model_copy(update={
+    settings = base_settings.changed(**{
         "kafka_port": free_port(), "kafka_controller_port": free_port(), "kafka_secure": True,
         "kafka_ready_timeout": 120.0,
     })
@@ -194,7 +194,7 @@ def test_the_pipeline_runs_with_credentials_and_never_shows_them(
     paths = write_part_files(data, files=2, rows_per_file=ROWS_PER_FILE)
     expected = row_identities(line for path in paths for line in path.read_text().splitlines())
     producer_settings = secure.client_settings(PRODUCER_USER)
-    processor_settings = secure.client_settings(PROCESSOR_USER).model_copy(update={
+    processor_settings = secure.client_settings(PROCESSOR_USER).changed(**{
         "checkpoint": tmp_path / "checkpoints", "history": data})
     watch_settings = secure.client_settings(WATCH_USER)
 

@@ -188,7 +188,7 @@ def assert_topics_equal_batch(spark, settings: Settings, processor: Processor,
 def run_available_now(spark, settings: Settings, reset: bool = False,
                       timeout: float = 600.0) -> Processor:
     """One available-now run of the processor of `settings` (its engine) to its end."""
-    processor = Processor(settings.model_copy(update={"available_now": True}))
+    processor = Processor(settings.changed(**{"available_now": True}))
     try:
         processor.start(spark, reset=reset)
         deadline = time.monotonic() + timeout

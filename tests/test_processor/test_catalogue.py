@@ -39,13 +39,12 @@ def test_every_query_on_the_totals_has_both_functions() -> None:
     assert [q.name for q in CATALOGUE.values() if q.uses_history] == ["live_vs_historical"]
 
 
-def test_the_processor_checks_its_settings_before_any_io() -> None:
+def test_the_processor_checks_its_selection_before_any_io() -> None:
     processor = Processor(Settings(queries="total_count,stairs_by_user", sink="memory"))
     assert processor.outputs == ["total_count", "stairs_by_user", BAD_RECORDS]
-    with pytest.raises(ConfigError, match=r"^window \(HHAR_WINDOW\) 'ten' is not a duration"):
-        Processor(Settings(window="ten"))
-    with pytest.raises(ConfigError, match=r"^stairs_users \(HHAR_STAIRS_USERS\) names nothing"):
-        Processor(Settings(stairs_users=","))
+    assert processor.streaming_names() == ["fused"]
+    with pytest.raises(ConfigError, match=r"^unknown query 'total' in queries"):
+        Processor(Settings(queries="total"))
 
 
 def test_a_failed_query_is_told_in_one_line() -> None:

@@ -68,7 +68,7 @@ def assert_rows_equal(query: str, derived: list[dict], reference: list[dict]) ->
 
 
 @pytest.mark.spark
-@settings(max_examples=12, deadline=None,
+@settings(max_examples=8, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(events=st.lists(event, max_size=60), history=st.lists(event, min_size=1, max_size=20))
 @example(events=[], history=[SensorEvent(

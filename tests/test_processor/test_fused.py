@@ -44,10 +44,10 @@ def engines(kafka: Settings, spark, tmp_path_factory: pytest.TempPathFactory):
         "topic": topic, "history": history, "available_now": True,
         "window": "1 minute", "watermark": "30 seconds",
     }
-    fused = kafka.model_copy(update=common | {
+    fused = kafka.changed(**common | {
         "engine": "fused", "results_prefix": f"{prefix}.fused.",
         "checkpoint": work / "fused"})
-    per_query = kafka.model_copy(update=common | {
+    per_query = kafka.changed(**common | {
         "engine": "per-query", "results_prefix": f"{prefix}.per-query.",
         "checkpoint": work / "per-query"})
     produce(fused, topic, make_events(EVENTS), BAD_MESSAGES)

@@ -57,7 +57,7 @@ def test_process_available_now_then_status(kafka: Settings, cli_env, tmp_path) -
         assert summary["events_per_second"] > 0
         assert "device_activity batch 0: 302 rows (bad 2, late 0)" in result.stderr
 
-        settings = kafka.model_copy(update={"results_prefix": f"{prefix}.r."})
+        settings = kafka.changed(**{"results_prefix": f"{prefix}.r."})
         stairs = read_results(settings, settings.result_topic("stairs_by_user"))
         expected: dict[str, int] = {}
         for event in events:

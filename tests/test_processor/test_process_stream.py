@@ -68,7 +68,7 @@ def stream(kafka: Settings, spark, tmp_path_factory: pytest.TempPathFactory):
     lines = [event.to_json() for event in make_events(300, seed=5)]
     (history / "part-00000-hist.json").write_text("\n".join(lines) + "\n")
     (history / "_SUCCESS").write_text("")
-    settings = kafka.model_copy(update={
+    settings = kafka.changed(**{
         "engine": "per-query",
         "topic": topic,
         "results_prefix": f"{prefix}.results.",
@@ -158,7 +158,7 @@ def test_a_second_run_continues_from_the_checkpoint(stream, spark) -> None:
 
 
 def test_reset_starts_over(stream, spark) -> None:
-    settings = stream.settings.model_copy(update={"queries": "total_count"})
+    settings = stream.settings.changed(**{"queries": "total_count"})
     processor, _ = run_processor(spark, settings, reset=True)
     (record,) = read_results(settings, settings.result_topic("total_count")).values()
     assert record.count == FIRST_EVENTS + MORE_EVENTS + 1

@@ -48,7 +48,7 @@ def test_windows_of_out_of_order_data_equal_sparks(kafka: Settings, spark, tmp_p
         produce(kafka, topic, interleaved_recordings(1000))
         runs = {}
         for engine in ("fused", "per-query"):
-            settings = kafka.model_copy(update={
+            settings = kafka.changed(**{
                 "engine": engine, "topic": topic, "queries": "windowed_activity",
                 "results_prefix": f"{prefix}.{engine}.", "checkpoint": tmp_path / engine,
                 "window": "30 seconds", "watermark": "20 seconds",
