@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     commit_interval: float = Field(
         1.0, gt=0, description="seconds between the producer's transaction commits (resume points)"
     )
+    workers: int = Field(
+        1, ge=1, le=64, description="producer processes sharing one replay (one core each)"
+    )
 
     # --- processor (`hhar process`) ----------------------------------------------------------
     master: str = Field("local[2]", description="Spark master URL")

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import io
 import logging
-import os
-import signal
-import threading
 from pathlib import Path
 
 import pytest
 from rich.console import Console
 
 from hhar_stream.errors import InputDataError
-from hhar_stream.producer.progress import BarProgress, LogProgress, format_summary
-from hhar_stream.producer.replay import ReplayStats, replay
+from hhar_stream.producer.progress import BarProgress, LogProgress, ReplayStats, format_summary
+from hhar_stream.producer.replay import replay
 from hhar_stream.settings import Settings
 
 
