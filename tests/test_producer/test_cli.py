@@ -51,12 +51,15 @@ def summary_number(text: str, pattern: str) -> int:
 
 @pytest.mark.kafka
 @pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
 def test_sigterm_commits_what_was_read_and_prints_the_summary(
-    kafka, fresh_topic, tmp_path
+    kafka, fresh_topic, tmp_path, workers
 ) -> None:
+    """SIGTERM: every worker stops and commits what it read; one summary. Each worker's rows
+    (with two, every other line) are a prefix of its share."""
     [path] = write_part_files(tmp_path, files=1, rows_per_file=20_000)  # 20 s at 1000/s
     topic = fresh_topic()
-    process = hhar("produce", "--source", str(path), "--topic", topic,
+    process = hhar("produce", "--source", str(path), "--topic", topic, "--workers", str(workers),
                    "--bootstrap", kafka.bootstrap, "--rate", "1000", "--commit-interval", "0.2")
     try:
         wait_for_committed(kafka, topic, 300)
@@ -66,12 +69,15 @@ def test_sigterm_commits_what_was_read_and_prints_the_summary(
         process.kill()
     assert process.returncode == 0, err
     assert "SIGTERM: stopping" in err
-    assert "stopped by signal" in out
+    assert out.count("stopped by signal") == 1
+    assert (", 2 workers" in out) == (workers == 2)
     delivered = summary_number(out, r"delivered ([\d,]+) events")
     assert summary_number(out, r"read ([\d,]+) rows") == delivered
-    records = read_topic(kafka, topic)
-    assert 300 <= delivered < 20_000
-    assert sorted(parse_event(r.value).index for r in records) == list(range(delivered))
+    indexes = sorted(parse_event(r.value).index for r in read_topic(kafka, topic))
+    assert 300 <= delivered == len(indexes) < 20_000
+    for worker in range(workers):  # row n is line n + 1: worker w has the rows n = w mod 2
+        mine = [index for index in indexes if index % workers == worker]
+        assert mine == list(range(worker, workers * len(mine), workers))
 
 
 @pytest.mark.kafka

@@ -1,20 +1,19 @@
-"""``hhar produce --workers N``: shares, one summary, the total rate, a bad file, a stop."""
+"""``hhar produce --workers N``: shares, one summary, the total rate, a bad file (a stop is in
+test_cli, a killed worker in the reliability tests)."""
 
 from __future__ import annotations
 
 import gzip
 import re
-import signal
 from collections import Counter
 
 import pytest
 
 from hhar_stream.producer.workers import Share, plan_shares
-from hhar_stream.schemas import parse_event
 from hhar_stream.settings import Settings
 
 from .helpers import line_places, read_topic, write_part_files
-from .test_cli import hhar, summary_number, wait_for_committed
+from .test_cli import hhar
 
 
 def test_whole_files_are_dealt_by_size_when_there_are_enough() -> None:
@@ -113,24 +112,3 @@ def test_a_corrupt_file_ends_its_worker_and_the_others_finish(
     seen = Counter(places.get(record.value) for record in read_topic(kafka, topic))
     assert expected <= set(seen) and max(seen.values()) == 1
     assert len(expected) == 2000
-
-
-@pytest.mark.kafka
-@pytest.mark.slow
-def test_sigterm_stops_every_worker_with_one_summary(kafka, fresh_topic, tmp_path) -> None:
-    [path] = write_part_files(tmp_path, files=1, rows_per_file=20_000)  # 10 s at 2000/s
-    topic = fresh_topic()
-    process = hhar("produce", "--source", str(path), "--topic", topic, "--bootstrap",
-                   kafka.bootstrap, "--workers", "2", "--rate", "2000", "--commit-interval", "0.2")
-    try:
-        wait_for_committed(kafka, topic, 600)
-        process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    assert process.returncode == 0, err
-    assert out.count("stopped by signal, 2 workers") == 1
-    delivered = summary_number(out, r"delivered ([\d,]+) events")
-    indexes = sorted(parse_event(record.value).index for record in read_topic(kafka, topic))
-    assert 600 <= delivered == len(indexes) < 20_000
-    assert len(set(indexes)) == delivered
