@@ -108,6 +108,9 @@ class Sender:
             BrokerError: when the broker does not start the transactions.
         """
         try:
+            # Metadata first: it opens the connection, so the transaction coordinator is found
+            # at once (without one, librdkafka asks again for it after 500 ms).
+            self._producer.list_topics(timeout=REACH_TIMEOUT)
             self._call(self._producer.init_transactions)
         except KafkaException as error:
             msg = f"cannot start a Kafka transaction: {error.args[0].str()}"

@@ -32,7 +32,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -62,6 +62,8 @@ class Share:
     workers: int = 1
     rate_fraction: float = 1.0
     """This share's part of the rows, and so of ``--rate``."""
+    limit: int | None = None
+    """This share's part of ``--limit`` (the limit is the total)."""
 
     @property
     def suffix(self) -> str:
@@ -74,26 +76,34 @@ class Share:
         return "" if self.workers == 1 else f"worker {self.worker + 1}/{self.workers}: "
 
 
-def plan_shares(sizes: Sequence[int], workers: int) -> list[Share]:
-    """Share out a source's files (their sizes in bytes, in name order) among `workers`."""
+def plan_shares(sizes: Sequence[int], workers: int, limit: int | None = None) -> list[Share]:
+    """Share out a source's files (their sizes in bytes, in name order) among `workers`, and
+    the rows of `limit` in proportion to the shares."""
     count = len(sizes)
     if workers == 1:
-        return [Share(tuple(range(count)))]
+        return [Share(tuple(range(count)), limit=limit)]
     if count < FILES_PER_WORKER * workers:
-        return [Share(tuple(range(count)), stride=workers, offset=worker, worker=worker,
-                      workers=workers, rate_fraction=1 / workers) for worker in range(workers)]
-    loads = [0] * workers
-    dealt: list[list[int]] = [[] for _ in range(workers)]
-    for number in sorted(range(count), key=lambda number: -sizes[number]):
-        lightest = loads.index(min(loads))
-        dealt[lightest].append(number)
-        loads[lightest] += sizes[number]
-    total = sum(loads)
-    return [
-        Share(tuple(sorted(files)), worker=worker, workers=workers,
-              rate_fraction=loads[worker] / total if total else 1 / workers)
-        for worker, files in enumerate(dealt)
-    ]
+        shares = [Share(tuple(range(count)), stride=workers, offset=worker, worker=worker,
+                        workers=workers, rate_fraction=1 / workers) for worker in range(workers)]
+    else:
+        loads = [0] * workers
+        dealt: list[list[int]] = [[] for _ in range(workers)]
+        for number in sorted(range(count), key=lambda number: -sizes[number]):
+            lightest = loads.index(min(loads))
+            dealt[lightest].append(number)
+            loads[lightest] += sizes[number]
+        total = sum(loads)
+        shares = [
+            Share(tuple(sorted(files)), worker=worker, workers=workers,
+                  rate_fraction=loads[worker] / total if total else 1 / workers)
+            for worker, files in enumerate(dealt)
+        ]
+    if limit is None:
+        return shares
+    parts = [int(limit * share.rate_fraction) for share in shares]
+    for worker in range(limit - sum(parts)):  # what the rounding left, one each from the first
+        parts[worker % workers] += 1
+    return [replace(share, limit=part) for share, part in zip(shares, parts, strict=True)]
 
 
 RunShare = Callable[

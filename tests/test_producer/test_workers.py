@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 
 from hhar_stream.producer.workers import Share, plan_shares
+from hhar_stream.schemas import parse_event
 from hhar_stream.settings import Settings
 
 from .helpers import line_places, read_topic, write_part_files
@@ -23,6 +24,14 @@ def test_whole_files_are_dealt_by_size_when_there_are_enough() -> None:
     assert [sum(sizes[number] for number in share.files) for share in shares] == [100, 100]
     assert [(share.stride, share.rate_fraction, share.suffix) for share in shares] == [
         (1, 0.5, ".worker-1-of-2"), (1, 0.5, ".worker-2-of-2")]
+
+
+def test_the_limit_is_the_total() -> None:
+    assert [share.limit for share in plan_shares([10, 50, 20, 20, 30, 10, 40, 20], 2, 7)] == [
+        4, 3]
+    assert [share.limit for share in plan_shares([100, 5], 3, 7)] == [3, 2, 2]
+    assert [share.limit for share in plan_shares([100, 5], 3, 1)] == [1, 0, 0]
+    assert plan_shares([100, 5], 1, 7)[0].limit == 7
 
 
 def test_fewer_files_are_shared_by_lines() -> None:
@@ -47,7 +56,7 @@ def produce(kafka: Settings, *args: str) -> tuple[int, str, str]:
 @pytest.mark.parametrize("files", [1, 8])
 def test_two_workers_deliver_every_row_once(kafka, fresh_topic, tmp_path, files) -> None:
     """One file (every other line each) or eight (four files each); then --resume has
-    nothing left to do."""
+    nothing left to do, and a resume with another number of workers is refused."""
     paths = write_part_files(tmp_path, files=files, rows_per_file=4000 // files)
     topic = fresh_topic()
     code, out, err = produce(kafka, "--source", str(tmp_path), "--topic", topic,
@@ -62,7 +71,25 @@ def test_two_workers_deliver_every_row_once(kafka, fresh_topic, tmp_path, files)
                              "--workers", "2", "--max", "--resume")
     assert code == 0, err
     assert "read 0 rows" in out and "(after 4,000 rows of earlier runs)" in out
+    code, out, err = produce(kafka, "--source", str(tmp_path), "--topic", topic, "--max",
+                             "--resume")
+    assert code == 1
+    assert err.splitlines()[-1] == (
+        "error: the stopped replay of this topic and source ran with --workers 2: resume it "
+        "with as many, or replay without --resume to start again")
     assert len(read_topic(kafka, topic)) == 4000
+
+
+@pytest.mark.kafka
+def test_a_limit_is_the_total_of_the_workers(kafka, fresh_topic, tmp_path) -> None:
+    [path] = write_part_files(tmp_path, files=1, rows_per_file=3000)
+    topic = fresh_topic()
+    code, out, err = produce(kafka, "--source", str(path), "--topic", topic, "--workers", "2",
+                             "--max", "--limit", "1001")
+    assert code == 0, err
+    assert "read 1,001 rows" in out and "stopped by limit, 2 workers" in out
+    indexes = sorted(parse_event(record.value).index for record in read_topic(kafka, topic))
+    assert indexes == list(range(1001))  # the first 1,001 lines: 501 of one worker, 500 of two
 
 
 @pytest.mark.kafka
