@@ -131,7 +131,11 @@ class RowBlock:
         """The first `count` rows."""
         if count >= len(self.keys):
             return self
-        return _block([column[:count] for column in self._lists])
+        return self.slice(0, count)
+
+    def slice(self, start: int, end: int) -> RowBlock:
+        """The rows from `start` to `end` (as list slices)."""
+        return _block([column[start:end] for column in self._lists])
 
     def positions(self) -> dict[int, FilePosition]:
         """Where the block leaves each of its files: its last line there and that line's key."""
@@ -281,7 +285,7 @@ def _merged(iterators: list[Iterator[RowBlock]]) -> Iterator[RowBlock]:
             current.append([block, 0, blocks])
     while current:
         bound = min(block.keys[-1] for block, _, _ in current)
-        parts = []
+        taken = []  # (block, start, end) of each file that passes rows on, in file order
         first = True
         for entry in current:
             block, cursor, _ = entry
@@ -293,28 +297,28 @@ def _merged(iterators: list[Iterator[RowBlock]]) -> Iterator[RowBlock]:
             else:
                 end = bisect_left(keys, bound, cursor)
             if end > cursor:
-                parts.append(block if cursor == 0 and end == len(keys) else
-                             _block([column[cursor:end] for column in block._lists]))
+                taken.append((block, cursor, end))
                 entry[1] = end
         for entry in current:
             if entry[1] == len(entry[0].keys):
                 following = next(entry[2], None)
                 entry[0:2] = [following, 0]
         current = [entry for entry in current if entry[0] is not None]
-        yield _sorted(parts)
+        yield _sorted(taken)
 
 
-def _sorted(parts: list[RowBlock]) -> RowBlock:
-    """The parts' rows as one block, stably sorted by key (ties keep the parts' order)."""
-    if len(parts) == 1:
-        return parts[0]
-    columns = [list(itertools.chain.from_iterable(part._lists[number] for part in parts))
-               for number in range(6)]
+def _sorted(taken: list[tuple[RowBlock, int, int]]) -> RowBlock:
+    """The rows taken from each block (`start` to `end`) as one block, stably sorted by key
+    (ties keep the order of `taken`)."""
+    if len(taken) == 1:
+        block, start, end = taken[0]
+        return block if start == 0 and end == len(block) else block.slice(start, end)
+    columns = [list(itertools.chain.from_iterable(
+        block._lists[number][start:end] for block, start, end in taken)) for number in range(6)]
     keys = columns[0]
     pick = itemgetter(*sorted(range(len(keys)), key=keys.__getitem__))
-    if not any(part.invalid for part in parts):
-        columns[5] = [None] * len(keys)
-        return RowBlock(*(list(pick(column)) for column in columns[:5]), columns[5])
+    if not any(block.invalid for block, _, _ in taken):
+        return RowBlock(*(list(pick(column)) for column in columns[:5]), [None] * len(keys))
     return _block([list(pick(column)) for column in columns])
 
 
