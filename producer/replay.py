@@ -18,6 +18,7 @@ its fields (``User``, ``Device``, ``Index``, ``Arrival_Time``) and the value is 
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import os
 import threading
@@ -336,24 +337,17 @@ class ShareReplay:
         """Set up the pacing (the schedule the workers share, through the parent), before the
         first row is sent; the same blocks."""
         first = next(blocks, None)
-        first_key = None
-        if first is not None:
-            first_key = next((key for key, event in zip(first.keys, first.events, strict=True)
-                              if event is not None), None)
+        first_key = first.first_valid_key() if first is not None else None
         start, origin = self.link.ready(first_key) if self.link is not None else (None, None)
         settings = self.settings
-        if settings.max_speed:
-            pass
-        elif settings.rate is not None:
+        if settings.rate is not None:
             self.pacer = Pacer(rate=settings.rate * self.share.rate_fraction, clock=self.clock,
                                sleep=self.sleep, start=start)
-        else:
+        elif not settings.max_speed:
+            shifted = None if origin is None else origin + self.position.shift_ms
             self.pacer = Pacer(speedup=settings.speedup or 1.0, max_gap=settings.max_gap,
-                               clock=self.clock, sleep=self.sleep, start=start,
-                               origin_ms=None if origin is None else origin + self._shift())
-        if first is None:
-            return blocks
-        return _chained(first, blocks)
+                               clock=self.clock, sleep=self.sleep, start=start, origin_ms=shifted)
+        return blocks if first is None else itertools.chain([first], blocks)
 
     def _next_pass(self) -> None:
         position = self.position
@@ -365,9 +359,6 @@ class ShareReplay:
         position.done = False
         position.lines = [0] * len(self.files)
         position.keys = [0] * len(self.files)
-
-    def _shift(self) -> int:
-        return self.position.shift_ms
 
     def _headers(self) -> list[tuple[str, str]]:
         headers = [(HEADER_SCHEMA_VERSION, SCHEMA_VERSION)]
@@ -386,9 +377,7 @@ class ShareReplay:
                     return "limit"
                 block = block.head(limit - self.counters.rows)
             if self.position.pass_first_ms is None:
-                self.position.pass_first_ms = next(
-                    (key for key, event in zip(block.keys, block.events, strict=True)
-                     if event is not None), None)
+                self.position.pass_first_ms = block.first_valid_key()
             if self.pacer is None:
                 reason = self._send_block(block, headers)
             else:
@@ -406,7 +395,8 @@ class ShareReplay:
     def _send_block(self, block: RowBlock, headers: list[tuple[str, str]]) -> str | None:
         """Route and send a whole block at once (``--max``)."""
         stamp = int(self.wall_clock() * 1000) if self.settings.rebase_now else None
-        routed = self.router.route(block, self._horizon(), shift=self._shift(), stamp=stamp)
+        routed = self.router.route(block, self._horizon(), shift=self.position.shift_ms,
+                                   stamp=stamp)
         self._send(routed, headers)
         sent = block.head(routed.rows)
         for file_no, place in sent.positions().items():
@@ -420,7 +410,7 @@ class ShareReplay:
     ) -> str | None:
         """Send a block row by row, each event when the pacer says it is due."""
         router, counters, position = self.router, self.counters, self.position
-        shift, fanout, now = self._shift(), self.settings.devices, self.settings.rebase_now
+        shift, fanout, now = self.position.shift_ms, self.settings.devices, self.settings.rebase_now
         horizon = self._horizon()
         check_at = counters.rows + _CHECK_EVERY
         for row in block.rows():
@@ -532,8 +522,3 @@ class ShareReplay:
                 counters.invalid - committed.invalid)
             raise
         committed.rows, committed.invalid = counters.rows, counters.invalid
-
-
-def _chained(first: RowBlock, rest: Iterator[RowBlock]) -> Iterator[RowBlock]:
-    yield first
-    yield from rest

@@ -137,6 +137,13 @@ class RowBlock:
         """The rows from `start` to `end` (as list slices)."""
         return _block([column[start:end] for column in self._lists])
 
+    def first_valid_key(self) -> int | None:
+        """The key of the first valid row, if any."""
+        if not self.invalid:
+            return self.keys[0] if self.keys else None
+        return next((key for key, event in zip(self.keys, self.events, strict=True)
+                     if event is not None), None)
+
     def positions(self) -> dict[int, FilePosition]:
         """Where the block leaves each of its files: its last line there and that line's key."""
         last = dict(zip(self.file_nos, zip(self.line_nos, self.keys, strict=True), strict=True))
