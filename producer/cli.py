@@ -92,8 +92,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_setting(tuning, "--commit-interval", field="commit_interval", type=float)
     add_setting(tuning, "--workers", field="workers", type=int, help=(
         "processes sharing the replay, one core each: whole files each when there are at least "
-        "4 per worker, else every N-th line of every file; --rate is their total; --resume "
-        "needs as many workers as the stopped replay had"
+        "4 per worker, else every N-th line of every file; --rate and --limit are their totals; "
+        "--resume needs as many workers as the stopped replay had"
     ))
     parser.set_defaults(func=_produce)
 
