@@ -185,7 +185,11 @@ class _Worker:
     first_key: int | None = None
     ready: bool = False
     done: bool = False
+    """It said it ended."""
+    connected: bool = True
+    """Its end of the pipe is open."""
     ended: bool = False
+    """Its process exited."""
     errors: list[str] = field(default_factory=list)
 
 
@@ -204,7 +208,7 @@ def run_workers(
         for share in shares:
             ours, theirs = context.Pipe()
             process = context.Process(target=_work, args=(run_share, share, theirs),
-                                      name=f"hhar-produce-{share.label[:-2]}")
+                                      name=f"hhar-produce{share.suffix}")
             process.start()
             theirs.close()
             workers.append(_Worker(share, process, ours, ReplayStats(
@@ -237,7 +241,7 @@ class _Supervisor:
         next_progress = time.monotonic()
         try:
             while not all(worker.ended for worker in self.workers):
-                waiting = [worker.connection for worker in self.workers if not worker.ended]
+                waiting = [worker.connection for worker in self.workers if worker.connected]
                 waiting += [worker.process.sentinel for worker in self.workers
                             if not worker.ended]
                 wait(waiting, timeout=_PROGRESS_EVERY)
@@ -268,10 +272,10 @@ class _Supervisor:
     def _serve(self, worker: _Worker) -> None:
         """Read what the worker sent; notice when it ended."""
         try:
-            while worker.connection.poll():
+            while worker.connected and worker.connection.poll():
                 self._handle(worker, worker.connection.recv())
         except (EOFError, OSError):
-            pass
+            worker.connected = False
         if worker.process.is_alive():
             return
         worker.process.join()
