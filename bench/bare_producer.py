@@ -1,8 +1,9 @@
 """The bare client loop: read a file's lines and `produce()` each, nothing else.
 
-The reference `hhar produce` is held to: the same client (confluent-kafka), the same
-compression, linger, batch size, idempotence and queue bounds as the producer's `Sender`, but no
-validation, no key, no timestamp, no header, no transaction. Prints ``<lines> lines in <s> s``.
+The reference `hhar produce` is held to: the same client (confluent-kafka) with the producer's
+own settings (`delivery.producer_config`: compression, linger, batch size, idempotence, queue
+bounds), but no validation, no key, no timestamp, no header, no transaction. Prints
+``<lines> lines in <s> s``.
 
 Usage: python bench/bare_producer.py BOOTSTRAP TOPIC FILE
 """
@@ -14,22 +15,13 @@ import time
 
 from confluent_kafka import Producer
 
+from hhar_stream.producer.delivery import producer_config
 from hhar_stream.settings import Settings
 
 
 def main() -> None:
     bootstrap, topic, path = sys.argv[1:4]
-    settings = Settings(bootstrap=bootstrap)
-    producer = Producer(settings.kafka_client_config() | {
-        "enable.idempotence": True,
-        "acks": "all",
-        "compression.type": settings.compression,
-        "linger.ms": settings.linger_ms,
-        "batch.size": settings.batch_size,
-        "batch.num.messages": 100_000,
-        "queue.buffering.max.messages": 500_000,
-        "queue.buffering.max.kbytes": 65_536,
-    })
+    producer = Producer(producer_config(Settings(bootstrap=bootstrap)))
     produce = producer.produce
     started = time.perf_counter()
     count = 0

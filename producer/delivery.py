@@ -65,6 +65,22 @@ def replay_identity(topic: str, file_names: Sequence[str], source: str, order: s
     return f"hhar-produce.{topic}.{digest}"
 
 
+def producer_config(settings: Settings) -> dict[str, Any]:
+    """The librdkafka settings of the producer: idempotent, ``acks=all``, tuned for throughput
+    (compression, linger, batch size), with a bounded queue."""
+    return settings.kafka_client_config() | {
+        "enable.idempotence": True,
+        "acks": "all",
+        "compression.type": settings.compression,
+        "linger.ms": settings.linger_ms,
+        "batch.size": settings.batch_size,
+        "batch.num.messages": 100_000,
+        # Bounded memory: at most this much waits in the client (a commit empties it anyway).
+        "queue.buffering.max.messages": 500_000,
+        "queue.buffering.max.kbytes": 65_536,
+    }
+
+
 class Sender:
     """One transactional producer: records in, transactions committed with a position.
 
@@ -85,17 +101,8 @@ class Sender:
         self.delivery_errors: Counter[str] = Counter()
         """How often each delivery error happened."""
         self._clock = clock
-        self._producer = Producer(settings.kafka_client_config() | {
+        self._producer = Producer(producer_config(settings) | {
             "transactional.id": transactional_id,
-            "enable.idempotence": True,
-            "acks": "all",
-            "compression.type": settings.compression,
-            "linger.ms": settings.linger_ms,
-            "batch.size": settings.batch_size,
-            "batch.num.messages": 100_000,
-            # Bounded memory: at most this much waits in the client (a commit empties it anyway).
-            "queue.buffering.max.messages": 500_000,
-            "queue.buffering.max.kbytes": 65_536,
             "delivery.report.only.error": True,
             "on_delivery": self._on_delivery_error,
             "logger": librdkafka_logger,
