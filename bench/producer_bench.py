@@ -1,15 +1,17 @@
-"""Benchmark `hhar produce --max` beside `kcat -P` on the same rows and the same broker.
+"""Benchmark `hhar produce --max` (1, 2 and 4 workers) beside the bare client loop and `kcat -P`
+on the same file and the same broker.
 
-Prints, for N generated rows (default 1,000,000, written by `hhar data synth`):
-- the reader alone (read + validate, no Kafka), on the concatenated file and merged over the
-  part files;
-- `hhar produce --max` (validation on, transactions, headers) on the concatenated file and on
-  the part folder (merged by Arrival_Time): events/s, process wall time, peak RSS;
-- `kcat -P -l` pushing the concatenated file's lines with the same batching, compression and
-  idempotence, and the ratio of the two;
-- a cProfile of an in-process replay of a slice, to show where the time goes.
+For N generated rows (default 1,000,000, written by `hhar data synth` and joined into one file):
+- the reader alone (read + validate, no Kafka), on the file and merged over the part files;
+- whole processes on the file, in turn, `--repeat` times: `kcat -P`, the bare client loop
+  (bench/bare_producer.py: read lines, `produce()`, same client settings), `hhar produce --max`
+  with each number of workers: wall time, rows per second, peak RSS of the largest process, and
+  the 1-minute load average before each run; then the median of each and the ratios, all from
+  this one run (the topics exist beforehand, so no run pays for creating them);
+- CPU per row of an in-process replay, and a cProfile of it, to show where the time goes.
 
-Usage: python bench/producer_bench.py [--rows N] [--files F] [--bootstrap HOST:PORT]
+Usage: python bench/producer_bench.py [--rows N] [--files F] [--workers 1,2,4] [--repeat R]
+       [--bootstrap HOST:PORT] [--json FILE]
 Without --bootstrap a broker is started on free ports in a temporary folder and stopped after.
 Not a test: figures depend on the machine, and the broker runs on it too.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import json
 import os
 import pstats
 import re
@@ -29,13 +32,14 @@ import time
 import uuid
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from hhar_stream.daemons import free_port
 from hhar_stream.local.kafka import LocalKafka
 from hhar_stream.producer.replay import replay
-from hhar_stream.producer.sources import read_rows, resolve_source
+from hhar_stream.producer.sources import read_blocks, resolve_source
 from hhar_stream.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,11 +47,12 @@ PARTITIONS = 3
 
 
 def run_measured(command: list[str], work: Path) -> tuple[float, float, str]:
-    """Run a command; return its wall time (s), its own peak RSS (MB) and its stdout."""
+    """Run a command; its wall time (s), the peak RSS of its largest process (MB), its stdout."""
     out_path, err_path = work / "out.txt", work / "err.txt"
     with out_path.open("wb") as out, err_path.open("wb") as err:
         started = time.perf_counter()
         process = subprocess.Popen(command, stdout=out, stderr=err)
+        # wait4's ru_maxrss covers the child and the children it waited for (the workers).
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - started
     code = os.waitstatus_to_exitcode(status)
@@ -56,24 +61,107 @@ def run_measured(command: list[str], work: Path) -> tuple[float, float, str]:
     return wall, usage.ru_maxrss / 1024, out_path.read_text()
 
 
-def create_topic(settings: Settings, name: str) -> None:
+def create_topics(settings: Settings, names: list[str]) -> None:
     admin = AdminClient(settings.kafka_client_config())
-    admin.create_topics([NewTopic(name, PARTITIONS, 1, config={"retention.ms": "-1"})])[
-        name].result(timeout=30)
+    futures = admin.create_topics([NewTopic(name, PARTITIONS, 1, config={"retention.ms": "-1"})
+                                   for name in names])
+    for future in futures.values():
+        future.result(timeout=30)
 
 
 def reader_rate(source: Path, order: str) -> float:
     started = time.perf_counter()
-    count = sum(1 for _ in read_rows(resolve_source(source), order))
+    count = sum(len(block) for block in read_blocks(resolve_source(source), order))
     return count / (time.perf_counter() - started)
+
+
+class Contenders:
+    """The commands of one comparison, each run on a fresh topic of the same broker."""
+
+    def __init__(self, settings: Settings, single: Path, rows: int, work: Path) -> None:
+        self.settings = settings
+        self.single = single
+        self.rows = rows
+        self.work = work
+
+    def run(self, name: str) -> dict[str, Any]:
+        """One run of `name` (kcat, bare, or hhar-<workers>): its figures."""
+        topic = f"bench.{name}.{uuid.uuid4().hex[:8]}"
+        create_topics(self.settings, [topic, f"{topic}.dlq"])
+        load = os.getloadavg()[0]
+        wall, peak, out = run_measured(self.command(name, topic), self.work)
+        figures = {"name": name, "wall_s": wall, "rows_per_s": self.rows / wall,
+                   "peak_rss_mb": peak, "load": load}
+        if name.startswith("hhar"):
+            delivered = int(re.search(r"delivered ([\d,]+) events", out)[1].replace(",", ""))
+            if delivered != self.rows:
+                sys.exit(f"{name} delivered {delivered:,} of {self.rows:,} rows:\n{out}")
+            figures["loop_s"] = float(re.search(r"elapsed ([\d.]+) s", out)[1])
+        return figures
+
+    def command(self, name: str, topic: str) -> list[str]:
+        s = self.settings
+        if name == "kcat":
+            return ["kcat", "-P", "-b", s.bootstrap, "-t", topic, "-l", str(self.single),
+                    "-X", f"linger.ms={s.linger_ms}", "-X", f"batch.size={s.batch_size}",
+                    "-X", f"compression.codec={s.compression}", "-X", "enable.idempotence=true",
+                    "-X", "acks=all", "-X", "queue.buffering.max.messages=500000"]
+        if name == "bare":
+            return [sys.executable, str(REPO / "bench" / "bare_producer.py"), s.bootstrap, topic,
+                    str(self.single)]
+        workers = name.removeprefix("hhar-")
+        return [sys.executable, "-m", "hhar_stream.cli", "produce", "--bootstrap", s.bootstrap,
+                "--max", "--partitions", str(PARTITIONS), "--source", str(self.single),
+                "--topic", topic, "--workers", workers]
+
+
+def label(name: str) -> str:
+    if name == "kcat":
+        return "kcat -P"
+    if name == "bare":
+        return "bare client loop"
+    workers = int(name.removeprefix("hhar-"))
+    return f"hhar produce --max, {workers} worker{'s' if workers > 1 else ''}"
+
+
+def compare(contenders: Contenders, names: list[str], repeat: int) -> dict[str, Any]:
+    """Every contender `repeat` times, in turn; the runs and the median of each."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    print(f"\n-- whole processes on the same file, {repeat} run(s) each in turn "
+          "(load: 1-minute load average before the run)")
+    for number in range(repeat):
+        for name in names:
+            figures = contenders.run(name)
+            runs[name].append(figures)
+            print(f"run {number + 1}: {label(name):<30} {figures['wall_s']:6.2f} s "
+                  f"{figures['rows_per_s']:>10,.0f} rows/s  peak RSS "
+                  f"{figures['peak_rss_mb']:4.0f} MB  load {figures['load']:.2f}", flush=True)
+    medians = {}
+    for name, measured in runs.items():
+        middle = sorted(measured, key=lambda figures: figures["wall_s"])[len(measured) // 2]
+        medians[name] = middle | {"runs": [round(figures["wall_s"], 3) for figures in measured],
+                                  "loads": [round(figures["load"], 2) for figures in measured]}
+    bare, one = medians["bare"]["wall_s"], medians.get("hhar-1", {}).get("wall_s")
+    print("\n-- medians (wall time of the whole process; ratios are rates, same run)")
+    for name, figures in medians.items():
+        ratios = f"{bare / figures['wall_s']:.2f}x bare"
+        if one and name.startswith("hhar"):
+            ratios += f", {one / figures['wall_s']:.2f}x 1 worker"
+        print(f"{label(name):<30} {figures['wall_s']:6.2f} s {figures['rows_per_s']:>10,.0f} "
+              f"rows/s  {ratios}  peak RSS {figures['peak_rss_mb']:.0f} MB  "
+              f"loads {'/'.join(f'{load:.1f}' for load in figures['loads'])}")
+    return medians
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--files", type=int, default=80)
+    parser.add_argument("--workers", default="1,2,4", help="worker counts of hhar produce")
+    parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--bootstrap", help="use this broker instead of starting one")
     parser.add_argument("--profile-rows", type=int, default=200_000)
+    parser.add_argument("--json", type=Path, help="write the figures there as JSON")
     args = parser.parse_args()
     if shutil.which("kcat") is None:
         sys.exit("kcat not found: apt-get install kcat")
@@ -92,7 +180,8 @@ def main() -> None:
             local.up()
             stack.callback(local.down)
             settings = Settings(home=REPO / ".hhar", bootstrap=local.bootstrap)
-        print(f"broker {settings.bootstrap}; {args.rows:,} rows in {args.files} part files")
+        print(f"broker {settings.bootstrap}; {args.rows:,} rows in {args.files} part files; "
+              f"{os.cpu_count()} cores")
 
         data = work / "data"
         subprocess.run([sys.executable, "-m", "hhar_stream.cli", "data", "synth", "--out",
@@ -106,65 +195,43 @@ def main() -> None:
         print(f"input: {size_mb:,.0f} MB, {size_mb * 1e6 / args.rows:.0f} bytes/row")
 
         print("\n-- reader only (read + validate, no Kafka)")
-        print(f"single file:           {reader_rate(single, 'by-file'):>10,.0f} rows/s")
-        print(f"{args.files} files, merged:     {reader_rate(data, 'merged'):>10,.0f} rows/s")
+        reader_single = reader_rate(single, "by-file")
+        reader_merged = reader_rate(data, "merged")
+        print(f"single file:           {reader_single:>10,.0f} rows/s")
+        print(f"{args.files} files, merged:     {reader_merged:>10,.0f} rows/s")
 
-        run = uuid.uuid4().hex[:8]
-        hhar = [sys.executable, "-m", "hhar_stream.cli", "produce", "--bootstrap",
-                settings.bootstrap, "--max", "--partitions", str(PARTITIONS)]
-        print("\n-- hhar produce --max (validation, headers, transactions)")
-        results = {}
-        for label, source in (("single file", single), (f"{args.files} files merged", data)):
-            topic = f"bench.hhar.{label.split()[0]}.{run}"
-            wall, peak, out = run_measured(
-                [*hhar, "--source", str(source), "--topic", topic], work)
-            delivered = int(re.search(r"delivered ([\d,]+) events", out)[1].replace(",", ""))
-            elapsed = float(re.search(r"elapsed ([\d.]+) s", out)[1])
-            results[label] = (delivered / elapsed, delivered / wall)
-            print(f"{label:<18} {delivered / elapsed:>10,.0f} events/s in the replay loop "
-                  f"({elapsed:.1f} s); {delivered / wall:,.0f}/s over the whole process "
-                  f"({wall:.1f} s); peak RSS {peak:,.0f} MB")
-            assert delivered == args.rows, out
-
-        print("\n-- kcat -P (same file, same broker, same batching/compression/idempotence)")
-        topic = f"bench.kcat.{run}"
-        create_topic(settings, topic)
-        kcat = ["kcat", "-P", "-b", settings.bootstrap, "-t", topic, "-l", str(single),
-                "-X", f"linger.ms={settings.linger_ms}", "-X", f"batch.size={settings.batch_size}",
-                "-X", f"compression.codec={settings.compression}",
-                "-X", "enable.idempotence=true", "-X", "acks=all",
-                "-X", "queue.buffering.max.messages=500000"]
-        wall, peak, _ = run_measured(kcat, work)
-        kcat_rate = args.rows / wall
-        print(f"kcat               {kcat_rate:>10,.0f} msgs/s ({wall:.1f} s); "
-              f"peak RSS {peak:,.0f} MB")
-
-        loop_rate, process_rate = results["single file"]
-        print(f"\nratio hhar/kcat (single file): {loop_rate / kcat_rate:.2f} (replay loop), "
-              f"{process_rate / kcat_rate:.2f} (whole process incl. start-up)")
+        names = ["kcat", "bare", *(f"hhar-{count}" for count in args.workers.split(","))]
+        medians = compare(Contenders(settings, single, args.rows, work), names, args.repeat)
 
         print(f"\n-- CPU of an in-process replay of {args.profile_rows:,} rows")
         timed = settings.model_copy(update={
-            "source": single, "topic": f"bench.cpu.{run}", "max_speed": True,
+            "source": single, "topic": f"bench.cpu.{uuid.uuid4().hex[:8]}", "max_speed": True,
             "limit": args.profile_rows,
         })
         thread_before, process_before = time.thread_time(), time.process_time()
         result = replay(timed)
         main_cpu = time.thread_time() - thread_before
         all_cpu = time.process_time() - process_before
-        print(f"{result.events_per_second:,.0f} events/s; CPU per row: "
-              f"{main_cpu / args.profile_rows * 1e6:.1f} us in the Python thread, "
-              f"{(all_cpu - main_cpu) / args.profile_rows * 1e6:.1f} us in librdkafka's threads")
+        cpu = (main_cpu / args.profile_rows * 1e6, (all_cpu - main_cpu) / args.profile_rows * 1e6)
+        print(f"{result.events_per_second:,.0f} events/s; CPU per row: {cpu[0]:.1f} us in the "
+              f"Python thread, {cpu[1]:.1f} us in librdkafka's threads")
 
         print(f"\n-- profile: in-process replay of {args.profile_rows:,} rows (cProfile, "
               "which slows Python code down)")
-        profile_settings = timed.model_copy(update={"topic": f"bench.profile.{run}"})
+        profile_settings = timed.model_copy(update={"topic": f"bench.profile.{uuid.uuid4().hex}"})
         profiler = cProfile.Profile()
         profiler.enable()
         replay(profile_settings)
         profiler.disable()
-        stats = pstats.Stats(profiler, stream=sys.stdout)
-        stats.sort_stats("tottime").print_stats(12)
+        pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(12)
+
+        if args.json:
+            args.json.write_text(json.dumps({
+                "rows": args.rows, "cores": os.cpu_count(), "repeat": args.repeat,
+                "reader_rows_per_s": round(reader_single), "reader_merged_rows_per_s":
+                round(reader_merged), "cpu_us_python": round(cpu[0], 2),
+                "cpu_us_librdkafka": round(cpu[1], 2), "medians": medians,
+            }, indent=2))
 
 
 if __name__ == "__main__":

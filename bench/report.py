@@ -47,6 +47,48 @@ def _load(run: dict[str, Any]) -> str:
     return f"{run['load_before']:.1f}"
 
 
+def _workers(name: str) -> int:
+    return int(name.removeprefix("hhar-"))
+
+
+def _producer_rows(producer: dict[str, Any], runs: dict[str, Any]) -> list[list[str]]:
+    """Section 1: kcat, the bare client loop and hhar with each number of workers, whole
+    processes on the same file, the medians of the runs; ratios to the bare loop."""
+    contenders = producer["contenders"]
+    bare, kcat = contenders["bare"]["rows_per_s"], contenders["kcat"]["rows_per_s"]
+    one = contenders.get("hhar-1", {}).get("rows_per_s")
+    size = _rows(producer["rows"])
+    rows = []
+    for name, figures in contenders.items():
+        rate = figures["rows_per_s"]
+        time = f"{figures['wall_s']:.2f} s"
+        if name == "kcat":
+            what, ratio = f"`kcat -P`, one file of {size} JSON lines", f"{rate / bare:.2f}x bare"
+        elif name == "bare":
+            what = ("bare confluent-kafka loop (read lines, `produce()`; same compression, "
+                    "linger, batch size, idempotence), same file")
+            ratio = "1.00x bare (reference)"
+        else:
+            workers = _workers(name)
+            what = (f"`hhar produce --max`, {workers} worker{'s' if workers > 1 else ''} "
+                    "(validation, key, timestamp, transactions), same file")
+            ratio = f"{rate / bare:.2f}x bare; {rate / kcat:.2f}x kcat"
+            if workers > 1 and one:
+                ratio += f"; {rate / one:.2f}x 1 worker"
+            time += f" (replay {figures['loop_s']:.2f} s)"
+        rows.append(["1", what, _rate(rate), ratio, time, _mb(figures["peak_rss_mb"]),
+                     f"{figures['load']:.1f}"])
+    if producer.get("perf_events_per_s"):
+        run = runs["producer_performance"]
+        rows.append([
+            "1", "Kafka `ProducerPerformance` (project jars), random lines of the same data, "
+            "no key", _rate(producer["perf_events_per_s"]),
+            f"{producer['perf_events_per_s'] / bare:.2f}x bare", f"{producer['perf_wall_s']:.1f} s",
+            _mb(producer["perf_rss_mb"]), _load(run),
+        ])
+    return rows
+
+
 def table_rows(results: dict[str, Any]) -> list[list[str]]:
     """The rows of the one table: # | measurement | result | ratio | time | peak RSS | load."""
     runs, main = results["runs"], results["main_size"]
@@ -54,29 +96,7 @@ def table_rows(results: dict[str, Any]) -> list[list[str]]:
 
     producer = results.get("producer")
     if producer:
-        kcat = producer["kcat_events_per_s"]
-        rows.append([
-            "1", f"`kcat -P`, one file of {_rows(producer['rows'])} JSON lines (reference)",
-            _rate(kcat), "1.00", f"{producer['kcat_wall_s']:.1f} s", _mb(producer["kcat_rss_mb"]),
-            f"{producer['load']:.1f}",
-        ])
-        rows.append([
-            "1", "`hhar produce --max`, validation on, same file: replay loop (whole process)",
-            f"{_rate(producer['hhar_events_per_s'])} "
-            f"({_rate(producer['hhar_process_events_per_s'])})",
-            f"{producer['hhar_events_per_s'] / kcat:.2f} "
-            f"({producer['hhar_process_events_per_s'] / kcat:.2f})",
-            f"{producer['hhar_loop_s']:.1f} s ({producer['hhar_wall_s']:.1f} s)",
-            _mb(producer["hhar_rss_mb"]), f"{producer['load']:.1f}",
-        ])
-        if producer.get("perf_events_per_s"):
-            run = runs["producer_performance"]
-            rows.append([
-                "1", "Kafka `ProducerPerformance` (project jars), random lines of the same data, "
-                "no key", _rate(producer["perf_events_per_s"]),
-                f"{producer['perf_events_per_s'] / kcat:.2f}", f"{producer['perf_wall_s']:.1f} s",
-                _mb(producer["perf_rss_mb"]), _load(run),
-            ])
+        rows += _producer_rows(producer, runs)
 
     baseline = runs.get("baseline")
     per_query = runs.get(f"per_query_{main}")
@@ -127,6 +147,14 @@ def table_rows(results: dict[str, Any]) -> list[list[str]]:
             "4", f"producer peak RSS, `produce --max` of {label} rows",
             " / ".join(_mb(run["memory"]["python_mb"]) for run in produced), "", "", "", "",
         ])
+        with_workers = [runs.get(f"produce_workers_{rows_}") for rows_ in sizes]
+        if all(with_workers):
+            rows.append([
+                "4", f"producer peak RSS per worker (the largest process), `produce --max "
+                f"--workers 2` of {label} rows",
+                " / ".join(_mb(run["memory"]["python_mb"]) for run in with_workers),
+                " / ".join(f"{run['events_per_s']:,.0f}/s" for run in with_workers), "", "", "",
+            ])
         rows.append([
             "4", f"processor peak RSS (fused, all queries, 2 GB driver heap), {label} rows",
             " / ".join(f"{_mb(run['memory']['jvm_mb'])} + {_mb(run['memory']['python_mb'])}"
@@ -215,11 +243,18 @@ def goals_table(results: dict[str, Any]) -> str:
                      f"{per_query['events_per_s']:,.0f} events/s)", ratio >= 5))
     producer = results.get("producer")
     if producer:
-        ratio = producer["hhar_events_per_s"] / producer["kcat_events_per_s"]
+        contenders = producer["contenders"]
+        bare, one = contenders["bare"]["rows_per_s"], contenders["hhar-1"]["rows_per_s"]
+        rows.append(("one producer process (`--max`) >= 0.5x the bare client loop",
+                     f"{one / bare:.2f}x ({one:,.0f} vs {bare:,.0f} rows/s)", one / bare >= 0.5))
+        if "hhar-2" in contenders:
+            two = contenders["hhar-2"]["rows_per_s"]
+            rows.append((f"`--workers 2` on {producer['cores']} cores >= 1.5x one worker",
+                         f"{two / one:.2f}x ({two:,.0f} vs {one:,.0f} rows/s)", two / one >= 1.5))
+        ratio = one / contenders["kcat"]["rows_per_s"]
         rows.append(("producer with validation >= 0.5x kcat", f"{ratio:.2f}x", ratio >= 0.5))
-        rates = [producer["hhar_events_per_s"]] + [
-            runs[f"produce_{size}"]["events_per_s"] for size in results["sizes"]
-            if f"produce_{size}" in runs]
+        rates = [one] + [runs[f"produce_{size}"]["events_per_s"] for size in results["sizes"]
+                         if f"produce_{size}" in runs]
         rows.append(("producer never under 150,000 events/s",
                      f"{min(rates):,.0f} to {max(rates):,.0f} events/s", min(rates) >= 150_000))
     latency = results.get("latency")
@@ -236,14 +271,15 @@ def goals_table(results: dict[str, Any]) -> str:
     else:
         rows.append(("full 6,240,991 rows produced and processed end to end < 3 min",
                      "not in this run", None))
-    produced = [runs[f"produce_{size}"]["memory"]["python_mb"] for size in results["sizes"]
-                if f"produce_{size}" in runs]
-    if produced:
-        rows.append(("producer memory flat in the input size, < 200 MB",
-                     " / ".join(f"{mb:,.0f}" for mb in produced) + " MB for "
-                     + " / ".join(_rows(size) for size in results["sizes"]
-                                  if f"produce_{size}" in runs) + " rows",
-                     max(produced) < 200 and max(produced) - min(produced) < 50))
+    for prefix, what in (("produce", "producer memory"),
+                         ("produce_workers", "producer memory per worker (`--workers 2`)")):
+        measured = [size for size in results["sizes"] if f"{prefix}_{size}" in runs]
+        produced = [runs[f"{prefix}_{size}"]["memory"]["python_mb"] for size in measured]
+        if produced:
+            rows.append((f"{what} flat in the input size, < 200 MB",
+                         " / ".join(f"{mb:,.0f}" for mb in produced) + " MB for "
+                         + " / ".join(_rows(size) for size in measured) + " rows",
+                         max(produced) < 200 and max(produced) - min(produced) < 50))
     processed = [runs[f"fused_{size}"] for size in results["sizes"] if f"fused_{size}" in runs]
     if processed:
         rows.append(("processor within a 2 GB driver heap",
@@ -268,8 +304,11 @@ def plot(results: dict[str, Any], path: Path) -> None:
     bars: list[tuple[str, float, str]] = []
     producer = results.get("producer")
     if producer:
-        bars += [("kcat -P", producer["kcat_events_per_s"], "tab:gray"),
-                 ("hhar produce --max", producer["hhar_events_per_s"], "tab:blue")]
+        for name, figures in producer["contenders"].items():
+            label = {"kcat": "kcat -P", "bare": "bare client loop"}.get(
+                name, f"hhar produce --max, {name.removeprefix('hhar-')} worker(s)")
+            bars.append((label, figures["rows_per_s"],
+                         "tab:blue" if name.startswith("hhar") else "tab:gray"))
         if producer.get("perf_events_per_s"):
             bars.append(("ProducerPerformance", producer["perf_events_per_s"], "tab:gray"))
     for name, label, color in (("baseline", "file stream (exercise)", "tab:gray"),

@@ -4,12 +4,14 @@ Starts its own Kafka broker (free ports, a temporary folder), generates the data
 `hhar data synth`, runs every measurement as a subprocess of the real CLI (or of a small
 script) while sampling the peak memory of its process tree, and prints one table:
 
-1. producer: `hhar produce --max` with validation beside `kcat -P` on the same file and broker
-   (bench/producer_bench.py) and Kafka's own ProducerPerformance from the project's jars;
+1. producer: `kcat -P`, the bare confluent-kafka loop and `hhar produce --max` with 1, 2 and 4
+   workers on the same file and broker (bench/producer_bench.py), each with the load average,
+   and Kafka's own ProducerPerformance from the project's jars;
 2. processor throughput on the main size already in the topic: the exercise's file stream
    (bench/baseline_file_stream.py), the per-query engine and the fused engine, all queries;
 3. end-to-end latency at a steady rate with a 1 s trigger (fused engine), p50/p95/p99;
-4. peak RSS of every producer and processor run (JVM and Python apart);
+4. peak RSS of every producer and processor run (JVM and Python apart; the producer's per
+   worker from a `--workers 2` run of each size);
 5. scaling: produce + process each size (default 100k, 1M and the full 6,240,991 rows).
 
 It writes bench/out/results.json, bench/out/benchmarks.png and, unless --quick, the table
@@ -216,40 +218,24 @@ class Suite:
 
     # -- 1. producer ---------------------------------------------------------------------------
     def producer_section(self, rows: int, data: Path) -> None:
-        log(f"1. producer vs kcat ({rows:,} rows), bench/producer_bench.py")
+        log(f"1. producer: kcat, the bare client loop and hhar produce with 1, 2 and 4 workers "
+            f"({rows:,} rows), bench/producer_bench.py")
+        figures = OUT / "producer_bench.json"
         measured = self.run("producer_bench", [
             sys.executable, str(REPO / "bench" / "producer_bench.py"), "--rows", str(rows),
             "--bootstrap", self.bootstrap, "--profile-rows", str(min(rows, 200_000)),
+            "--workers", "1,2,4", "--json", str(figures),
         ])
-        text = measured.stdout
-        (OUT / "producer_bench.txt").write_text(text)
-        single = re.search(
-            r"single file\s+([\d,]+) events/s in the replay loop \(([\d.]+) s\); ([\d,]+)/s "
-            r"over the whole process \(([\d.]+) s\); peak RSS ([\d,]+) MB", text)
-        kcat = re.search(r"kcat\s+([\d,]+) msgs/s \(([\d.]+) s\); peak RSS ([\d,]+) MB", text)
-        cpu = re.search(r"CPU per row: ([\d.]+) us in the Python thread, ([\d.]+) us in "
-                        r"librdkafka's threads", text)
-        reader = re.search(r"single file:\s+([\d,]+) rows/s", text)
-        if not (single and kcat):
-            msg = f"unexpected output of producer_bench.py:\n{text[-2000:]}"
-            raise RuntimeError(msg)
-
-        def number(text: str) -> float:
-            return float(text.replace(",", ""))
-
+        (OUT / "producer_bench.txt").write_text(measured.stdout)
+        bench = json.loads(figures.read_text())
         self.results["producer"] = {
             "rows": rows,
-            "hhar_events_per_s": number(single[1]),
-            "hhar_loop_s": number(single[2]),
-            "hhar_process_events_per_s": number(single[3]),
-            "hhar_wall_s": number(single[4]),
-            "hhar_rss_mb": number(single[5]),
-            "kcat_events_per_s": number(kcat[1]),
-            "kcat_wall_s": number(kcat[2]),
-            "kcat_rss_mb": number(kcat[3]),
-            "reader_rows_per_s": number(reader[1]) if reader else None,
-            "cpu_us_python": number(cpu[1]) if cpu else None,
-            "cpu_us_librdkafka": number(cpu[2]) if cpu else None,
+            "cores": bench["cores"],
+            "contenders": bench["medians"],
+            "reader_rows_per_s": bench["reader_rows_per_s"],
+            "reader_merged_rows_per_s": bench["reader_merged_rows_per_s"],
+            "cpu_us_python": bench["cpu_us_python"],
+            "cpu_us_librdkafka": bench["cpu_us_librdkafka"],
             "load": self.results["runs"]["producer_bench"]["load_before"],
         }
         self.producer_performance(rows, data)
@@ -434,6 +420,11 @@ class Suite:
         log(f"5. scaling: {rows:,} rows, produce --max then process (fused)")
         self.produce(f"produce_{rows}", data, topic, "--max")
         self.process(f"fused_{rows}", topic, data, "fused")
+        # The producer's memory per worker (section 4), into a topic of its own.
+        spare = f"{topic}.workers"
+        self.produce(f"produce_workers_{rows}", data, spare, "--max", "--workers", "2")
+        for future in self.admin.delete_topics([spare, f"{spare}.dlq"]).values():
+            future.result(timeout=60)
         return data
 
 

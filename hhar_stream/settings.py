@@ -197,7 +197,9 @@ class Settings(BaseSettings):
     limit: int | None = Field(None, ge=0, description="stop after this many rows")
     loop: bool = Field(False, description="replay forever, shifting time forward each pass")
     devices: int = Field(1, ge=1, description="virtual devices per recorded device")
-    rebase_now: bool = Field(False, description="rebase timestamps onto the current clock")
+    rebase_now: bool = Field(
+        False, description="stamp each event with the time the pacing sends it (the clock)"
+    )
     fail_on_invalid: bool = Field(False, description="stop at the first invalid row")
     compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
         "lz4", description="producer compression codec"
@@ -212,6 +214,9 @@ class Settings(BaseSettings):
     )
     commit_interval: float = Field(
         1.0, gt=0, description="seconds between the producer's transaction commits (resume points)"
+    )
+    workers: int = Field(
+        1, ge=1, le=64, description="producer processes sharing one replay (one core each)"
     )
 
     # --- processor (`hhar process`) ----------------------------------------------------------

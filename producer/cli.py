@@ -7,7 +7,7 @@ import logging
 import threading
 
 from hhar_stream.daemons import stop_on_signals
-from hhar_stream.errors import BrokerError
+from hhar_stream.errors import BrokerError, HharError
 from hhar_stream.options import add_setting, settings_from_args
 
 from .progress import format_summary, progress_for_stderr
@@ -17,17 +17,18 @@ logger = logging.getLogger(__name__)
 
 _DESCRIPTION = """\
 Replay HHAR rows (JSON lines, .json.gz or the UCI CSV layout) into Kafka: each row is validated
-against SensorEvent; valid rows go to the events topic (key Device, record timestamp
-Arrival_Time, headers source_file, source_line, schema_version), invalid ones with the reason to
-the dead-letter topic, as do rows timed more than 55 minutes ahead of now (Kafka refuses record
-timestamps over an hour ahead of its clock). Pacing: --speedup X, --rate N or --max; with none
-of them the replay runs in real time (--speedup 1). Rows, dead letters and the replay's
+against SensorEvent; valid rows go to the events topic (the line as read, key Device, record
+timestamp Arrival_Time, header schema_version), invalid ones with the reason, source file and
+line to the dead-letter topic, as do rows timed more than 55 minutes ahead of now (Kafka refuses
+record timestamps over an hour ahead of its clock). Pacing: --speedup X, --rate N or --max; with
+none of them the replay runs in real time (--speedup 1). Rows, dead letters and the replay's
 position are committed together in Kafka transactions, so --resume after any stop or crash
-delivers every row exactly once to read_committed consumers.
+delivers every row exactly once to read_committed consumers. --workers N shares the replay
+among N processes (one core each), each with its own transactions and position.
 
 On Ctrl+C or SIGTERM the producer stops reading, commits what it read and prints the summary;
 a second Ctrl+C aborts at once (the open transaction is then discarded). The exit code is
-non-zero when any event could not be delivered."""
+non-zero when any event could not be delivered or any worker failed."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -74,7 +75,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "fan each recorded device out into this many virtual devices (Device, Device-v2, ...)"
     ))
     add_setting(extras, "--now", field="rebase_now", help=(
-        "shift all times so the first event happens now, keeping the gaps"
+        "stamp every event with the time the pacing sends it (Arrival_Time and the record "
+        "timestamp; Creation_Time moves with them): the recording's gaps with --speedup 1, "
+        "divided with --speedup X, even with --rate; with --max the time it is sent"
     ))
     add_setting(extras, "--resume", field="resume")
     add_setting(extras, "--fail-on-invalid", field="fail_on_invalid", help=(
@@ -87,6 +90,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_setting(tuning, "--linger-ms", field="linger_ms", type=int)
     add_setting(tuning, "--batch-size", field="batch_size", type=int)
     add_setting(tuning, "--commit-interval", field="commit_interval", type=float)
+    add_setting(tuning, "--workers", field="workers", type=int, help=(
+        "processes sharing the replay, one core each: whole files each when there are at least "
+        "4 per worker, else every N-th line of every file; --rate and --limit are their totals; "
+        "--resume needs as many workers as the stopped replay had"
+    ))
     parser.set_defaults(func=_produce)
 
 
@@ -100,4 +108,6 @@ def _produce(args: argparse.Namespace) -> int:
     if stats.failed or stats.failure:
         msg = f"{stats.failed:,} events or dead letters were not delivered: {stats.failure}"
         raise BrokerError(msg)
+    if stats.errors:
+        raise HharError("; ".join(stats.errors))
     return 0

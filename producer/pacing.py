@@ -18,9 +18,10 @@ _LONGEST_SLEEP = 0.1
 class Pacer:
     """Holds a replay to its schedule and measures the drift (how late it runs).
 
-    The schedule starts at the first event: with ``speedup`` an event is due at
-    ``start + (event time since the first event, gaps capped at max_gap) / speedup``; with
-    ``rate`` the n-th event is due at ``start + n / rate``.
+    The schedule starts at the first event, or at a given clock time and event time (the
+    workers of one replay share one schedule): with ``speedup`` an event is due at
+    ``start + (event time since the origin, gaps capped at max_gap) / speedup``; with ``rate``
+    the n-th event is due at ``start + n / rate``.
     """
 
     def __init__(
@@ -31,8 +32,14 @@ class Pacer:
         max_gap: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        start: float | None = None,
+        origin_ms: int | None = None,
     ) -> None:
-        """A pacer for one of `speedup` or `rate`; `max_gap` (seconds) caps recording gaps."""
+        """A pacer for one of `speedup` or `rate`; `max_gap` (seconds) caps recording gaps.
+
+        `start` (a `clock` time) and `origin_ms` (the event time due then) fix the schedule's
+        start; by default it starts with the first event, when it is waited for.
+        """
         if (speedup is None) == (rate is None):
             msg = "a pacer needs exactly one of speedup and rate"
             raise ValueError(msg)
@@ -41,19 +48,22 @@ class Pacer:
         self.max_gap_ms = None if max_gap is None else max_gap * 1000.0
         self._clock = clock
         self._sleep = sleep
-        self._start: float | None = None
-        self._last_time_ms = 0
+        self._start = start
+        self._last_time_ms: int | None = origin_ms
         self._event_ms = 0.0
         self._events = 0
         self.drift = 0.0
         """Seconds the latest event was sent after it was due (0 when on time)."""
         self.max_drift = 0.0
         """The largest drift so far."""
+        self.last_due = 0.0
+        """The clock time the latest waited event was due."""
 
     def due(self, time_ms: int, events: int = 1) -> float:
         """The clock time at which an event (or `events` simultaneous ones) is due."""
         if self._start is None:
             self._start = self._clock()
+        if self._last_time_ms is None:
             self._last_time_ms = time_ms
         if self.rate is not None:
             due = self._start + self._events / self.rate
@@ -80,7 +90,7 @@ class Pacer:
         Returns:
             False when `on_idle` asked to stop, else True.
         """
-        due = self.due(time_ms, events)
+        due = self.last_due = self.due(time_ms, events)
         while True:
             ahead = due - self._clock()
             if ahead <= 0:

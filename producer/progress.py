@@ -1,18 +1,98 @@
-"""How a replay shows itself to people: a live bar on a terminal, one-line logs otherwise, and a
-final summary."""
+"""How a replay shows itself to people: its figures (`ReplayStats`, summed over workers by
+`combine`), a live bar on a terminal, one-line logs otherwise, and a final summary."""
 
 from __future__ import annotations
 
 import logging
 import sys
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from .replay import ReplayStats
-
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ReplayStats:
+    """What a replay did so far; the last one is its summary."""
+
+    topic: str
+    dead_letter_topic: str
+    rows_read: int = 0
+    """Rows read in this run (valid and invalid)."""
+    invalid: int = 0
+    events_sent: int = 0
+    """Events handed to the producer (valid rows times virtual devices)."""
+    delivered: int = 0
+    """Events in committed transactions."""
+    dead_lettered: int = 0
+    """Invalid rows in committed transactions."""
+    failed: int = 0
+    """Events and dead letters lost with a failed transaction."""
+    passes: int = 0
+    """Passes over the source completed (``--loop``)."""
+    elapsed: float = 0.0
+    drift: float = 0.0
+    """How far behind its schedule the replay runs now, seconds."""
+    max_drift: float = 0.0
+    resumed_rows: int = 0
+    """Rows that an earlier, resumed run had already replayed."""
+    stopped_by: str = "end"
+    """Why the replay ended: end, limit, signal, invalid row, unreadable file, empty source or
+    failure."""
+    failure: str | None = None
+    """The delivery failure, when there was one."""
+    workers: int = 1
+    """Processes that shared the replay."""
+    errors: list[str] = field(default_factory=list)
+    """What ended workers early (a replay in one process raises instead)."""
+
+    @property
+    def valid(self) -> int:
+        """Rows that passed validation."""
+        return self.rows_read - self.invalid
+
+    @property
+    def events_per_second(self) -> float:
+        """Delivered events per second of the run."""
+        return self.delivered / self.elapsed if self.elapsed > 0 else 0.0
+
+
+_SUMMED = ("rows_read", "invalid", "events_sent", "delivered", "dead_lettered", "failed",
+           "resumed_rows")
+
+
+def combine(parts: Sequence[ReplayStats], elapsed: float) -> ReplayStats:
+    """The figures of workers as one replay's: counts summed, the largest drift, the passes
+    of the slowest, the first failure, and why the replay ended (the first reason other than
+    its end, in the workers' order)."""
+    first = parts[0]
+    total = ReplayStats(topic=first.topic, dead_letter_topic=first.dead_letter_topic,
+                        elapsed=elapsed, workers=len(parts))
+    for name in _SUMMED:
+        setattr(total, name, sum(getattr(part, name) for part in parts))
+    total.passes = min(part.passes for part in parts)
+    total.drift = max(part.drift for part in parts)
+    total.max_drift = max(part.max_drift for part in parts)
+    total.stopped_by = next((part.stopped_by for part in parts if part.stopped_by != "end"),
+                            "end")
+    total.failure = next((part.failure for part in parts if part.failure), None)
+    total.errors = [error for part in parts for error in part.errors]
+    return total
+
+
+class ProgressReporter(Protocol):
+    """Where a replay shows its progress (a bar on a terminal, log lines otherwise)."""
+
+    def update(self, stats: ReplayStats) -> None:
+        """Show the current figures."""
+
+    def close(self, stats: ReplayStats) -> None:
+        """The replay ended."""
 
 LOG_INTERVAL = 5.0
 """Seconds between progress lines when stderr is not a terminal."""
@@ -119,7 +199,8 @@ def format_summary(stats: ReplayStats) -> str:
         f"{stats.dead_lettered:,} dead letters to {stats.dead_letter_topic}, "
         f"{stats.failed:,} failed",
         f"elapsed {stats.elapsed:.2f} s, {stats.events_per_second:,.0f} events/s, "
-        f"max drift {stats.max_drift:.3f} s, stopped by {stats.stopped_by}",
+        f"max drift {stats.max_drift:.3f} s, stopped by {stats.stopped_by}"
+        + (f", {stats.workers} workers" if stats.workers > 1 else ""),
     ]
     if stats.failure:
         lines.append(f"failure: {stats.failure}")

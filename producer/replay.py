@@ -1,122 +1,53 @@
 """`replay`: read a source, validate every row, pace it and deliver it to Kafka exactly once.
 
-The loop: rows come from `sources.read_rows` (validated, in merged or file order); a valid row
-becomes one event per virtual device on the events topic (key ``Device``, record timestamp
-``Arrival_Time``, headers naming the source file, line and schema version); an invalid row goes
-with its original bytes and the reason to the dead-letter topic (a line longer than
-`sources.MAX_LINE_BYTES` cut there, so that its dead letter fits in a Kafka message), and so
-does a valid row whose record timestamp is further ahead of now than the broker takes. Every
-``commit_interval`` seconds the transaction is committed together with the replay's position
-(lines consumed per file), which is what ``--resume`` continues from.
+The steps, each its own module: `sources` reads the rows in blocks, validated, in merged or file
+order; `routing` decides where each row goes (events, dead letter, or too far ahead of the
+clock), without I/O; `pacing` holds the replay to its schedule; `delivery.Sender` produces and
+commits the transactions. This module runs them for one share of the source (`ShareReplay`)
+and, with ``workers`` > 1, lets `workers` run one share per process.
+
+A valid row becomes one event per virtual device on the events topic: the line as read (or
+rewritten when its times move), key ``Device``, record timestamp ``Arrival_Time``, one header
+``schema_version`` (and ``run_id`` with ``--loop``). An invalid row goes with its original bytes,
+the reason and its source file and line to the dead-letter topic. Every ``commit_interval``
+seconds the transaction is committed together with the share's position (lines consumed per
+file), which is what ``--resume`` continues from. Events name no source line: a row is known by
+its fields (``User``, ``Device``, ``Index``, ``Arrival_Time``) and the value is the line itself.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import json
+import functools
+import itertools
 import logging
 import os
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaException
 
 from hhar_stream import kafka_client
 from hhar_stream.errors import BrokerError, InputDataError
 from hhar_stream.settings import SCHEMA_VERSION, Settings
 
-from . import delivery
+from .delivery import Sender, TransactionFailedError, load_positions, replay_identity
 from .pacing import Pacer
-from .sources import MAX_LINE_BYTES, FilePosition, Row, SourceFile, read_rows, resolve_source
-from .transform import rewrite_event, virtual_devices
+from .progress import ProgressReporter, ReplayStats
+from .routing import HEADER_SCHEMA_VERSION, MAX_AHEAD_MS, DeadLetter, Routed, Router
+from .sources import FilePosition, RowBlock, SourceFile, read_blocks, resolve_source
+from .workers import ParentLink, Share, plan_shares, run_workers
 
 logger = logging.getLogger(__name__)
 
-HEADER_SOURCE_FILE = "source_file"
-HEADER_SOURCE_LINE = "source_line"
-HEADER_SCHEMA_VERSION = "schema_version"
 HEADER_RUN_ID = "run_id"
-HEADER_ERROR_REASON = "error_reason"
-HEADER_TRUNCATED = "value_truncated"
-"""``true`` on a dead letter that holds only the first `MAX_LINE_BYTES` of its line."""
-HEADER_ORIGINAL_LENGTH = "original_length"
-"""The length in bytes of a truncated dead letter's line."""
-
 POSITION_VERSION = 1
 _CHECK_EVERY = 4096
-"""Rows between checks of the clock (commit, progress, stop requests): about 40 ms at full speed."""
+"""Rows between checks of the clock (commit, progress, stop requests) when the replay does not
+wait: about 15 ms at full speed."""
 _PROGRESS_EVERY = 0.2
-_QUEUE_FULL_TIMEOUT = 60.0
-_COMMIT_TIMEOUT = 60.0
-_CALL_SLICE = 1.0
-MAX_AHEAD_MS = 55 * 60_000
-"""How far ahead of this machine's clock a record timestamp may be. Kafka 4 brokers refuse a
-whole produce request holding one more than message.timestamp.after.max.ms (1 h by default)
-ahead of their clock; 5 minutes less leaves room for the clocks to differ."""
-_MAX_REASON = 4096
-"""Characters of an error reason kept in a dead letter's header (a line with thousands of
-unknown fields has a reason as long)."""
-_ANY_PARTITION = -1
-"""librdkafka's RD_KAFKA_PARTITION_UA: the partitioner picks the partition (by key)."""
-_PURGED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
-_FENCED = frozenset({
-    KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH,
-})
-
-
-@dataclass
-class ReplayStats:
-    """What a replay did so far; the last one is its summary."""
-
-    topic: str
-    dead_letter_topic: str
-    rows_read: int = 0
-    """Rows read in this run (valid and invalid)."""
-    invalid: int = 0
-    events_sent: int = 0
-    """Events handed to the producer (valid rows times virtual devices)."""
-    delivered: int = 0
-    """Events in committed transactions."""
-    dead_lettered: int = 0
-    """Invalid rows in committed transactions."""
-    failed: int = 0
-    """Events and dead letters lost with a failed transaction."""
-    passes: int = 0
-    """Passes over the source completed (``--loop``)."""
-    elapsed: float = 0.0
-    drift: float = 0.0
-    """How far behind its schedule the replay runs now, seconds."""
-    max_drift: float = 0.0
-    resumed_rows: int = 0
-    """Rows that an earlier, resumed run had already replayed."""
-    stopped_by: str = "end"
-    """Why the replay ended: end, limit, signal, invalid row, empty source or failure."""
-    failure: str | None = None
-    """The delivery failure, when there was one."""
-
-    @property
-    def valid(self) -> int:
-        """Rows that passed validation."""
-        return self.rows_read - self.invalid
-
-    @property
-    def events_per_second(self) -> float:
-        """Delivered events per second of the run."""
-        return self.delivered / self.elapsed if self.elapsed > 0 else 0.0
-
-
-class ProgressReporter(Protocol):
-    """Where a replay shows its progress (a bar on a terminal, log lines otherwise)."""
-
-    def update(self, stats: ReplayStats) -> None:
-        """Show the current figures."""
-
-    def close(self, stats: ReplayStats) -> None:
-        """The replay ended."""
 
 
 @dataclass(slots=True)
@@ -133,7 +64,7 @@ class _Counters:
 
 @dataclass
 class _Position:
-    """Where the replay is: pass, time shift and lines consumed per file."""
+    """Where a share's replay is: pass, time shift and lines consumed per file."""
 
     pass_number: int
     shift_ms: int
@@ -144,17 +75,16 @@ class _Position:
     done: bool = False
 
 
-def _too_far_ahead(timestamp: int) -> str:
-    """The dead-letter reason of a row whose record timestamp the broker would refuse."""
-    when = dt.datetime.fromtimestamp(timestamp / 1000, tz=dt.UTC).isoformat(timespec="seconds")
-    return (
-        f"Arrival_Time {timestamp} ({when}) is in the future beyond the broker's limit: Kafka "
-        f"refuses record timestamps more than message.timestamp.after.max.ms (1 h) ahead"
-    )
+@dataclass(frozen=True)
+class _Plan:
+    """What every share of one replay has in common."""
 
-
-class _DeliveryFailedError(Exception):
-    """A transaction could not be committed; the message says why."""
+    source: str
+    files: list[SourceFile]
+    replay_id: str
+    shares: list[Share]
+    stored: dict[str, Any]
+    """The committed positions by share id (empty without ``--resume``)."""
 
 
 def replay(
@@ -169,116 +99,140 @@ def replay(
     """Replay ``settings.source`` into ``settings.topic`` as ``hhar produce`` does.
 
     Args:
-        settings: source, topic, pacing, extras and Kafka settings.
+        settings: source, topic, pacing, extras, workers and Kafka settings.
         stop: set it to stop reading; what was read is committed before returning.
         progress: shown every 0.2 s and at the end.
         clock, sleep: monotonic time and waiting (injected for tests).
-        wall_clock: epoch seconds, for ``rebase_now``.
+        wall_clock: epoch seconds, for ``rebase_now`` and the broker's horizon.
 
     Returns:
-        The summary; ``failed`` > 0 (with ``failure``) when a transaction could not be committed.
+        The summary; ``failed`` > 0 (with ``failure``) when a transaction could not be
+        committed; with workers, ``errors`` says what ended any of them early.
 
     Raises:
         InputDataError: for a missing or empty source, an unreadable file, or with
-            ``fail_on_invalid`` the first invalid row (after committing the rows before it).
+            ``fail_on_invalid`` the first invalid row (after committing the rows before it);
+            with workers only when no worker could start.
         BrokerError: when Kafka cannot be reached or used.
     """
-    return _Replay(settings, stop or threading.Event(), progress, clock, sleep, wall_clock).run()
+    stop = stop or threading.Event()
+    try:
+        plan = _plan(settings)
+    except KafkaException as error:
+        msg = f"Kafka at {settings.bootstrap} failed: {error.args[0].str()}"
+        raise BrokerError(msg) from None
+    run_share = functools.partial(_run_share, settings, plan, clock=clock, sleep=sleep,
+                                  wall_clock=wall_clock)
+    if len(plan.shares) == 1:
+        return run_share(plan.shares[0], None, stop, progress)
+    stats = run_workers(settings, plan.shares, run_share, stop, progress)
+    if stats.rows_read == 0 and stats.resumed_rows == 0 and not stats.errors:
+        msg = f"the source {plan.source} holds no rows: its data files are empty"
+        raise InputDataError(msg)
+    return stats
 
 
-class _Replay:
-    """One run of `replay`: the source, the producer, the position and the figures."""
+def _plan(settings: Settings) -> _Plan:
+    """Resolve the source, check the broker and topics, share the files among the workers and,
+    with ``resume``, read where each share stopped."""
+    source = settings.source if settings.source is not None else settings.data
+    if settings.source is None and not settings.data.exists():
+        msg = (
+            f"no --source given and the data folder {settings.data} does not exist: "
+            f"generate one with `hhar data synth` or pass --source"
+        )
+        raise InputDataError(msg)
+    files = resolve_source(source)
+    replay_id = replay_identity(
+        settings.topic, [file.name for file in files],
+        os.path.abspath(os.path.expanduser(source)), settings.order,
+    )
+    kafka_client.check_broker(settings)
+    kafka_client.ensure_topics(settings, kafka_client.topic_specs(settings))
+    shares = plan_shares([file.path.stat().st_size for file in files], settings.workers,
+                         settings.limit)
+    stored: dict[str, Any] = {}
+    if settings.resume:
+        stored = load_positions(settings, replay_id)
+        _check_layout(stored, replay_id, settings.workers)
+    return _Plan(str(source), files, replay_id, shares, stored)
+
+
+def _check_layout(stored: dict[str, Any], replay_id: str, workers: int) -> None:
+    """Refuse to resume with another number of workers than the replay last ran with: their
+    shares and positions differ."""
+    if not stored:
+        logger.warning("no stored position for this topic and source: replaying from the beginning")
+        return
+    latest = max(stored.values(), key=lambda record: record.get("written_ms", 0))
+    if latest.get("workers", 1) != workers:
+        msg = (
+            f"the stopped replay of this topic and source ran with --workers "
+            f"{latest.get('workers', 1)}: resume it with as many, or replay without --resume "
+            f"to start again"
+        )
+        raise InputDataError(msg)
+
+
+def _run_share(
+    settings: Settings, plan: _Plan, share: Share, link: ParentLink | None,
+    stop: threading.Event, progress: ProgressReporter | None, *,
+    clock: Callable[[], float], sleep: Callable[[float], None], wall_clock: Callable[[], float],
+) -> ReplayStats:
+    """Replay one share in this process (`replay`'s, or a worker's)."""
+    replay_id = plan.replay_id + share.suffix
+    return ShareReplay(
+        settings, [plan.files[number] for number in share.files], share, replay_id,
+        plan.stored.get(replay_id), stop, progress, link, clock, sleep, wall_clock,
+    ).run()
+
+
+class ShareReplay:
+    """The replay of one share of a source: its rows, its producer, its position and figures."""
 
     def __init__(
         self,
         settings: Settings,
+        files: Sequence[SourceFile],
+        share: Share,
+        replay_id: str,
+        stored: dict[str, Any] | None,
         stop: threading.Event,
         progress: ProgressReporter | None,
+        link: ParentLink | None,
         clock: Callable[[], float],
         sleep: Callable[[float], None],
         wall_clock: Callable[[], float],
     ) -> None:
+        """The replay of `files` (the share's) as `replay_id`, from `stored` if resumed."""
         self.settings = settings
-        source = settings.source if settings.source is not None else settings.data
-        if settings.source is None and not settings.data.exists():
-            msg = (
-                f"no --source given and the data folder {settings.data} does not exist: "
-                f"generate one with `hhar data synth` or pass --source"
-            )
-            raise InputDataError(msg)
-        self.source = source
-        self.files: list[SourceFile] = resolve_source(source)
-        self.replay_id = delivery.replay_identity(
-            settings.topic, [file.name for file in self.files],
-            os.path.abspath(os.path.expanduser(source)), settings.order,
-        )
+        self.files = list(files)
+        self.share = share
+        self.replay_id = replay_id
         self.stop = stop
         self.progress = progress
+        self.link = link
         self.clock = clock
+        self.sleep = sleep
         self.wall_clock = wall_clock
         self.stats = ReplayStats(topic=settings.topic, dead_letter_topic=settings.dead_letter_topic)
+        self.router = Router(settings.devices, settings.fail_on_invalid)
         self.pacer: Pacer | None = None
-        if not settings.max_speed and settings.rate is not None:
-            self.pacer = Pacer(rate=settings.rate, clock=clock, sleep=sleep)
-        elif not settings.max_speed:
-            self.pacer = Pacer(
-                speedup=settings.speedup or 1.0, max_gap=settings.max_gap, clock=clock, sleep=sleep
-            )
-        self.delivery_errors: Counter[str] = Counter()
         self.counters = _Counters()
         self.committed = _Counters()
         count = len(self.files)
         self.position = _Position(0, 0, None, [0] * count, [0] * count, 0)
+        if stored is not None:
+            self._resume(stored)
         self.run_tag = f"{int(wall_clock() * 1000):x}"
-        self.device_names: dict[str, tuple[str, ...]] = {}
-        self.rebase_ms: int | None = None
         self.started = self.next_commit = self.next_progress = 0.0
+        self.wall_offset = 0.0
+        """Epoch seconds minus monotonic seconds: turns a due time into a timestamp."""
         self.stop_reason: str | None = None
         self.input_error: str | None = None
         """Why the input ends the replay (raised after committing what came before)."""
 
-    # -- setup ---------------------------------------------------------------------------------
-    def run(self) -> ReplayStats:
-        try:
-            self._run()
-        except KafkaException as error:
-            msg = f"Kafka at {self.settings.bootstrap} failed: {error.args[0].str()}"
-            raise BrokerError(msg) from None
-        finally:
-            if self.progress is not None:
-                self.progress.close(self.stats)
-        if self.input_error is not None:
-            raise InputDataError(self.input_error)
-        return self.stats
-
-    def _run(self) -> None:
-        settings = self.settings
-        kafka_client.check_broker(settings)
-        kafka_client.ensure_topics(settings, kafka_client.topic_specs(settings))
-        self.producer = delivery.transactional_producer(
-            settings, self.replay_id, self._on_delivery_error
-        )
-        try:
-            self._call(self.producer.init_transactions, _COMMIT_TIMEOUT)
-        except KafkaException as error:
-            msg = f"cannot start a Kafka transaction: {error.args[0].str()}"
-            raise BrokerError(msg) from None
-        if settings.resume:
-            self._resume()
-        self.started = self.clock()
-        try:
-            self._replay_all()
-        finally:
-            self.stats.elapsed = self.clock() - self.started
-            self._update_stats()
-
-    def _resume(self) -> None:
-        stored = delivery.load_position(self.settings, self.replay_id)
-        if stored is None:
-            logger.warning(
-                "no stored position for this topic and source: replaying from the beginning"
-            )
-            return
+    def _resume(self, stored: dict[str, Any]) -> None:
         names = [file.name for file in self.files]
         if stored.get("version") != POSITION_VERSION or stored.get("files") != names:
             msg = (
@@ -298,30 +252,57 @@ class _Replay:
             self.position.pass_number + 1, ": the replay had ended" if stored["done"] else "",
         )
 
-    # -- the replay ----------------------------------------------------------------------------
+    # -- the run -------------------------------------------------------------------------------
+    def run(self) -> ReplayStats:
+        """Replay the share to its end, a limit, a stop request or a failure.
+
+        Raises:
+            InputDataError: see `replay`.
+            BrokerError: when Kafka cannot be reached or used.
+        """
+        try:
+            self.sender = Sender(self.settings, self.replay_id, self.clock)
+            self.sender.start()
+            self._replay_all()
+        except KafkaException as error:
+            msg = f"Kafka at {self.settings.bootstrap} failed: {error.args[0].str()}"
+            raise BrokerError(msg) from None
+        finally:
+            if self.progress is not None:
+                self.progress.close(self.stats)
+        if self.input_error is not None:
+            raise InputDataError(self.input_error)
+        return self.stats
+
     def _replay_all(self) -> None:
         settings = self.settings
         position = self.position
+        if position.done and not settings.loop:
+            if self.link is not None:
+                self.link.ready(None)
+            return
         if position.done:
-            if not settings.loop:
-                return
             self._next_pass()
+        blocks = self._scheduled(self._read_pass())
+        self.started = self.clock()
+        self.wall_offset = self.wall_clock() - self.started
         self.next_commit = self.started + settings.commit_interval
         self.next_progress = self.started
-        self.producer.begin_transaction()
         try:
             while True:
-                starts = [FilePosition(*pair) for pair in zip(position.lines, position.keys,
-                                                              strict=True)]
-                rows = read_rows(self.files, settings.order, starts)
-                self.stop_reason = self._replay_pass(rows)
+                try:
+                    self.stop_reason = self._replay_pass(blocks)
+                except InputDataError as error:  # a file that cannot be read: commit the rest
+                    self.input_error, self.stop_reason = str(error), "unreadable file"
                 if self.stop_reason is not None:
                     break
                 if self.counters.rows == 0:
-                    self.input_error = (
-                        f"the source {self.source} holds no rows: its data files are empty"
-                    )
-                    self.stop_reason = "empty source"
+                    if self.link is None:
+                        self.input_error = (
+                            f"the source {settings.source or settings.data} holds no rows: "
+                            f"its data files are empty"
+                        )
+                        self.stop_reason = "empty source"
                     break
                 self.stats.passes += 1
                 if not settings.loop:
@@ -332,8 +313,9 @@ class _Replay:
                     self.stop_reason = "invalid row"
                     break
                 self._next_pass()
+                blocks = self._read_pass()
             self._commit()
-        except _DeliveryFailedError as error:
+        except TransactionFailedError as error:
             self.stats.failure = str(error)
             self.stop_reason = "failure"
         except BaseException:
@@ -342,6 +324,30 @@ class _Replay:
             raise
         finally:
             self.stats.stopped_by = self.stop_reason or "end"
+            self.stats.elapsed = self.clock() - self.started
+            self._update_stats()
+
+    def _read_pass(self) -> Iterator[RowBlock]:
+        starts = [FilePosition(*pair) for pair in zip(self.position.lines, self.position.keys,
+                                                      strict=True)]
+        return read_blocks(self.files, self.settings.order, starts, stride=self.share.stride,
+                           offset=self.share.offset)
+
+    def _scheduled(self, blocks: Iterator[RowBlock]) -> Iterator[RowBlock]:
+        """Set up the pacing (the schedule the workers share, through the parent), before the
+        first row is sent; the same blocks."""
+        first = next(blocks, None)
+        first_key = first.first_valid_key() if first is not None else None
+        start, origin = self.link.ready(first_key) if self.link is not None else (None, None)
+        settings = self.settings
+        if settings.rate is not None:
+            self.pacer = Pacer(rate=settings.rate * self.share.rate_fraction, clock=self.clock,
+                               sleep=self.sleep, start=start)
+        elif not settings.max_speed:
+            shifted = None if origin is None else origin + self.position.shift_ms
+            self.pacer = Pacer(speedup=settings.speedup or 1.0, max_gap=settings.max_gap,
+                               clock=self.clock, sleep=self.sleep, start=start, origin_ms=shifted)
+        return blocks if first is None else itertools.chain([first], blocks)
 
     def _next_pass(self) -> None:
         position = self.position
@@ -354,140 +360,115 @@ class _Replay:
         position.lines = [0] * len(self.files)
         position.keys = [0] * len(self.files)
 
-    def _replay_pass(self, rows: Iterator[Row]) -> str | None:
-        """Send rows until they end (None) or the replay must stop (the reason)."""
-        settings = self.settings
-        position = self.position
-        produce = self.producer.produce
-        topic = settings.topic
-        file_headers = [(HEADER_SOURCE_FILE, file.name) for file in self.files]
-        schema_header = (HEADER_SCHEMA_VERSION, SCHEMA_VERSION)
-        pass_headers: tuple[tuple[str, str], ...] = ()
-        if settings.loop:
-            pass_headers = ((HEADER_RUN_ID, f"{self.run_tag}.{position.pass_number}"),)
-        lines, keys = position.lines, position.keys
-        counters = self.counters
-        pacer = self.pacer
-        on_idle = self._housekeeping
-        fanout = settings.devices
-        shift = position.shift_ms + (self.rebase_ms or 0)
-        plain = shift == 0 and fanout == 1
-        first_event = True
-        limit = settings.limit if settings.limit is not None else float("inf")
-        read = counters.rows  # a local in the loop; counters.rows is set before any callback
-        check_at = min(read + _CHECK_EVERY, limit)
-        if read >= limit:
+    def _headers(self) -> list[tuple[str, str]]:
+        headers = [(HEADER_SCHEMA_VERSION, SCHEMA_VERSION)]
+        if self.settings.loop:
+            headers.append((HEADER_RUN_ID, f"{self.run_tag}.{self.position.pass_number}"))
+        return headers
+
+    def _replay_pass(self, blocks: Iterator[RowBlock]) -> str | None:
+        """Send blocks until they end (None) or the replay must stop (the reason)."""
+        limit = self.share.limit
+        headers = self._headers()
+        check_at = self.counters.rows + _CHECK_EVERY
+        for block in blocks:
+            if limit is not None:
+                if self.counters.rows >= limit:
+                    return "limit"
+                block = block.head(limit - self.counters.rows)
+            if self.position.pass_first_ms is None:
+                self.position.pass_first_ms = block.first_valid_key()
+            if self.pacer is None:
+                reason = self._send_block(block, headers)
+            else:
+                reason = self._send_paced(block, headers, self.pacer)
+            if reason is not None:
+                return reason
+            if self.counters.rows >= check_at:
+                check_at = self.counters.rows + _CHECK_EVERY
+                if not self._housekeeping():
+                    return self.stop_reason
+        if limit is not None and self.counters.rows >= limit:
             return "limit"
-        horizon = self._horizon()
-        try:
-            for key, file_no, line_no, payload, event, reason in rows:
-                if event is not None:
-                    if first_event:
-                        first_event = False
-                        if position.pass_first_ms is None:
-                            position.pass_first_ms = key
-                        if settings.rebase_now and self.rebase_ms is None:
-                            self.rebase_ms = int(self.wall_clock() * 1000) - key - position.shift_ms
-                        shift = position.shift_ms + (self.rebase_ms or 0)
-                        plain = shift == 0 and fanout == 1
-                    timestamp = key + shift
-                    if pacer is not None:
-                        counters.rows = read
-                        if not pacer.wait(timestamp, fanout, on_idle):
-                            return self.stop_reason
-                    if timestamp > horizon:
-                        horizon = self._horizon()
-                        if timestamp > horizon:
-                            event, reason = None, _too_far_ahead(timestamp)
-                if event is None:
-                    if settings.fail_on_invalid:
-                        name = self.files[file_no].name
-                        self.input_error = f"invalid row at {name}:{line_no}: {reason}"
-                        return "invalid row"
-                    self._dead_letter(payload, reason, [
-                        file_headers[file_no], (HEADER_SOURCE_LINE, str(line_no)), schema_header,
-                    ])
-                    counters.invalid += 1
-                else:
-                    headers = [file_headers[file_no], (HEADER_SOURCE_LINE, str(line_no)),
-                               schema_header, *pass_headers]
-                    if plain:
-                        try:
-                            # Positional: (topic, value, key, partition, on_delivery, callback,
-                            # timestamp, headers); parsing keywords costs a sixth of the call.
-                            produce(topic, payload, event["device"], _ANY_PARTITION, None, None,
-                                    timestamp, headers)
-                        except BufferError:
-                            self._send(topic, payload, event["device"], timestamp, headers)
-                    else:
-                        devices = self.device_names.get(event["device"])
-                        if devices is None:
-                            devices = virtual_devices(event["device"], fanout)
-                            self.device_names[event["device"]] = devices
-                        values = rewrite_event(payload, event, shift, devices)
-                        for device, value in zip(devices, values, strict=True):
-                            self._send(topic, value, device, timestamp, headers)
-                lines[file_no] = line_no
-                keys[file_no] = key
-                read += 1
-                if read >= check_at:
-                    counters.rows = read
-                    if not self._housekeeping():
-                        return self.stop_reason
-                    if read >= limit:
-                        return "limit"
-                    check_at = min(read + _CHECK_EVERY, limit)
-        finally:
-            counters.rows = read
         return None
+
+    def _send_block(self, block: RowBlock, headers: list[tuple[str, str]]) -> str | None:
+        """Route and send a whole block at once (``--max``)."""
+        stamp = int(self.wall_clock() * 1000) if self.settings.rebase_now else None
+        routed = self.router.route(block, self._horizon(), shift=self.position.shift_ms,
+                                   stamp=stamp)
+        self._send(routed, headers)
+        sent = block.head(routed.rows)
+        for file_no, place in sent.positions().items():
+            self.position.lines[file_no], self.position.keys[file_no] = place.lines, place.key
+        self.counters.rows += routed.rows
+        self.counters.invalid += len(routed.letters)
+        return self._stopped_by(routed.stop)
+
+    def _send_paced(
+        self, block: RowBlock, headers: list[tuple[str, str]], pacer: Pacer
+    ) -> str | None:
+        """Send a block row by row, each event when the pacer says it is due."""
+        router, counters, position = self.router, self.counters, self.position
+        shift, fanout, now = self.position.shift_ms, self.settings.devices, self.settings.rebase_now
+        horizon = self._horizon()
+        check_at = counters.rows + _CHECK_EVERY
+        for row in block.rows():
+            key, file_no, line_no, _, event, _ = row
+            timestamp = key + shift
+            if event is not None:
+                if not pacer.wait(timestamp, fanout, self._housekeeping):
+                    return self.stop_reason
+                if now:
+                    timestamp = int((pacer.last_due + self.wall_offset) * 1000)
+                if timestamp > horizon:
+                    horizon = self._horizon()
+            routed = Routed()
+            router.add(routed, row, timestamp, horizon)
+            self._send(routed, headers)
+            if routed.stop is not None:
+                return self._stopped_by(routed.stop)
+            position.lines[file_no], position.keys[file_no] = line_no, key
+            counters.rows += 1
+            counters.invalid += len(routed.letters)
+            if counters.rows >= check_at:
+                check_at = counters.rows + _CHECK_EVERY
+                if not self._housekeeping():
+                    return self.stop_reason
+        return None
+
+    def _send(self, routed: Routed, headers: list[tuple[str, str]]) -> None:
+        topic = self.settings.topic
+        self.sender.send_events(topic, routed.values, routed.keys, routed.timestamps, headers)
+        for letter in routed.letters:
+            value, letter_headers = letter.record(self.files[letter.file_no].name)
+            self.sender.send(self.settings.dead_letter_topic, value, None, 0, letter_headers)
+
+    def _stopped_by(self, letter: DeadLetter | None) -> str | None:
+        """The stop reason when an invalid row stops the replay (``fail_on_invalid``)."""
+        if letter is None:
+            return None
+        name = self.files[letter.file_no].name
+        self.input_error = f"invalid row at {name}:{letter.line_no}: {letter.reason}"
+        return "invalid row"
 
     def _horizon(self) -> int:
         """The latest record timestamp the broker takes now (epoch ms, see `MAX_AHEAD_MS`)."""
         return int(self.wall_clock() * 1000) + MAX_AHEAD_MS
 
-    def _dead_letter(self, line: bytes, reason: str, headers: list[tuple[str, str]]) -> None:
-        """Send an invalid row's line and reason to the dead-letter topic, cut to fit."""
-        headers = [(HEADER_ERROR_REASON, reason[:_MAX_REASON]), *headers]
-        if len(line) > MAX_LINE_BYTES:
-            headers += [(HEADER_TRUNCATED, "true"), (HEADER_ORIGINAL_LENGTH, str(len(line)))]
-            line = line[:MAX_LINE_BYTES]
-        self._send(self.settings.dead_letter_topic, line, None, None, headers)
-
-    def _send(
-        self, topic: str, value: bytes, key: str | None, timestamp: int | None,
-        headers: list[tuple[str, str]],
-    ) -> None:
-        """Produce one record, serving the queue while it is full."""
-        deadline = None
-        while True:
-            try:
-                self.producer.produce(topic, value, key, timestamp=timestamp or 0, headers=headers)
-                return
-            except BufferError:
-                now = self.clock()
-                deadline = deadline or now + _QUEUE_FULL_TIMEOUT
-                if now >= deadline:
-                    msg = (
-                        f"the producer's queue stayed full for {_QUEUE_FULL_TIMEOUT:.0f} s: "
-                        f"Kafka at {self.settings.bootstrap} does not take the events"
-                    )
-                    raise BrokerError(msg) from None
-                self.producer.poll(0.1)
-
     # -- housekeeping: commits, progress, stop requests ----------------------------------------
     def _housekeeping(self) -> bool:
         """Serve the producer, commit and report when due; False when the replay must stop.
 
-        Called every few thousand rows, and while the pacer waits.
+        Called every `_CHECK_EVERY` rows and while the pacer waits.
         """
-        self.producer.poll(0)
+        self.sender.serve()
         if self.stop.is_set():
             self.stop_reason = "signal"
             return False
         now = self.clock()
         if now >= self.next_commit:
-            if self._commit():
-                self.producer.begin_transaction()
+            self._commit()
             self.next_commit = now + self.settings.commit_interval
         if now >= self.next_progress and self.progress is not None:
             self.stats.elapsed = now - self.started
@@ -510,19 +491,22 @@ class _Replay:
             stats.drift = self.pacer.drift
             stats.max_drift = self.pacer.max_drift
 
-    def _commit(self) -> bool:
-        """Commit the open transaction with the replay's position.
+    def _commit(self) -> None:
+        """Commit the open transaction with the share's position, if it holds anything.
 
-        Returns:
-            False when there was nothing to commit (the transaction stays open).
+        Raises:
+            TransactionFailedError: after counting what the transaction held as failed.
         """
         counters, committed, position = self.counters, self.committed, self.position
         if counters.rows == committed.rows and not position.done:
-            return False
+            return
         record = {
             "version": POSITION_VERSION,
             "files": [file.name for file in self.files],
             "order": self.settings.order,
+            "workers": self.share.workers,
+            "worker": self.share.worker,
+            "written_ms": int(self.wall_clock() * 1000),
             "pass": position.pass_number,
             "shift_ms": position.shift_ms,
             "pass_first_ms": position.pass_first_ms,
@@ -531,62 +515,10 @@ class _Replay:
             "keys": position.keys,
             "done": position.done,
         }
-        self._send(self.settings.state_topic, json.dumps(record).encode(), self.replay_id,
-                   None, [])
         try:
-            self._call(self.producer.commit_transaction, _COMMIT_TIMEOUT)
-        except KafkaException as error:
-            kafka_error: KafkaError = error.args[0]
-            self.producer.poll(0)  # serve the failed deliveries' reports: they name the cause
-            detail = (self.delivery_errors.most_common(1)[0][0] if self.delivery_errors
-                      else kafka_error.str())
-            if kafka_error.code() in _FENCED:
-                detail += " (another hhar produce of the same topic and source took over)"
-            outcome = "could not be committed"
-            if kafka_error.txn_requires_abort():
-                outcome = "failed and was aborted"
-                try:
-                    self._call(self.producer.abort_transaction, _COMMIT_TIMEOUT)
-                except KafkaException as abort_error:
-                    # The broker aborts it when it times out, and so does the next run.
-                    logger.warning("could not abort the transaction: %s", abort_error.args[0].str())
-                    outcome = "failed"
+            self.sender.commit(record)
+        except TransactionFailedError:
             self.stats.failed = (self._events(counters) - self._events(committed)) + (
                 counters.invalid - committed.invalid)
-            msg = f"a transaction {outcome}: {detail}"
-            raise _DeliveryFailedError(msg) from None
+            raise
         committed.rows, committed.invalid = counters.rows, counters.invalid
-        return True
-
-    @staticmethod
-    def _call(method: Callable[[float], None], timeout: float) -> None:
-        """Call a transaction method, retrying retriable errors for up to `timeout` seconds.
-
-        Each call waits at most a second (a timed-out call resumes where it was), so signal
-        handlers, which run between calls, keep a second Ctrl+C effective.
-        """
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                method(_CALL_SLICE)
-                return
-            except KafkaException as error:
-                kafka_error: KafkaError = error.args[0]
-                if not kafka_error.retriable() or time.monotonic() >= deadline:
-                    raise
-                if kafka_error.code() != KafkaError._TIMED_OUT:
-                    logger.warning("%s: %s; retrying", method.__name__, kafka_error.str())
-
-    def _on_delivery_error(self, error: KafkaError, message: Any) -> None:
-        """Delivery report of a failed record (successes are confirmed by the commit).
-
-        Each distinct error is logged once; records purged by an abort are its consequence.
-        """
-        if error.code() in _PURGED:
-            return
-        text = error.str()
-        if not self.delivery_errors[text]:
-            logger.error(
-                "delivery to %s[%s] failed: %s", message.topic(), message.partition(), text
-            )
-        self.delivery_errors[text] += 1

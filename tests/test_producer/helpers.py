@@ -56,6 +56,19 @@ def write_part_files(
     return paths
 
 
+def line_places(paths: list[Path]) -> dict[bytes, tuple[str, int]]:
+    """Where each line of the files is, (file name, line number), by its bytes.
+
+    Events carry the line as read and name no source line: this is how a test finds it (the
+    valid lines of `write_part_files` are unique: each has its own ``Index``; a line written
+    more than once is at its last place).
+    """
+    return {
+        line: (path.name, number)
+        for path in paths for number, line in enumerate(path.read_bytes().splitlines(), 1)
+    }
+
+
 @dataclass(frozen=True)
 class Record:
     """A record read back from Kafka."""

@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from hhar_stream.daemons import free_port
+from hhar_stream.schemas import parse_event
 from hhar_stream.settings import Settings
 
-from .helpers import CommittedCounter, read_topic, write_part_files
+from .helpers import CommittedCounter, line_places, read_topic, write_part_files
 
 HHAR = [sys.executable, "-m", "hhar_stream.cli"]
 
@@ -50,12 +51,15 @@ def summary_number(text: str, pattern: str) -> int:
 
 @pytest.mark.kafka
 @pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
 def test_sigterm_commits_what_was_read_and_prints_the_summary(
-    kafka, fresh_topic, tmp_path
+    kafka, fresh_topic, tmp_path, workers
 ) -> None:
+    """SIGTERM: every worker stops and commits what it read; one summary. Each worker's rows
+    (with two, every other line) are a prefix of its share."""
     [path] = write_part_files(tmp_path, files=1, rows_per_file=20_000)  # 20 s at 1000/s
     topic = fresh_topic()
-    process = hhar("produce", "--source", str(path), "--topic", topic,
+    process = hhar("produce", "--source", str(path), "--topic", topic, "--workers", str(workers),
                    "--bootstrap", kafka.bootstrap, "--rate", "1000", "--commit-interval", "0.2")
     try:
         wait_for_committed(kafka, topic, 300)
@@ -65,13 +69,15 @@ def test_sigterm_commits_what_was_read_and_prints_the_summary(
         process.kill()
     assert process.returncode == 0, err
     assert "SIGTERM: stopping" in err
-    assert "stopped by signal" in out
+    assert out.count("stopped by signal") == 1
+    assert (", 2 workers" in out) == (workers == 2)
     delivered = summary_number(out, r"delivered ([\d,]+) events")
     assert summary_number(out, r"read ([\d,]+) rows") == delivered
-    records = read_topic(kafka, topic)
-    assert 300 <= delivered < 20_000
-    assert sorted(int(r.headers["source_line"]) for r in records) == list(
-        range(1, delivered + 1))
+    indexes = sorted(parse_event(r.value).index for r in read_topic(kafka, topic))
+    assert 300 <= delivered == len(indexes) < 20_000
+    for worker in range(workers):  # row n is line n + 1: worker w has the rows n = w mod 2
+        mine = [index for index in indexes if index % workers == worker]
+        assert mine == list(range(worker, workers * len(mine), workers))
 
 
 @pytest.mark.kafka
@@ -83,11 +89,8 @@ def test_resume_after_kill_9_delivers_every_row_exactly_once(kafka, fresh_topic,
     for number in (1400, 700, 10):
         lines.insert(number, '{"Arrival_Time":"broken"')
     paths[1].write_text("\n".join(lines) + "\n")
-    expected_valid = {
-        (path.name, number)
-        for path in paths for number, line in enumerate(path.read_text().splitlines(), 1)
-        if "broken" not in line
-    }
+    places = line_places(paths)
+    expected_valid = {place for line, place in places.items() if b"broken" not in line}
     topic = fresh_topic()
     common = ["--source", str(data), "--topic", topic, "--bootstrap", kafka.bootstrap,
               "--commit-interval", "0.2"]
@@ -108,7 +111,7 @@ def test_resume_after_kill_9_delivers_every_row_exactly_once(kafka, fresh_topic,
     assert "after" in out and "rows of earlier runs" in out
 
     records = read_topic(kafka, topic)
-    seen = Counter((r.headers["source_file"], int(r.headers["source_line"])) for r in records)
+    seen = Counter(places[r.value] for r in records)
     assert set(seen) == expected_valid
     assert max(seen.values()) == 1, [key for key, count in seen.items() if count > 1][:5]
     letters = read_topic(kafka, f"{topic}.dlq")

@@ -10,8 +10,8 @@ import pytest
 from rich.console import Console
 
 from hhar_stream.errors import InputDataError
-from hhar_stream.producer.progress import BarProgress, LogProgress, format_summary
-from hhar_stream.producer.replay import ReplayStats, replay
+from hhar_stream.producer.progress import BarProgress, LogProgress, ReplayStats, format_summary
+from hhar_stream.producer.replay import replay
 from hhar_stream.settings import Settings
 
 

@@ -12,10 +12,11 @@ import pytest
 from hhar_stream.cli import main
 from hhar_stream.errors import InputDataError
 from hhar_stream.producer.replay import replay
+from hhar_stream.producer.sources import read_rows, resolve_source
 from hhar_stream.schemas import parse_event
 from hhar_stream.settings import Settings
 
-from .helpers import START_MS, read_topic, write_part_files
+from .helpers import START_MS, line_places, read_topic, write_part_files
 
 pytestmark = pytest.mark.kafka
 
@@ -42,22 +43,17 @@ def test_the_topic_holds_exactly_the_valid_rows(kafka, fresh_topic, tmp_path) ->
     topic = fresh_topic()
     stats = replay(settings_for(kafka, topic, tmp_path))
 
-    lines = {
-        (path.name, number): line.encode()
-        for path in paths for number, line in enumerate(path.read_text().splitlines(), 1)
-    }
+    places = line_places(paths)
     records = read_topic(kafka, topic)
     assert (stats.rows_read, stats.invalid, stats.delivered, stats.failed) == (450, 0, 450, 0)
     assert len(records) == 450
-    seen = Counter((r.headers["source_file"], int(r.headers["source_line"])) for r in records)
-    assert set(seen) == set(lines) and max(seen.values()) == 1
+    seen = Counter(places[record.value] for record in records)  # the value is the line as read
+    assert set(seen) == set(places.values()) and max(seen.values()) == 1
     for record in records:
         event = parse_event(record.value)
-        assert record.value == lines[record.headers["source_file"],
-                                     int(record.headers["source_line"])]
         assert record.key == event.device
         assert (record.timestamp_type, record.timestamp) == (1, event.arrival_time)
-        assert record.headers["schema_version"] == "1"
+        assert record.headers == {"schema_version": "1"}
     assert {record.partition for record in records} <= set(range(kafka.partitions))
 
     # Per device, the events sit in one partition in the order of the recording.
@@ -94,7 +90,7 @@ def test_invalid_rows_go_to_the_dead_letter_topic(kafka, fresh_topic, tmp_path) 
 
     assert (stats.rows_read, stats.invalid, stats.dead_lettered) == (12, 9, 9)
     events = read_topic(kafka, topic)
-    assert sorted(int(r.headers["source_line"]) for r in events) == sorted(valid)
+    assert sorted(r.value for r in events) == sorted(line.encode() for line in valid.values())
     letters = read_topic(kafka, f"{topic}.dlq")
     assert len(letters) == len(invalid)
     for letter in letters:
@@ -153,9 +149,8 @@ def test_loop_devices_and_now_shift_and_fan_out(kafka, fresh_topic, tmp_path) ->
     assert runs == {"0": 40, "1": 40, "2": 20}  # 20 rows x 2 devices per pass
     for record in records:
         event = parse_event(record.value)
-        line = int(record.headers["source_line"])
         shift = int(record.headers["run_id"].rsplit(".", 1)[1]) * span
-        original = originals[line - 1]
+        original = originals[event.index]  # line n + 1 holds Index n
         assert record.key == event.device
         assert event.device in (original.device, f"{original.device}-v2")
         assert record.timestamp == event.arrival_time == original.arrival_time + shift
@@ -169,9 +164,37 @@ def test_loop_devices_and_now_shift_and_fan_out(kafka, fresh_topic, tmp_path) ->
     before = time.time() * 1000
     replay(settings_for(kafka, rebased, path, rebase_now=True))
     after = time.time() * 1000
-    stamps = sorted(r.timestamp for r in read_topic(kafka, rebased))
-    assert before <= stamps[0] <= after
-    assert [b - a for a, b in zip(stamps, stamps[1:], strict=False)] == [5] * 19
+    stamped = read_topic(kafka, rebased)
+    assert len(stamped) == 20
+    assert all(before <= r.timestamp <= after for r in stamped)  # --max: the time it is sent
+    for record in stamped:
+        event = parse_event(record.value)
+        original = originals[event.index]
+        assert event.arrival_time == record.timestamp
+        assert event.creation_time - original.creation_time == (
+            (record.timestamp - original.arrival_time) * 1_000_000)
+
+
+def test_now_with_a_rate_stamps_each_event_when_it_is_sent(kafka, fresh_topic, tmp_path) -> None:
+    """Rows a minute apart in the recording, sent 100 a second: the rate runs the recording's
+    time 6,000 times faster than the clock. With --now every event is stamped when the rate
+    sends it, so its time stays at the clock (rebasing once would put the 56th row more than
+    55 minutes ahead, and it would be dead-lettered)."""
+    [path] = write_part_files(tmp_path, files=1, rows_per_file=120, step_ms=60_000)
+    topic = fresh_topic()
+    before = time.time() * 1000
+    stats = replay(settings_for(kafka, topic, path, max_speed=False, rate=100.0,
+                                rebase_now=True))
+    after = time.time() * 1000
+    records = sorted(read_topic(kafka, topic), key=lambda r: parse_event(r.value).index)
+    assert (stats.delivered, stats.dead_lettered, len(records)) == (120, 0, 120)
+    assert read_topic(kafka, f"{topic}.dlq") == []
+    stamps = [r.timestamp for r in records]
+    assert before <= stamps[0] and stamps[-1] <= after
+    assert [parse_event(r.value).arrival_time for r in records] == stamps
+    gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
+    assert set(gaps) <= {9, 10, 11}, gaps  # 10 ms apart, to the millisecond
+    assert stamps[-1] - stamps[0] == pytest.approx(1190, abs=1)
 
 
 def test_a_real_uci_file_and_its_spreadsheet_copy(kafka, fresh_topic, real_samples) -> None:
@@ -181,11 +204,10 @@ def test_a_real_uci_file_and_its_spreadsheet_copy(kafka, fresh_topic, real_sampl
     assert (stats.rows_read, stats.invalid) == (12_000, 7008)
     events = read_topic(kafka, topic)
     assert len(events) == 4992
-    assert {r.headers["source_file"] for r in events} == {
-        "uci_Phones_gyroscope_first10000rows__rdavilao_COMP_Taller5.csv"
-    }
-    first = min(events, key=lambda r: int(r.headers["source_line"]))
-    assert parse_event(first.value).creation_time == 1424696631914042029
+    [first_rows] = resolve_source(real_samples / "uci_Phones_gyroscope_first10000rows_*.csv")
+    valid_rows = [row for row in read_rows([first_rows], "by-file") if row[4] is not None]
+    assert sorted(r.value for r in events) == sorted(row[3] for row in valid_rows[:4992])
+    assert parse_event(valid_rows[0][3]).creation_time == 1424696631914042029
     letters = read_topic(kafka, f"{topic}.dlq")
     assert len(letters) == 7008
     assert all("scientific notation" in r.headers["error_reason"] for r in letters)
@@ -251,7 +273,7 @@ def test_resuming_a_loop_continues_its_pass_and_time_shift(kafka, fresh_topic, t
     assert (resumed.resumed_rows, resumed.rows_read) == (30, 20)
     records = read_topic(kafka, topic)
     placed = sorted(
-        (int(r.headers["run_id"].rsplit(".", 1)[1]), int(r.headers["source_line"]), r.timestamp)
+        (int(r.headers["run_id"].rsplit(".", 1)[1]), parse_event(r.value).index + 1, r.timestamp)
         for r in records
     )
     assert [(run, line) for run, line, _ in placed] == [

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hhar_stream.producer.sources import file_rows, resolve_source
+from hhar_stream.producer.sources import read_rows, resolve_source
 from hhar_stream.producer.uci import UCI_COLUMNS, InvalidRowError, UciLayout, parse_uci_line
 from hhar_stream.schemas import SensorEvent, parse_event
 
@@ -79,9 +79,9 @@ def test_the_real_uci_files(real_samples: Path) -> None:
     """Every row of the real files is read; mangled Creation_Times are rejected, never rounded."""
     files = resolve_source(real_samples / "uci_*.csv")
     assert len(files) == 6
-    for file_no, file in enumerate(files):
+    for file in files:
         expected = _uci_rows(file.path)
-        rows = list(file_rows(file_no, file))
+        rows = list(read_rows([file], "by-file"))
         assert len(rows) == len(expected), file.name
         mangled = "E+" in expected[0][2]
         for (_, _, _, payload, event, reason), fields in zip(rows, expected, strict=True):
@@ -105,7 +105,7 @@ def test_the_tab_separated_file_with_header(real_samples: Path) -> None:
         real_samples / "uci_Phones_gyroscope_sample7008rows_TABSEPARATED__paipradeep_"
         "HumanActivityRecognition.csv"
     )
-    rows = list(file_rows(0, file))
+    rows = list(read_rows([file], "by-file"))
     assert len(rows) == 7008
     assert rows[0][2] == 2  # line 1 is the header
     assert all(event is None for _, _, _, _, event, _ in rows)
