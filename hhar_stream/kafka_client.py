@@ -189,7 +189,29 @@ def ensure_topics(settings: Settings, specs: Mapping[str, TopicSpec]) -> list[st
             raise BrokerError(msg) from None
         logger.info("created topic %s", name)
         created.append(name)
+    _wait_for_leaders(admin, created)
     return created
+
+
+def _wait_for_leaders(admin: AdminClient, topics: list[str]) -> None:
+    """Wait until every partition of `topics` has a leader: a topic just created may still
+    answer "not leader for partition" for a moment.
+
+    Raises:
+        BrokerError: when a partition has none within `ADMIN_TIMEOUT` seconds.
+    """
+    deadline = time.monotonic() + ADMIN_TIMEOUT
+    for topic in topics:
+        while True:
+            metadata = admin.list_topics(topic, timeout=REACH_TIMEOUT).topics.get(topic)
+            if metadata is not None and metadata.error is None and metadata.partitions and all(
+                    partition.leader >= 0 and partition.error is None
+                    for partition in metadata.partitions.values()):
+                break
+            if time.monotonic() > deadline:
+                msg = f"topic {topic} has partitions without a leader after {ADMIN_TIMEOUT:.0f} s"
+                raise BrokerError(msg)
+            time.sleep(0.1)
 
 
 def wait_for_brokers(settings: Settings, count: int, timeout: float) -> None:

@@ -229,6 +229,28 @@ class Sender:
         self.delivery_errors[text] += 1
 
 
+_LEADER_NOT_READY = frozenset({
+    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_PARTITION,
+})
+
+
+def _watermarks(consumer: Consumer, partition: TopicPartition,
+                deadline: float) -> tuple[int, int]:
+    """A partition's (earliest, end) offsets, asked again while its leader is not ready (a
+    topic created a moment ago answers "not leader for partition")."""
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(
+                partition, timeout=max(deadline - time.monotonic(), 0.1))
+        except KafkaException as error:
+            if error.args[0].code() not in _LEADER_NOT_READY or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)
+        else:
+            return low, high
+
+
 def load_positions(
     settings: Settings, prefix: str, timeout: float = REACH_TIMEOUT
 ) -> dict[str, Any]:
@@ -252,11 +274,12 @@ def load_positions(
     positions: dict[str, Any] = {}
     deadline = time.monotonic() + timeout
     try:
-        _, high = consumer.get_watermark_offsets(partition, timeout=timeout)
+        low, high = _watermarks(consumer, partition, deadline)
         consumer.assign([partition])
         # read_committed stops at the last stable offset; keep going until it reaches the end
-        # (another replay's transaction may hold it back for a moment).
-        while consumer.position([partition])[0].offset < high:
+        # (another replay's transaction may hold it back for a moment). A topic with nothing
+        # to read (new, or emptied) has no end to reach: the position stays unset.
+        while low < high and consumer.position([partition])[0].offset < high:
             if time.monotonic() >= deadline:
                 msg = f"timed out reading the resume position from {settings.state_topic}"
                 raise BrokerError(msg)

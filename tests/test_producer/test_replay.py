@@ -11,6 +11,7 @@ import pytest
 
 from hhar_stream.cli import main
 from hhar_stream.errors import InputDataError
+from hhar_stream.producer.delivery import REACH_TIMEOUT
 from hhar_stream.producer.replay import replay
 from hhar_stream.producer.sources import read_rows, resolve_source
 from hhar_stream.schemas import parse_event
@@ -247,6 +248,19 @@ def test_resume_continues_after_a_limit_and_ends_at_the_end(kafka, fresh_topic, 
     assert (again.rows_read, again.delivered) == (0, 0)
     records = read_topic(kafka, topic)
     assert sorted(parse_event(r.value).index for r in records) == list(range(200))
+
+
+def test_resume_on_a_new_state_topic_is_a_first_replay(kafka, fresh_topic, tmp_path) -> None:
+    """``--resume`` before any replay (a new broker, compose's first start): nothing to resume
+    from, every row delivered, without waiting for the end of an empty state topic."""
+    write_part_files(tmp_path, files=2, rows_per_file=50)
+    topic = fresh_topic()
+    started = time.monotonic()
+    stats = replay(settings_for(kafka, topic, tmp_path, resume=True,
+                                state_topic=f"{topic}.state"))
+    assert (stats.resumed_rows, stats.delivered) == (0, 100)
+    assert time.monotonic() - started < REACH_TIMEOUT
+    assert len(read_topic(kafka, topic)) == 100
 
 
 def test_long_gaps_are_waited_out_or_capped(kafka, fresh_topic, tmp_path) -> None:
