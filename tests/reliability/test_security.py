@@ -208,7 +208,7 @@ def test_the_pipeline_runs_with_credentials_and_never_shows_them(
         hhar_env(processor_settings, (*CLIENT_FIELDS, *SPARK_FIELDS, "checkpoint", "history")),
         tmp_path, "process")
     assert processed.wait(600) == 0, processed.stderr[-3000:]
-    assert json.loads(processed.stdout)["queries"]["bad_records"]["bad_records"] == 0
+    assert json.loads(processed.stdout)["queries"]["fused"]["bad_records"] == 0
 
     watched = HharProcess(["watch", "--once", "--query", "total_count"],
                           hhar_env(watch_settings, CLIENT_FIELDS), tmp_path, "watch")
