@@ -262,6 +262,17 @@ def run(command: Sequence[str], work: Path, name: str, env: dict[str, str] | Non
     return running.finish(timeout)
 
 
+def rss_by_kind(root: int) -> dict[str, float]:
+    """Resident memory now (MB) of `root`'s process tree, summed per kind (java, python,
+    other): one point of a memory-over-time series."""
+    totals = {"java": 0.0, "python": 0.0, "other": 0.0}
+    for pid in process_tree(root):
+        found = _memory_kb(pid)
+        if found is not None:
+            totals[_kind(pid)] += found[0] / _KB
+    return totals
+
+
 def load_average() -> float:
     """The 1-minute load average now."""
     return os.getloadavg()[0]

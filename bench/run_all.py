@@ -2,22 +2,28 @@
 
 Starts its own Kafka broker (free ports, a temporary folder), generates the data with
 `hhar data synth`, runs every measurement as a subprocess of the real CLI (or of a small
-script) while sampling the peak memory of its process tree, and prints one table:
+script) while sampling the memory of its process tree, each with the load average, and prints
+one table. Sections (``--sections``, default all):
 
-1. producer: `kcat -P`, the bare confluent-kafka loop and `hhar produce --max` with 1, 2 and 4
-   workers on the same file and broker (bench/producer_bench.py), each with the load average,
-   and Kafka's own ProducerPerformance from the project's jars;
-2. processor throughput on the main size already in the topic: the exercise's file stream
-   (bench/baseline_file_stream.py), the per-query engine and the fused engine, all queries;
-3. end-to-end latency at a steady rate with a 1 s trigger (fused engine), p50/p95/p99;
-4. peak RSS of every producer and processor run (JVM and Python apart; the producer's per
-   worker from a `--workers 2` run of each size);
-5. scaling: produce + process each size (default 100k, 1M and the full 6,240,991 rows).
+- ``producer``: `kcat -P`, the bare confluent-kafka loop and `hhar produce --max` with 1, 2
+  and 4 workers on the same file and broker (bench/producer_bench.py), and Kafka's own
+  ProducerPerformance; the producer's memory per worker for each size (``--sizes``);
+- ``engines``: the processor on the same 3,000,000 events (``--engines-size``): the read-only
+  ceiling (bench/ceiling.py: Spark reads the topic and counts), the fused engine and the
+  per-query engine, all queries, available-now; and the exercise's file stream
+  (bench/baseline_file_stream.py) on the main size;
+- ``profile``: the processor's stages timed apart (bench/profile_processor.py);
+- ``latency``: end-to-end latency p50/p95/p99 at 5,000 and 50,000 events/s, 5 minutes each
+  (fused engine, trigger 500 ms, producer commit interval 0.25 s, `--now`);
+- ``full``: the full 6,240,991 rows produced with `--max` while the processor runs, until
+  every event is counted;
+- ``demo``: `hhar demo` for 3 minutes: how many events the processor is behind at its end;
+- ``memory``: the processor's JVM and Python memory over 15 minutes at 20,000 events/s.
 
 It writes bench/out/results.json, bench/out/benchmarks.png and, unless --quick, the table
 section of BENCHMARKS.md and the plot beside it (bench/benchmarks.png).
 
-    python bench/run_all.py [--sizes 100000,1000000,6240991] [--quick]
+    python bench/run_all.py [--sections engines,latency] [--quick]
 
 Not a test: figures depend on the machine and its load (the broker runs on it too).
 """
@@ -44,7 +50,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from measure import Measured, Running, load_average, run  # noqa: E402
+from measure import Measured, Running, load_average, rss_by_kind, run  # noqa: E402
 from report import render_outputs, render_table  # noqa: E402
 
 from hhar_stream.daemons import free_port, java_executable  # noqa: E402
@@ -56,12 +62,20 @@ OUT = REPO / "bench" / "out"
 FULL_ROWS = 6_240_991
 DEFAULT_SIZES = (100_000, 1_000_000, FULL_ROWS)
 QUICK_SIZES = (20_000, 100_000)
+SECTIONS = ("producer", "engines", "profile", "latency", "full", "demo", "memory")
 PARTITIONS = 3
 PERF_PAYLOAD_LINES = 100_000
-LATENCY_RATE = 5000.0
-LATENCY_SECONDS = 60.0
-LATENCY_SEED_EVENTS = 1000
-QUICK_LATENCY_SECONDS = 15.0
+ENGINES_SIZE = 3_000_000
+ENGINES_MAX_OFFSETS = 500_000
+LATENCY_RATES = (5_000, 50_000)
+LATENCY_SECONDS = 300.0
+LATENCY_TRIGGER = "500 milliseconds"
+LATENCY_COMMIT_INTERVAL = "0.25"
+SEED_EVENTS = 1000
+DEMO_SECONDS = 180.0
+MEMORY_RATE = 20_000
+MEMORY_SECONDS = 900.0
+MEMORY_SAMPLE_SECONDS = 10.0
 PROCESS_TIMEOUT = 1800.0
 
 
@@ -147,11 +161,13 @@ class Suite:
             log(f"warning: no table yet: {error!r}")
 
     # -- helpers -------------------------------------------------------------------------------
-    def run(self, name: str, command: list[str], **kwargs: Any) -> Measured:
+    def run(self, name: str, command: list[str], env: dict[str, str] | None = None,
+            **kwargs: Any) -> Measured:
         log(f"{name}: {' '.join(command[2:8]) if command[0] == sys.executable else command[0]}")
         kwargs.setdefault("timeout", PROCESS_TIMEOUT)
         load = load_average()
-        measured = run(command, self.work, name, env=self.env, cwd=REPO, **kwargs).check()
+        measured = run(command, self.work, name, env=env or self.env, cwd=REPO,
+                       **kwargs).check()
         self.results["runs"][name] = {
             "wall_s": round(measured.wall, 2), "load_before": round(load, 2),
             "load_after": round(load_average(), 2), "memory": memory_of(measured),
@@ -278,12 +294,29 @@ class Suite:
             "perf_wall_s": round(measured.wall, 2),
         }
 
-    # -- 2. processor throughput ---------------------------------------------------------------
-    def throughput_section(self, rows: int, data: Path, topic: str) -> None:
-        log(f"2. processor throughput ({rows:,} events in {topic})")
+    # -- engines: the processor on the same events --------------------------------------------
+    def engines_section(self, full_data: Path, main_data: Path) -> None:
+        rows = self.args.engines_size
+        topic = "bench.engines"
+        log(f"engines: read-only ceiling, fused and per-query engines on the same {rows:,} events")
+        self.produce("engines_produce", full_data, topic, "--max", "--limit", str(rows))
+        limit = ["--max-offsets-per-trigger", str(ENGINES_MAX_OFFSETS)]
+        measured = self.run("ceiling", [
+            sys.executable, str(REPO / "bench" / "ceiling.py"), "--topic", topic,
+            "--bootstrap", self.bootstrap, *limit,
+        ])
+        summary = processor_summary(measured)
+        self.results["runs"]["ceiling"] |= {
+            "events": summary["events"], "seconds": summary["seconds"],
+            "events_per_s": summary["events_per_second"], "batches": summary["batches"],
+        }
+        # Each engine right after the ceiling, so that they meet similar load.
+        self.process("fused_engine", topic, main_data, "fused", *limit)
+        self.process("per_query_engine", topic, main_data, "per-query", *limit)
+        log("engines: the exercise's file stream (baseline) on the main size")
         measured = self.run("baseline", [
             sys.executable, str(REPO / "bench" / "baseline_file_stream.py"), "--source",
-            str(data), "--checkpoint", str(self.work / "checkpoints" / "baseline"),
+            str(main_data), "--checkpoint", str(self.work / "checkpoints" / "baseline"),
         ])
         summary = processor_summary(measured)
         self.results["runs"]["baseline"] |= {
@@ -291,103 +324,126 @@ class Suite:
             "events_per_s": summary["events_per_second"], "batches": summary["batches"],
             "counted": summary["counted"],
         }
-        # The three runs of this section follow each other, so that they meet similar load.
-        self.process(f"per_query_{rows}", topic, data, "per-query")
-        self.process(f"fused_section2_{rows}", topic, data, "fused")
 
-    def profile_section(self, data: Path, topic: str) -> None:
+    def profile_section(self, data: Path) -> None:
         """The processor's stages timed apart (bench/profile_processor.py)."""
-        log(f"profile of the processor's stages on {topic}")
+        log("profile of the processor's stages on bench.engines")
         measured = self.run("profile_processor", [
-            sys.executable, str(REPO / "bench" / "profile_processor.py"), "--topic", topic,
-            "--history", str(data),
+            sys.executable, str(REPO / "bench" / "profile_processor.py"), "--topic",
+            "bench.engines", "--bootstrap", self.bootstrap, "--history", str(data),
         ])
         self.results["profile"] = processor_summary(measured)
 
-    # -- 3. latency ----------------------------------------------------------------------------
-    def latency_section(self, data: Path) -> None:
-        rate, seconds = self.args.rate, self.args.latency_seconds
-        events = int(rate * seconds)
-        log(f"3. latency: {events:,} events at {rate:,.0f}/s, fused engine, trigger 1 s")
-        topic, prefix = "bench.latency.events", "bench.latency.results."
-        append_time = {"message.timestamp.type": "LogAppendTime"}
-        self.create_topic(topic, append_time)
-        self.create_topic(prefix + "total_count", append_time)
-        # A few events first: the processor's first batch then has data (the fused engine
-        # fails on a first micro-batch without events: total_count's sum over no rows is null),
-        # and its first two micro-batches, which pay for code generation, are not measured.
-        seed = self.produce("latency_seed", data, topic, "--max", "--limit",
-                            str(LATENCY_SEED_EVENTS))["events"]
-        checkpoint = self.work / "checkpoints" / "latency"
+    # -- a processor that runs while the producer does -----------------------------------------
+    def start_processor(self, name: str, topic: str, history: Path, *extra: str,
+                        results_prefix: str | None = None) -> tuple[Running, Path, float]:
+        """`hhar process` (fused, continuous) on `topic`, waited for until its query runs."""
+        checkpoint = self.work / "checkpoints" / name
         load = load_average()
         processor = Running(hhar(
-            "process", "--topic", topic, "--engine", "fused", "--trigger", "1 second",
-            "--checkpoint", str(checkpoint), "--history", str(data), "--results-prefix", prefix,
-            "--json",
-        ), self.work, "latency_processor", env=self.env, cwd=REPO)
-        try:
-            self._wait_for_queries(processor, checkpoint / "status.json", seed)
-            # A second seed batch: the second micro-batch of a stateful query (the first that
-            # restores state) is as slow as the first; neither is the steady state.
-            seed += self.produce("latency_seed_2", data, topic, "--max", "--limit",
-                                 str(LATENCY_SEED_EVENTS))["events"]
-            self._wait_for_queries(processor, checkpoint / "status.json", seed)
-            producer = self.produce("latency_producer", data, topic, "--rate", str(rate),
-                                    "--now", "--limit", str(events))
-            self._wait_for_count(processor, checkpoint / "status.json",
-                                 seed + producer["events"])
-        finally:
-            processor.stop()
-            measured = processor.finish(timeout=90)
-        self.results["runs"]["latency_processor"] = {
+            "process", "--topic", topic, "--engine", "fused", "--checkpoint", str(checkpoint),
+            "--history", str(history), "--results-prefix", results_prefix or f"bench.{name}.",
+            "--json", *extra,
+        ), self.work, name, env=self.env, cwd=REPO)
+        status = checkpoint / "status.json"
+        self._wait_for(processor, status, lambda fused: fused.get("active"), "query started")
+        return processor, status, load
+
+    def finish_processor(self, name: str, processor: Running, load: float) -> Measured:
+        processor.stop()
+        measured = processor.finish(timeout=120)
+        self.results["runs"][name] = {
             "wall_s": round(measured.wall, 2), "load_before": round(load, 2),
             "load_after": round(load_average(), 2), "memory": memory_of(measured),
         }
-        appended = np.sort(np.array([ts for ts, _ in self.read_topic(topic, values=False)],
-                                    dtype=np.int64))
-        results = sorted((ts, json.loads(value)["count"])
-                         for ts, value in self.read_topic(prefix + "total_count"))
-        self.results["latency"] = latency_figures(appended, results, skip=seed) | {
-            "rate": rate, "seconds": seconds, "seed_events": seed,
-            "producer_events_per_s": producer["events_per_s"],
-            "producer_max_drift_s": producer["max_drift_s"],
-            "processor_exit": measured.returncode,
-            "load": round(load, 2),
-        }
+        return measured
 
-    def _wait_for_queries(self, processor: Running, status: Path, seed: int,
-                          timeout: float = 600) -> None:
-        """Wait until every streaming query has processed the seed: a warm processor."""
+    def _wait_for(self, processor: Running, status: Path, condition: Any, what: str,
+                  timeout: float = 600) -> bool:
+        """Wait until `condition` holds for the fused query's status (False on timeout)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not processor.alive():
                 msg = f"the processor ended early:\n{processor.err_path.read_text()[-3000:]}"
                 raise RuntimeError(msg)
             try:
-                queries = json.loads(status.read_text())["queries"]
-            except (OSError, ValueError):
-                queries = {}
-            if len(queries) >= 3 and all(query["active"] and query["input_rows"] >= seed
-                                         for query in queries.values()):
-                time.sleep(2.0)
-                return
-            time.sleep(0.5)
-        msg = "the processor's queries did not start in time"
-        raise RuntimeError(msg)
-
-    def _wait_for_count(self, processor: Running, status: Path, events: int,
-                        timeout: float = 300) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and processor.alive():
-            try:
                 fused = json.loads(status.read_text())["queries"].get("fused", {})
             except (OSError, ValueError):
                 fused = {}
-            if fused.get("input_rows", 0) >= events:
-                time.sleep(2.0)
-                return
+            if condition(fused):
+                return True
+            time.sleep(0.2)
+        log(f"warning: not within {timeout:.0f} s: {what}")
+        return False
+
+    def _counted(self, processor: Running, status: Path, events: int,
+                 timeout: float = 600) -> bool:
+        return self._wait_for(processor, status,
+                              lambda fused: fused.get("input_rows", 0) >= events,
+                              f"{events:,} events read", timeout)
+
+    def timed_producer(self, name: str, data: Path, topic: str, seconds: float,
+                       *extra: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+        """`hhar produce` for `seconds`, then stopped as Ctrl+C would (it commits what it
+        sent); its figures."""
+        load = load_average()
+        producer = Running(hhar("produce", "--source", str(data), "--topic", topic,
+                                "--partitions", str(PARTITIONS), *extra),
+                           self.work, name, env=env or self.env, cwd=REPO)
+        deadline = time.monotonic() + seconds
+        while producer.alive() and time.monotonic() < deadline:
             time.sleep(0.5)
-        log("warning: the processor did not catch up with the producer in time")
+        producer.stop()
+        measured = producer.finish(timeout=120)
+        delivered = int(re.search(r"delivered ([\d,]+) events", measured.stdout)[1]
+                        .replace(",", ""))
+        self.results["runs"][name] = {
+            "wall_s": round(measured.wall, 2), "load_before": round(load, 2),
+            "load_after": round(load_average(), 2), "memory": memory_of(measured),
+            "events": delivered, "events_per_s": round(delivered / measured.wall),
+        }
+        return self.results["runs"][name]
+
+    # -- latency -------------------------------------------------------------------------------
+    def latency_section(self, data: Path) -> None:
+        self.results["latency"] = {}
+        for rate in self.args.rates:
+            self.results["latency"][str(rate)] = self.latency_run(data, rate)
+            self.save()
+
+    def latency_run(self, data: Path, rate: int) -> dict[str, Any]:
+        seconds = self.args.latency_seconds
+        log(f"latency: {rate:,} events/s for {seconds:.0f} s, fused engine, trigger "
+            f"{LATENCY_TRIGGER}, producer commits every {LATENCY_COMMIT_INTERVAL} s")
+        topic, prefix = f"bench.latency.{rate}", f"bench.latency.{rate}.results."
+        append_time = {"message.timestamp.type": "LogAppendTime"}
+        self.create_topic(topic, append_time)
+        self.create_topic(prefix + "total_count", append_time)
+        # A seed first, so that the first micro-batches (code generation, the first flush)
+        # are not measured.
+        seed = self.produce(f"latency_seed_{rate}", data, topic, "--max", "--limit",
+                            str(SEED_EVENTS))["events"]
+        processor, status, load = self.start_processor(
+            f"latency_processor_{rate}", topic, data, "--trigger", LATENCY_TRIGGER,
+            results_prefix=prefix)
+        try:
+            self._counted(processor, status, seed)
+            env = self.env | {"HHAR_COMMIT_INTERVAL": LATENCY_COMMIT_INTERVAL}
+            producer = self.timed_producer(f"latency_producer_{rate}", data, topic, seconds,
+                                           "--rate", str(rate), "--now", "--loop", env=env)
+            self._counted(processor, status, seed + producer["events"])
+        finally:
+            self.finish_processor(f"latency_processor_{rate}", processor, load)
+        appended = np.sort(np.array([ts for ts, _ in self.read_topic(topic, values=False)],
+                                    dtype=np.int64))
+        results = sorted((ts, json.loads(value)["count"])
+                         for ts, value in self.read_topic(prefix + "total_count"))
+        return latency_figures(appended, results, skip=seed) | {
+            "rate": rate, "seconds": seconds, "seed_events": seed,
+            "producer_events_per_s": producer["events_per_s"],
+            "trigger": LATENCY_TRIGGER, "commit_interval_s": float(LATENCY_COMMIT_INTERVAL),
+            "load": round(load, 2),
+        }
 
     def read_topic(self, topic: str, values: bool = True) -> list[tuple[int, Any]]:
         """Every committed record of `topic`: (Kafka timestamp in ms, value or None)."""
@@ -413,19 +469,113 @@ class Suite:
             consumer.close()
         return records
 
-    # -- 5. scaling ----------------------------------------------------------------------------
-    def scaling_run(self, rows: int) -> Path:
+    # -- full: the whole data set, produced and processed at once ------------------------------
+    def full_section(self, data: Path) -> None:
+        topic, prefix = "bench.full", "bench.full.results."
+        log(f"full: {FULL_ROWS:,} rows produced with --max while the processor runs")
+        self.create_topic(topic)
+        self.create_topic(prefix + "total_count", {"message.timestamp.type": "LogAppendTime"})
+        processor, status, load = self.start_processor("full_processor", topic, data,
+                                                        results_prefix=prefix)
+        started_ms = time.time() * 1000
+        try:
+            produced = self.produce("full_produce", data, topic, "--max")
+            counted = self._counted(processor, status, produced["events"], timeout=1200)
+        finally:
+            self.finish_processor("full_processor", processor, load)
+        final = [ts for ts, value in self.read_topic(prefix + "total_count")
+                 if json.loads(value)["count"] >= produced["events"]]
+        self.results["full"] = {
+            "events": produced["events"], "all_counted": counted and bool(final),
+            "end_to_end_s": round((min(final) - started_ms) / 1000, 1) if final else None,
+            "produce_s": produced["wall_s"], "load": round(load, 2),
+        }
+
+    # -- demo: how far behind the processor is at the end of make demo -------------------------
+    def demo_section(self) -> None:
+        seconds = self.args.demo_seconds
+        log(f"demo: hhar demo for {seconds:.0f} s; the processor's lag at its end")
+        data = self.work / "demo-data"  # the demo generates it, as on a fresh clone
+        measured = self.run("demo", hhar("demo", "--seconds", str(seconds)),
+                            env=self.env | {"HHAR_DATA": str(data)}, timeout=seconds + 900)
+        (OUT / "demo.txt").write_text(measured.stdout[-20_000:])
+        statuses = re.findall(r"in ([\d,]+) ev/s \| last batch \d+ \| counted \d+ \+ \d+ bad \| "
+                              r"lag <= (\d+)", measured.stdout)
+        if not statuses:
+            msg = f"no status line in the demo's output:\n{measured.stdout[-3000:]}"
+            raise RuntimeError(msg)
+        rates = [float(rate.replace(",", "")) for rate, _ in statuses]
+        lags = [int(lag) for _, lag in statuses]
+        rate = float(np.median(rates[len(rates) // 2:]))
+        self.results["demo"] = {
+            "seconds": seconds, "lag_events": lags[-1], "rate": rate,
+            "lag_s": round(lags[-1] / rate, 2) if rate else None,
+            "lags": lags, "load": self.results["runs"]["demo"]["load_before"],
+        }
+
+    # -- memory: the processor over 15 minutes at a steady rate --------------------------------
+    def memory_section(self, data: Path) -> None:
+        seconds, rate = self.args.memory_seconds, MEMORY_RATE
+        log(f"memory: the processor's JVM and Python over {seconds:.0f} s at {rate:,}/s")
+        topic = "bench.memory"
+        self.create_topic(topic)
+        processor, status, load = self.start_processor("memory_processor", topic, data)
+        producer = Running(hhar("produce", "--source", str(data), "--topic", topic,
+                                "--rate", str(rate), "--now", "--loop"),
+                           self.work, "memory_producer", env=self.env, cwd=REPO)
+        samples: list[dict[str, float]] = []
+        started = time.monotonic()
+        try:
+            while time.monotonic() - started < seconds:
+                time.sleep(MEMORY_SAMPLE_SECONDS)
+                if not (processor.alive() and producer.alive()):
+                    msg = "the processor or the producer of the memory run ended early"
+                    raise RuntimeError(msg)
+                rss = rss_by_kind(processor.pid)
+                fused = json.loads(status.read_text())["queries"].get("fused", {})
+                samples.append({"t_s": round(time.monotonic() - started, 1),
+                                "jvm_mb": round(rss["java"], 1),
+                                "python_mb": round(rss["python"], 1),
+                                "events": fused.get("input_rows", 0),
+                                "load": round(load_average(), 2)})
+        finally:
+            producer.stop()
+            producer.finish(timeout=120)
+            self.finish_processor("memory_processor", processor, load)
+        self.results["memory"] = {"rate": rate, "seconds": seconds, "samples": samples,
+                                  "load": round(load, 2)} | memory_trend(samples)
+
+    # -- producer memory per size --------------------------------------------------------------
+    def producer_sizes(self, rows: int) -> None:
         data = self.data(rows)
-        topic = f"bench.events.{rows}"
-        log(f"5. scaling: {rows:,} rows, produce --max then process (fused)")
-        self.produce(f"produce_{rows}", data, topic, "--max")
-        self.process(f"fused_{rows}", topic, data, "fused")
-        # The producer's memory per worker (section 4), into a topic of its own.
-        spare = f"{topic}.workers"
-        self.produce(f"produce_workers_{rows}", data, spare, "--max", "--workers", "2")
-        for future in self.admin.delete_topics([spare, f"{spare}.dlq"]).values():
-            future.result(timeout=60)
-        return data
+        log(f"producer memory: {rows:,} rows, produce --max with 1 and 2 workers")
+        for name, extra in ((f"produce_{rows}", ()), (f"produce_workers_{rows}",
+                                                      ("--workers", "2"))):
+            topic = f"bench.sizes.{name}"
+            self.produce(name, data, topic, "--max", *extra)
+            for future in self.admin.delete_topics([topic, f"{topic}.dlq"]).values():
+                future.result(timeout=60)
+
+
+def memory_trend(samples: list[dict[str, float]]) -> dict[str, Any]:
+    """Is the memory flat? The first and last thirds of the run compared (after a minute of
+    warming up), and the least-squares slope in MB per minute, for the JVM and Python."""
+    kept = [sample for sample in samples if sample["t_s"] >= 60] or samples
+    figures: dict[str, Any] = {}
+    if len(kept) < 3:
+        return figures
+    third = max(len(kept) // 3, 1)
+    for kind in ("jvm_mb", "python_mb"):
+        values = np.array([sample[kind] for sample in kept])
+        minutes = np.array([sample["t_s"] for sample in kept]) / 60
+        slope = float(np.polyfit(minutes, values, 1)[0])
+        figures[kind.removesuffix("_mb")] = {
+            "first_third_mb": round(float(values[:third].mean()), 1),
+            "last_third_mb": round(float(values[-third:].mean()), 1),
+            "max_mb": round(float(values.max()), 1),
+            "slope_mb_per_min": round(slope, 2),
+        }
+    return figures
 
 
 def latency_figures(appended: np.ndarray, results: list[tuple[int, int]],
@@ -470,20 +620,25 @@ def parse_sizes(text: str) -> list[int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sections", default=",".join(SECTIONS),
+                        help=f"sections to run (default all: {','.join(SECTIONS)})")
     parser.add_argument("--sizes", type=parse_sizes,
-                        help="rows of the scaling runs (default 100000,1000000,6240991)")
+                        help="rows of the producer's memory runs (default 100000,1000000,6240991)")
     parser.add_argument("--main-size", type=int,
-                        help="rows of sections 1-3 (default 1,000,000; --quick: 100,000)")
-    parser.add_argument("--quick", action="store_true",
-                        help="small sizes and a short latency run, for a smoke test; "
-                             "does not touch BENCHMARKS.md")
-    parser.add_argument("--rate", type=float, default=LATENCY_RATE,
-                        help="producer rate of the latency run (events/s)")
+                        help="rows of the producer section and the baseline (default 1,000,000)")
+    parser.add_argument("--engines-size", type=int,
+                        help=f"events of the engines section (default {ENGINES_SIZE:,})")
+    parser.add_argument("--rates", type=parse_sizes,
+                        help="producer rates of the latency runs (default 5000,50000)")
     parser.add_argument("--latency-seconds", type=float,
-                        help=f"length of the latency run (default {LATENCY_SECONDS:.0f} s)")
-    parser.add_argument("--sections", default="1,2,3,5,profile",
-                        help="sections to run (default all: 1,2,3,5,profile; 4, memory, comes "
-                             "with each)")
+                        help=f"length of each latency run (default {LATENCY_SECONDS:.0f} s)")
+    parser.add_argument("--demo-seconds", type=float,
+                        help=f"length of the demo run (default {DEMO_SECONDS:.0f} s)")
+    parser.add_argument("--memory-seconds", type=float,
+                        help=f"length of the memory run (default {MEMORY_SECONDS:.0f} s)")
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes and short runs, for a smoke test; "
+                             "does not touch BENCHMARKS.md")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--no-docs", action="store_true",
                         help="leave BENCHMARKS.md and bench/benchmarks.png alone")
@@ -495,14 +650,21 @@ def main() -> int:
         results = json.loads((OUT / "results.json").read_text())
         print(render_outputs(results, OUT, REPO, write_docs=not results["quick"]))
         return 0
-    sizes = args.sizes or list(QUICK_SIZES if args.quick else DEFAULT_SIZES)
-    main_size = args.main_size or (100_000 if args.quick else 1_000_000)
-    sizes = sorted(set(sizes) | {main_size})
-    if args.latency_seconds is None:
-        args.latency_seconds = QUICK_LATENCY_SECONDS if args.quick else LATENCY_SECONDS
-    if args.rate * args.latency_seconds > main_size:
-        parser.error("the latency run needs rate x seconds <= the main size")
-    if shutil.which("kcat") is None:
+    quick = args.quick
+    sizes = args.sizes or list(QUICK_SIZES if quick else DEFAULT_SIZES)
+    main_size = args.main_size or (100_000 if quick else 1_000_000)
+    full_size = max(sizes) if quick else FULL_ROWS
+    args.engines_size = args.engines_size or (100_000 if quick else ENGINES_SIZE)
+    args.rates = args.rates or ([2_000, 10_000] if quick else list(LATENCY_RATES))
+    args.latency_seconds = args.latency_seconds or (20.0 if quick else LATENCY_SECONDS)
+    args.demo_seconds = args.demo_seconds or (60.0 if quick else DEMO_SECONDS)
+    args.memory_seconds = args.memory_seconds or (60.0 if quick else MEMORY_SECONDS)
+    sections = [item.strip() for item in args.sections.split(",") if item.strip()]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {', '.join(sorted(unknown))}: choose from "
+                     f"{', '.join(SECTIONS)}")
+    if "producer" in sections and shutil.which("kcat") is None:
         parser.error("kcat not found: apt-get install kcat")
     OUT.mkdir(parents=True, exist_ok=True)
 
@@ -518,37 +680,34 @@ def main() -> int:
             "machine": machine(),
             "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "load_at_start": [round(x, 2) for x in os.getloadavg()],
-            "sizes": sizes if "5" in args.sections else [main_size], "main_size": main_size,
-            "quick": args.quick,
+            "sections": sections, "sizes": sizes, "main_size": main_size,
+            "full_size": full_size, "engines_size": args.engines_size, "quick": quick,
         }
-        log(f"broker {broker.bootstrap}; work folder {work}; sizes {sizes}, main {main_size}")
-        sections = {item.strip() for item in args.sections.split(",")}
-        main_data = suite.scaling_run(main_size)
-        suite.save()
-        if "1" in sections:
-            suite.producer_section(main_size, main_data)
-            suite.save()
-        if "2" in sections:
-            suite.throughput_section(main_size, main_data, f"bench.events.{main_size}")
-            suite.save()
-        if "profile" in sections:
-            suite.profile_section(main_data, f"bench.events.{main_size}")
-            suite.save()
-        if "3" in sections:
-            suite.latency_section(main_data)
-            suite.save()
-        for rows in sizes:
-            if rows != main_size and "5" in sections:
-                suite.scaling_run(rows)
-                shutil.rmtree(work / f"data-{rows}", ignore_errors=True)
+        log(f"broker {broker.bootstrap}; work folder {work}; sections {', '.join(sections)}")
+        main_data = suite.data(main_size)
+        full_data = suite.data(full_size)
+        steps = {
+            "producer": lambda: suite.producer_section(main_size, main_data),
+            "engines": lambda: suite.engines_section(full_data, main_data),
+            "profile": lambda: suite.profile_section(main_data),
+            "latency": lambda: suite.latency_section(full_data),
+            "full": lambda: suite.full_section(full_data),
+            "demo": suite.demo_section,
+            "memory": lambda: suite.memory_section(full_data),
+        }
+        for section in SECTIONS:
+            if section in sections:
+                steps[section]()
+                if section == "producer":
+                    for rows in sizes:
+                        suite.producer_sizes(rows)
                 suite.save()
         suite.results |= {
             "load_at_end": [round(x, 2) for x in os.getloadavg()],
             "suite_minutes": round((time.monotonic() - started) / 60, 1),
         }
         (OUT / "results.json").write_text(json.dumps(suite.results, indent=2))
-        table = render_outputs(suite.results, OUT, REPO,
-                               write_docs=not (args.quick or args.no_docs))
+        table = render_outputs(suite.results, OUT, REPO, write_docs=not (quick or args.no_docs))
         print(table)
     finally:
         broker.down()
