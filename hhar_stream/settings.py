@@ -149,6 +149,12 @@ class Settings(BaseSettings):
     watermark: str = Field("5 minutes", description="watermark delay of windowed_activity")
     stairs_users: str = Field("a,b", description="users counted by stairs_by_user")
     stairs_device: str = Field("nexus4_1", description="device counted by stairs_by_user")
+    spark_ui: bool = Field(
+        False, description="Spark's web UI, with its Structured Streaming tab (hhar process)"
+    )
+    spark_ui_port: int = Field(
+        4040, ge=1, le=65535, description="port of Spark's web UI (the next free one if taken)"
+    )
 
     # --- people -------------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
@@ -191,6 +197,11 @@ class Settings(BaseSettings):
     def spark_jars(self) -> Path:
         """Folder of Spark's Kafka connector jars (filled by ``make setup``)."""
         return self.home / "spark-jars"
+
+    @property
+    def log_dir(self) -> Path:
+        """Folder of the logs hhar keeps off the terminal (Spark's own log)."""
+        return self.home / "logs"
 
     @property
     def kafka_run_dir(self) -> Path:
