@@ -156,6 +156,12 @@ class Settings(BaseSettings):
         4040, ge=1, le=65535, description="port of Spark's web UI (the next free one if taken)"
     )
 
+    # --- the dashboard (`hhar dashboard`) -----------------------------------------------------
+    dashboard_host: str = Field(
+        "127.0.0.1", description="address the dashboard listens on (0.0.0.0: every interface)"
+    )
+    dashboard_port: int = Field(8050, ge=1, le=65535, description="port of the dashboard")
+
     # --- people -------------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="log level"

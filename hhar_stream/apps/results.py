@@ -19,6 +19,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from ..errors import BrokerError
+from ..processor.catalogue import BAD_RECORDS
 from ..schemas.results import ResultRecord, parse_result_value
 from ..settings import Settings
 
@@ -235,7 +236,7 @@ class ResultReader:
         events = self.events_in_topic()
         totals = self.state.records("total_count")
         counted = totals[0].count if totals else 0
-        bad = len(self.state.records("bad_records"))
+        bad = len(self.state.records(BAD_RECORDS))
         now = time.monotonic()
         if events is not None:
             self._arrivals.add(events, now)
