@@ -133,15 +133,13 @@ class ResultReader:
         self.queries = list(queries)
         self.state = ResultState()
         self.broker_timeout = broker_timeout
-        self.consumer = Consumer(
-            settings.kafka_client_config()
-            | {
-                "group.id": group,
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-                "log_level": 3,
-            }
-        )
+        config = settings.kafka_client_config() | {
+            "group.id": group, "enable.auto.commit": False, "log_level": 3}
+        self.consumer = Consumer(config | {"enable.partition.eof": True})
+        # Metadata and offsets are asked on a connection of their own: a broker answers one
+        # request of a connection at a time, and the reading consumer's fetches wait there
+        # for new records (up to fetch.wait.max.ms).
+        self.probe = Consumer(config)
         self.topic_query = {settings.result_topic(q): q for q in self.queries}
         self.topics: set[str] = set()
         """The broker's topics at the last look."""
@@ -149,9 +147,14 @@ class ResultReader:
         self._arrivals = RateMeter()
         self._processed = RateMeter()
 
-    def _assign_new_topics(self) -> None:
+    def refresh_topics(self) -> None:
+        """Look at the broker's topics; start reading the result topics that appeared.
+
+        Raises:
+            BrokerError: when the broker does not answer within the broker timeout.
+        """
         try:
-            metadata = self.consumer.list_topics(timeout=self.broker_timeout)
+            metadata = self.probe.list_topics(timeout=self.broker_timeout)
         except KafkaException as error:
             msg = f"cannot reach Kafka at {self.settings.bootstrap}: {error.args[0].str()}"
             raise BrokerError(msg) from None
@@ -174,7 +177,7 @@ class ResultReader:
     def _caught_up(self) -> bool:
         for tp in self.consumer.assignment():
             try:
-                _, high = self.consumer.get_watermark_offsets(tp, timeout=5, cached=False)
+                _, high = self.probe.get_watermark_offsets(tp, timeout=5, cached=False)
             except KafkaException:
                 return False
             position = self.consumer.position([tp])[0].offset
@@ -188,7 +191,7 @@ class ResultReader:
         Raises:
             BrokerError: when the broker does not answer the look for new topics.
         """
-        self._assign_new_topics()
+        self.refresh_topics()
         deadline = time.monotonic() + seconds
         folded = 0
         while time.monotonic() < deadline:
@@ -199,9 +202,22 @@ class ResultReader:
             folded += 1
         return folded
 
+    def read_available(self, wait: float) -> int:
+        """Wait up to `wait` seconds for a record, then fold in every record already here (no
+        look for new topics: `refresh_topics`); the number folded in."""
+        folded = 0
+        message = self.consumer.poll(wait)
+        while message is not None:
+            if not message.error():
+                self.state.apply(self.topic_query[message.topic()], message.key(),
+                                 message.value())
+                folded += 1
+            message = self.consumer.poll(0)
+        return folded
+
     def read_to_end(self, timeout: float = 30.0) -> None:
         """Read every assigned topic up to its current end."""
-        self._assign_new_topics()
+        self.refresh_topics()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.poll(0.5)
@@ -212,8 +228,7 @@ class ResultReader:
     def events_in_topic(self) -> int | None:
         """The events topic's end offsets, summed: its messages (and transaction markers)."""
         try:
-            metadata = self.consumer.list_topics(self.settings.topic,
-                                                 timeout=self.broker_timeout)
+            metadata = self.probe.list_topics(self.settings.topic, timeout=self.broker_timeout)
         except KafkaException:
             return None
         topic = metadata.topics.get(self.settings.topic)
@@ -222,7 +237,7 @@ class ResultReader:
         total = 0
         for partition in topic.partitions:
             try:
-                _, high = self.consumer.get_watermark_offsets(
+                _, high = self.probe.get_watermark_offsets(
                     TopicPartition(self.settings.topic, partition), timeout=5, cached=False
                 )
             except KafkaException:
@@ -247,3 +262,4 @@ class ResultReader:
     def close(self) -> None:
         """Leave the topics."""
         self.consumer.close()
+        self.probe.close()

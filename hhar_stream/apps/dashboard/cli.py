@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
+from types import FrameType
 
 from ...daemons import port_is_free
 from ...errors import ConfigError
@@ -64,11 +66,20 @@ def serve(settings: Settings) -> None:
     uvicorn.Server(config).run()
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def _dashboard(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
+    # uvicorn stops on SIGINT and SIGTERM, then raises the signal again: a SIGTERM (docker
+    # stop, make demo's end) then ends the command as Ctrl+C does, cleanly.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         serve(settings)
     except KeyboardInterrupt:
         pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     logger.info("dashboard stopped")
     return 0

@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.25
 """Longest wait for result records before the page is brought up to date."""
+PUBLISH_GAP = 0.5
+"""Least seconds between two versions of the page while records keep arriving."""
 SAMPLE_SECONDS = 1.0
 """Seconds between samples of the pipeline's figures, the status file and the dead letters."""
 RETRY_SECONDS = 2.0
@@ -73,7 +75,7 @@ class DeadLetters:
                                   for partition in partitions])
             self.count = 0
         while True:
-            messages = self.consumer.consume(_BATCH, timeout=0.05)
+            messages = self.consumer.consume(_BATCH, timeout=0)
             for message in messages:
                 if not message.error():
                     self._fold(message.headers() or [])
@@ -140,6 +142,8 @@ class Feed:
     # --- the thread -------------------------------------------------------------------------
     def _run(self) -> None:
         next_sample = 0.0
+        published = 0.0
+        pending = False
         while not self._stop.is_set():
             try:
                 changed = self._step(time.monotonic() >= next_sample)
@@ -147,17 +151,23 @@ class Feed:
                 logger.exception("the dashboard's feed failed to read; trying again")
                 self._stop.wait(RETRY_SECONDS)
                 continue
+            now = time.monotonic()
             if changed["sampled"]:
-                next_sample = time.monotonic() + SAMPLE_SECONDS
-            if changed["sampled"] or changed["records"]:
+                next_sample = now + SAMPLE_SECONDS
+            pending = pending or changed["records"]
+            if changed["sampled"] or (pending and now - published >= PUBLISH_GAP):
                 self._publish()
+                published, pending = now, False
             if self._broker_error:
                 self._stop.wait(RETRY_SECONDS)
 
     def _step(self, sample: bool) -> dict[str, bool]:
-        """Read what arrived; with `sample`, also the figures, status and dead letters."""
+        """Read what arrived; with `sample`, also look for new topics and read the figures,
+        the status and the dead letters."""
         try:
-            folded = self.reader.poll(POLL_SECONDS)
+            if sample or self._broker_error is not None:
+                self.reader.refresh_topics()
+            folded = self.reader.read_available(POLL_SECONDS)
         except BrokerError as error:
             news = self._broker_error != str(error)
             if self._broker_error is None:
