@@ -174,7 +174,8 @@ class ResultReader:
         """The queries whose result topic did not exist at the last look."""
         return [query for topic, query in self.topic_query.items() if topic not in self._assigned]
 
-    def _caught_up(self) -> bool:
+    def caught_up(self) -> bool:
+        """True when every assigned partition has been read to its current end."""
         for tp in self.consumer.assignment():
             try:
                 _, high = self.probe.get_watermark_offsets(tp, timeout=5, cached=False)
@@ -221,7 +222,7 @@ class ResultReader:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.poll(0.5)
-            if self._caught_up():
+            if self.caught_up():
                 return
         logger.warning("result topics not read to the end within %.0f s", timeout)
 
@@ -245,6 +246,11 @@ class ResultReader:
                 return None
             total += high
         return total
+
+    def restart_rates(self) -> None:
+        """Measure the rates from now on (after reading a backlog, which is no rate)."""
+        self._arrivals = RateMeter()
+        self._processed = RateMeter()
 
     def figures(self) -> PipelineFigures:
         """The events topic's size now, the rates lately and the results' counts."""

@@ -112,6 +112,7 @@ class Feed:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="dashboard-feed", daemon=True)
         self._broker_error: str | None = None
+        self._caught_up = False
         self._figures = None
         self._status: dict | None = None
         self._status_problem: str | None = None
@@ -181,12 +182,17 @@ class Feed:
             self._broker_error = None
             sample = True
         if sample:
+            if not self._caught_up and self.reader.caught_up():
+                # The results read so far were a backlog, not a rate: measure from here.
+                self._caught_up = True
+                self.reader.restart_rates()
             self._figures = self.reader.figures()
             self.dead_letters.read(self.reader.topics)
             self._read_status()
             figures = self._figures
-            self.throughput.append((dt.datetime.now(dt.UTC), figures.events_per_second,
-                                    figures.processed_per_second, figures.lag))
+            if self._caught_up:
+                self.throughput.append((dt.datetime.now(dt.UTC), figures.events_per_second,
+                                        figures.processed_per_second, figures.lag))
         return {"records": folded > 0, "sampled": sample}
 
     def _read_status(self) -> None:

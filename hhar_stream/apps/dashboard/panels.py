@@ -122,7 +122,8 @@ def _live_vs_historical(records: list[LiveVsHistorical]) -> go.Figure:
                        showlegend=column == 1),
                 row=1, col=column,
             )
-    figure.update_layout(barmode="group", height=max(320, 90 + 26 * len(rows)))
+    figure.update_layout(barmode="group", height=max(320, 110 + 26 * len(rows)),
+                         margin_t=60)  # the subplots' titles clear Plotly's mode bar
     figure.update_xaxes(rangemode="normal", zeroline=True, zerolinecolor="#999")
     return figure
 
@@ -131,20 +132,22 @@ def _windowed_activity(records: list[WindowedActivity], late_rows: int | None) -
     starts = sorted({r.window_start for r in records})[-WINDOWS_SHOWN:]
     shown = set(starts)
     totals: dict[tuple[str, dt.datetime], int] = {}
-    width_ms = 0.0
     for r in records:
         if r.window_start in shown:
             totals[(r.gt, r.window_start)] = totals.get((r.gt, r.window_start), 0) + r.count
-            width_ms = (r.window_end - r.window_start).total_seconds() * 1000
     labels = sorted({gt for gt, _ in totals}, key=_activity_order)
+    # One bar per window, side by side in time order: a recording's gaps take no room.
+    names = [start.strftime("%m-%d %H:%M:%S") for start in starts]
     figure = go.Figure([
-        go.Bar(name=gt, x=starts, y=[totals.get((gt, start), 0) for start in starts],
-               width=0.9 * width_ms, offset=0, marker_color=ACTIVITY_COLORS.get(gt))
+        go.Bar(name=gt, x=names, y=[totals.get((gt, start), 0) for start in starts],
+               marker_color=ACTIVITY_COLORS.get(gt))
         for gt in labels
     ])
     late = "late rows: unknown (no processor status)" if late_rows is None else (
         f"late rows dropped behind the watermark: {late_rows:,}")
-    figure.update_layout(barmode="stack", xaxis_title=f"window start ({late})",
+    figure.update_layout(barmode="stack",
+                         xaxis={"type": "category", "nticks": 8, "tickangle": 0,
+                                "title": f"window start (UTC; {late})"},
                          yaxis_title="events per window", legend_traceorder="normal",
                          legend_title_text=_wire(WindowedActivity, "gt"))
     return figure
@@ -159,13 +162,10 @@ def _throughput(samples: Sequence[tuple[dt.datetime, float | None, float | None,
         go.Scatter(name="lag (events)", x=times, y=[s[3] for s in samples], mode="lines",
                    yaxis="y2", line_dash="dot"),
     ])
-    lags = [s[3] for s in samples if s[3] is not None]
-    rates = [rate for s in samples for rate in s[1:3] if rate is not None]
-    figure.update_layout(yaxis={"title": "events per second",
-                                "range": [0, max(10.0, 1.1 * max(rates, default=0))]},
+    at_least = {"include": [0, 10]}  # no fractions of an event on a quiet pipeline's axes
+    figure.update_layout(yaxis={"title": "events per second", "autorangeoptions": at_least},
                          yaxis2={"title": "lag (events)", "overlaying": "y", "side": "right",
-                                 "range": [0, max(10.0, 1.1 * max(lags, default=0))],
-                                 "showgrid": False, "tickformat": ",.0f"})
+                                 "autorangeoptions": at_least, "showgrid": False})
     return figure
 
 
