@@ -148,8 +148,9 @@ class Feed:
         while not self._stop.is_set():
             try:
                 changed = self._step(time.monotonic() >= next_sample)
-            except Exception:  # the feed must outlive any surprise; it says so and goes on
-                logger.exception("the dashboard's feed failed to read; trying again")
+            except Exception as error:  # the feed outlives any surprise: it says so, goes on
+                logger.error("the dashboard's feed failed: %s; trying again", error)
+                logger.debug("the feed's failure", exc_info=True)
                 self._stop.wait(RETRY_SECONDS)
                 continue
             now = time.monotonic()

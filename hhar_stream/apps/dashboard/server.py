@@ -14,6 +14,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from importlib import resources
 
+import anyio
 from sse_starlette import EventSourceResponse
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -51,6 +52,17 @@ class Changes:
         return self._event
 
 
+async def _first_of(*events: asyncio.Event | anyio.Event) -> None:
+    """Return once any of `events` is set."""
+    async with anyio.create_task_group() as group:
+        async def wait(event: asyncio.Event | anyio.Event) -> None:
+            await event.wait()
+            group.cancel_scope.cancel()
+
+        for event in events:
+            group.start_soon(wait, event)
+
+
 def create_app(feed: Feed) -> Starlette:
     """The dashboard app over `feed` (started and stopped with the app)."""
     changes: list[Changes] = []
@@ -76,18 +88,21 @@ def create_app(feed: Feed) -> Starlette:
         return Response(content, media_type="application/json")
 
     async def events(request: Request) -> Response:
+        shutdown = anyio.Event()  # set when the server stops: the stream then ends cleanly
+
         async def stream() -> AsyncIterator[dict[str, str]]:
             sent = None
-            while True:
+            while not shutdown.is_set():
                 changed = changes[0].next()
                 version, content = feed.latest()
                 if version != sent:
                     sent = version
                     yield {"event": "page", "id": str(version), "data": content}
                     continue
-                await changed.wait()
+                await _first_of(changed, shutdown)
 
-        return EventSourceResponse(stream(), ping=PING_SECONDS)
+        return EventSourceResponse(stream(), ping=PING_SECONDS, shutdown_event=shutdown,
+                                   shutdown_grace_period=1)
 
     routes = [
         Route("/", index),
