@@ -219,6 +219,10 @@ def test_the_page_shows_the_topics_live_and_updates_without_a_reload(
                    10, "the new device in the table")
         assert "nexus4_9" in {x for trace in chart(browser, "device_activity") for x in trace["x"]}
         assert script(browser, "return window.hhar.loadedAt") == loaded_at, "the page reloaded"
+        # Every script, style and request is the dashboard's own: no CDN, works offline.
+        fetched = script(browser, "return performance.getEntriesByType('resource')"
+                                  ".map(entry => entry.name)")
+        assert fetched and all(name.startswith(url) for name in fetched), fetched
         assert seconds < UPDATE_SECONDS, f"the page showed the record after {seconds:.2f} s"
 
         # A record that is not the expected model: words on the page, the server goes on.
