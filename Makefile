@@ -12,13 +12,24 @@ DEMO_SECONDS ?=
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup kafka-up kafka-down kafka-status data produce process watch demo profile \
-        topics consume test test-unit reliability lint bench clean
+.PHONY: help setup browser kafka-up kafka-down kafka-status data produce process watch dashboard \
+        demo profile topics consume test test-unit reliability lint bench clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-setup: $(STAMP_PY) $(KAFKA_LIBS)/.complete $(SPARK_JARS)/.complete ## install Python packages and resolve the Kafka and Spark jars (Maven)
+setup: $(STAMP_PY) $(KAFKA_LIBS)/.complete $(SPARK_JARS)/.complete browser ## install Python packages, resolve the Kafka and Spark jars (Maven), and the test browser
+
+# The dashboard's browser test drives Debian's chromium with its chromedriver (no browser
+# download); installed with apt-get where missing, else a warning (only that test needs it).
+browser: ## install Debian's chromium and chromium-driver where missing (the dashboard's browser test)
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing chromium and chromium-driver (the dashboard's browser test)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else \
+		echo "warning: chromium or chromedriver missing: install Debian's chromium and chromium-driver for the dashboard's browser test" >&2; \
+	fi
 
 $(STAMP_PY): pyproject.toml
 	@command -v java >/dev/null || { echo "error: java not found: install a Java 17+ runtime" >&2; exit 2; }
@@ -64,11 +75,14 @@ process: setup ## run the streaming queries on the events topic; more flags in A
 profile: setup ## profile SOURCE=... (default: $HHAR_DATA): inventory, schema, counts, partitions
 	$(HHAR) profile $(if $(SOURCE),--source "$(SOURCE)") $(ARGS)
 
-demo: setup ## the main job: broker, generated data, producer, processor, live view (DEMO_SECONDS=N)
+demo: setup ## the main job: broker, generated data, producer, processor, dashboard, live view (DEMO_SECONDS=N)
 	$(HHAR) demo $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS))
 
 watch: ## live view of the result topics
 	$(HHAR) watch
+
+dashboard: ## live web page of the results and the pipeline's health (http://127.0.0.1:8050)
+	$(HHAR) dashboard
 
 test: setup ## run every test (unit, Kafka, Spark, end to end) as CI does
 	$(PYTHON) -m pytest $(PYTEST_ARGS)

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from . import __version__
 from .apps import demo, watch
+from .apps.dashboard import cli as dashboard_cli
 from .errors import HharError
 from .local import kafka_cli, spark_cli
 from .options import (
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     producer_cli.register(subparsers)
     processor_cli.register(subparsers)
     watch.register(subparsers)
+    dashboard_cli.register(subparsers)
     demo.register(subparsers)
     return parser
 

@@ -263,6 +263,18 @@ class Settings(BaseSettings):
     )
     stairs_users: NameList = Field(("a", "b"), description="users counted by stairs_by_user")
     stairs_device: str = Field("nexus4_1", description="device counted by stairs_by_user")
+    spark_ui: bool = Field(
+        False, description="Spark's web UI, with its Structured Streaming tab (hhar process)"
+    )
+    spark_ui_port: int = Field(
+        4040, ge=1, le=65535, description="port of Spark's web UI (the next free one if taken)"
+    )
+
+    # --- the dashboard (`hhar dashboard`) -----------------------------------------------------
+    dashboard_host: str = Field(
+        "127.0.0.1", description="address the dashboard listens on (0.0.0.0: every interface)"
+    )
+    dashboard_port: int = Field(8050, ge=1, le=65535, description="port of the dashboard")
 
     # --- people -------------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
@@ -322,6 +334,11 @@ class Settings(BaseSettings):
     def spark_jars(self) -> Path:
         """Folder of Spark's Kafka connector jars (filled by ``make setup``)."""
         return self.home / "spark-jars"
+
+    @property
+    def log_dir(self) -> Path:
+        """Folder of the logs hhar keeps off the terminal (Spark's own log)."""
+        return self.home / "logs"
 
     @property
     def kafka_run_dir(self) -> Path:

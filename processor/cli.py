@@ -58,6 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_setting(process, "--stairs-device", field="stairs_device")
     add_setting(process, "--results-prefix", field="results_prefix")
     _spark_options(process)
+    add_setting(process, "--spark-ui", field="spark_ui")
+    add_setting(process, "--spark-ui-port", field="spark_ui_port", type=int)
     process.add_argument(
         "--reset", action="store_true",
         help="start over: delete the selected queries' checkpoints and result topics",
@@ -228,6 +230,8 @@ def _status(args: argparse.Namespace) -> int:
         f"processor pid {state['pid']} on {state['host']}: {running}; topic {state['topic']}; "
         f"started {state['started_at']}, updated {state['updated_at']}"
     )
+    if state.get("spark_ui") and state["running"]:
+        print(f"Spark UI: {state['spark_ui']}")
     for query in state["queries"].values():
         print(
             f"{query['name']}: id {query['id']}, active {'yes' if query['active'] else 'no'}, "

@@ -214,6 +214,7 @@ class Processor:
             ensure_result_topics(self.settings, self.outputs)
         self._sinks = ResultSinks(spark, self.settings, self.sinks)
         self._spark = spark
+        self.status.serving_ui(spark.sparkContext.uiWebUrl)
         spark.streams.addListener(self.listener)
         self._started_at = time.monotonic()
         run = Run(spark, self.settings, [CATALOGUE[name] for name in self.outputs], self._sinks,

@@ -109,6 +109,7 @@ class ProcessorStatus:
             "started_at": _now(),
             "updated_at": _now(),
             "stopped_at": None,
+            "spark_ui": None,
             "queries": {},
         }
 
@@ -136,6 +137,12 @@ class ProcessorStatus:
         temporary = self.path.with_suffix(".tmp")
         temporary.write_text(json.dumps(self._state, indent=2))
         os.replace(temporary, self.path)
+
+    def serving_ui(self, url: str | None) -> None:
+        """Record the address of Spark's web UI (None when it is off)."""
+        with self._lock:
+            self._state["spark_ui"] = url
+            self._save()
 
     def started(self, name: str, query_id: str, run_id: str) -> None:
         """Record that query `name` started."""

@@ -1,4 +1,5 @@
-"""`hhar watch` without a terminal, on result topics prepared in the real broker."""
+"""`hhar watch` without a terminal, on result topics prepared in the real broker; the result
+reading it shares with the dashboard."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from hhar_stream.apps.results import RateMeter, ResultState
 from hhar_stream.schemas.results import (
     ActivityStats,
     DeviceActivity,
@@ -21,8 +23,6 @@ from hhar_stream.schemas.results import (
     WindowedActivity,
 )
 from hhar_stream.settings import Settings
-
-pytestmark = pytest.mark.kafka
 
 EXPECTED = """\
 == total_count
@@ -62,6 +62,7 @@ events topic {events}: offset 1005 | last batch 4 | counted 1003 + 0 bad | lag <
 """
 
 
+@pytest.mark.kafka
 def test_watch_once_prints_the_current_state_per_key(kafka: Settings) -> None:
     run = uuid.uuid4().hex[:8]
     prefix = f"watch-{run}."
@@ -128,6 +129,7 @@ def test_watch_once_prints_the_current_state_per_key(kafka: Settings) -> None:
     admin.delete_topics(topics)
 
 
+@pytest.mark.kafka
 def test_watch_reports_an_unreachable_broker_in_one_line() -> None:
     env = os.environ | {"HHAR_BOOTSTRAP": "127.0.0.1:1"}
     result = subprocess.run(
@@ -137,3 +139,27 @@ def test_watch_reports_an_unreachable_broker_in_one_line() -> None:
     assert result.returncode == 1
     assert result.stderr.startswith("error: cannot reach Kafka at 127.0.0.1:1")
     assert "Traceback" not in result.stderr
+
+
+def test_result_state_keeps_the_latest_row_per_key_and_sets_aside_what_it_cannot_read() -> None:
+    state = ResultState()
+    first = TotalCount(query="total_count", batch_id=1, count=10)
+    state.apply("total_count", b"{}", first.value_json().encode())
+    state.apply("total_count", b"{}", b"not json")
+    wrong = DeviceActivity(query="device_activity", batch_id=2, Device="d", gt="walk", count=3)
+    state.apply("total_count", b"{}", wrong.value_json().encode())
+    assert state.records("total_count") == [first]
+    assert state.invalid == 2
+    assert state.last_invalid == "total_count: a record of query device_activity"
+    state.apply("total_count", b"{}", None)  # a tombstone deletes the key
+    assert state.records("total_count") == []
+
+
+def test_rate_meter_measures_over_its_window_and_starts_over_with_a_smaller_total() -> None:
+    meter = RateMeter(window=10.0)
+    assert meter.rate is None
+    for second in range(30):
+        meter.add(100 * second, now=float(second))
+    assert meter.rate == 100.0
+    meter.add(5, now=30.0)
+    assert meter.rate is None

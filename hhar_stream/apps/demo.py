@@ -3,8 +3,9 @@
 It starts the local broker unless a broker already answers at the bootstrap address,
 generates a data set unless the data folder holds one (``HHAR_DATA`` points at the real
 activity-data folder when you have it), clears the demo's topics and checkpoints, starts the
-processor and a paced producer as child processes and shows `hhar watch`. Ctrl+C, or the end
-of ``--seconds``, stops everything it started, the broker included, and leaves no process.
+processor (with Spark's UI), a paced producer and the dashboard as child processes, prints the
+addresses of the dashboard and of Spark's UI, and shows `hhar watch`. Ctrl+C, or the end of
+``--seconds``, stops everything it started, the broker included, and leaves no process.
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..daemons import launch, stop_child
-from ..errors import HharError
+from ..daemons import free_port, launch, port_is_free, stop_child
+from ..errors import ConfigError, HharError
 from ..kafka_client import broker_answers, delete_topics
 from ..local.kafka import LocalKafka
 from ..options import add_setting, settings_from_args
 from ..settings import Settings
+from .dashboard.cli import dashboard_url
 from .watch import WATCHED_QUERIES
 
 logger = logging.getLogger(__name__)
@@ -46,8 +48,21 @@ def _clear_topics(settings: Settings) -> None:
     delete_topics(settings, wanted | {settings.result_topic(query) for query in WATCHED_QUERIES})
 
 
+def _check_ports(settings: Settings) -> Settings:
+    """Refuse a dashboard port that is taken (one line); move Spark's UI to a free port when its
+    own is taken, so that the address printed is the one Spark takes."""
+    if not port_is_free(settings.dashboard_port, settings.dashboard_host):
+        msg = (f"port {settings.dashboard_port} of the dashboard is already in use: stop what "
+               f"listens there or choose another (HHAR_DASHBOARD_PORT)")
+        raise ConfigError(msg)
+    if port_is_free(settings.spark_ui_port):
+        return settings
+    return settings.model_copy(update={"spark_ui_port": free_port()})
+
+
 def run_demo(settings: Settings, seconds: float | None, rows: int, speedup: float) -> int:
     """Run the pipeline until Ctrl+C or `seconds`; returns the exit code."""
+    settings = _check_ports(settings)
     work = (settings.home / "demo").resolve()
     work.mkdir(parents=True, exist_ok=True)
     local = LocalKafka(settings)
@@ -81,8 +96,17 @@ def run_demo(settings: Settings, seconds: float | None, rows: int, speedup: floa
                                                            "20000"),
             "HHAR_WINDOW": os.environ.get("HHAR_WINDOW", "1 minute"),
             "HHAR_WATERMARK": os.environ.get("HHAR_WATERMARK", "30 seconds"),
+            "HHAR_SPARK_UI": "true",
+            "HHAR_SPARK_UI_PORT": str(settings.spark_ui_port),
         }
         children.append(("processor", _child(["process"], processor_env, work / "processor.log")))
+        dashboard_env = env | {
+            "HHAR_CHECKPOINT": str(checkpoints),
+            "HHAR_DASHBOARD_HOST": settings.dashboard_host,
+            "HHAR_DASHBOARD_PORT": str(settings.dashboard_port),
+        }
+        children.append(("dashboard", _child(["dashboard"], dashboard_env,
+                                             work / "dashboard.log")))
         producer_env = env | {
             "HHAR_SOURCE": str(settings.data),
             "HHAR_SPEEDUP": str(speedup),
@@ -92,10 +116,13 @@ def run_demo(settings: Settings, seconds: float | None, rows: int, speedup: floa
         }
         children.append(("producer", _child(["produce"], producer_env, work / "producer.log")))
         print(
-            f"processor and producer started (logs in {work}); showing the results"
+            f"processor, producer and dashboard started (logs in {work}); showing the results"
             + (f" for {seconds:.0f} s" if seconds else ", Ctrl+C to stop"),
             flush=True,
         )
+        print(f"dashboard: {dashboard_url(settings)}", flush=True)
+        print(f"Spark UI:  http://127.0.0.1:{settings.spark_ui_port} (once the processor has "
+              f"started; Structured Streaming tab)", flush=True)
         watch_args = ["watch", "--interval", "2"]
         if seconds:
             watch_args += ["--duration", str(seconds)]
@@ -128,6 +155,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     add_setting(parser, "--bootstrap", field="bootstrap")
     add_setting(parser, "--data", field="data")
+    add_setting(parser, "--dashboard-port", field="dashboard_port", type=int)
     parser.add_argument(
         "--seconds", type=float, default=float(os.environ.get("DEMO_SECONDS") or 0) or None,
         help="stop after this many seconds [env: DEMO_SECONDS; default: until Ctrl+C]",

@@ -1,17 +1,21 @@
 """The README's quickstart, run literally on a clean copy of the repository.
 
 `make demo` (bounded by DEMO_SECONDS) must set itself up, start the broker, generate data,
-run producer and processor, publish every result topic, and leave no process behind. The copy
+run producer and processor, publish every result topic, serve the dashboard (whose page shows
+the count while the demo runs) and leave no process behind. The copy
 gets its own virtualenv (sharing this interpreter's installed packages, so nothing is
 downloaded) so that installing it does not touch the environment running the tests.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
+import time
+import urllib.request
 import venv
 from pathlib import Path
 
@@ -56,6 +60,22 @@ def last_snapshot(output: str) -> dict[str, list[str]]:
     return tables
 
 
+def dashboard_count(url: str, demo: subprocess.Popen) -> str | None:
+    """The count the demo's dashboard shows once it shows one (None if the demo ends first)."""
+    while demo.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{url}/api/page", timeout=5) as response:  # noqa: S310
+                page = json.load(response)
+        except OSError:
+            page = None
+        if page:
+            value = next(card["value"] for card in page["cards"] if card["id"] == "total_count")
+            if value != "-":
+                return value
+        time.sleep(2)
+    return None
+
+
 def test_readme_quickstart_demo_on_a_clean_copy(tmp_path: Path) -> None:
     commands = quickstart_commands()
     assert commands == ["make demo", "make test"]
@@ -87,13 +107,27 @@ def test_readme_quickstart_demo_on_a_clean_copy(tmp_path: Path) -> None:
         "HHAR_KAFKA_HEAP": "384m",
         "HHAR_DRIVER_MEMORY": "1g",
         "DEMO_SECONDS": "240",
+        "HHAR_DASHBOARD_PORT": str(free_port()),
+        "HHAR_SPARK_UI_PORT": str(free_port()),
     }
-    demo = subprocess.run(
-        commands[0].split(), cwd=copy, env=env, capture_output=True, text=True,
-        timeout=900, check=False,
-    )
+    out, err = tmp_path / "demo.stdout", tmp_path / "demo.stderr"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        process = subprocess.Popen(commands[0].split(), cwd=copy, env=env, stdout=stdout,
+                                   stderr=stderr, text=True)
+        try:
+            counted = dashboard_count(f"http://127.0.0.1:{env['HHAR_DASHBOARD_PORT']}", process)
+            process.wait(timeout=900)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    demo = subprocess.CompletedProcess(process.args, process.returncode, out.read_text(),
+                                       err.read_text())
     output = demo.stdout[-4000:] + demo.stderr[-4000:]
     assert demo.returncode == 0, output
+    assert f"dashboard: http://127.0.0.1:{env['HHAR_DASHBOARD_PORT']}" in demo.stdout, output
+    assert f"Spark UI:  http://127.0.0.1:{env['HHAR_SPARK_UI_PORT']}" in demo.stdout, output
+    assert counted, f"the dashboard never showed a count during the demo\n{output}"
     tables = last_snapshot(demo.stdout)
     assert set(tables) == set(WATCHED_QUERIES), output
     empty = [name for name, lines in tables.items()

@@ -28,6 +28,7 @@ from hhar_stream.local.kafka import (
     WATCH_USER,
     LocalKafka,
 )
+from hhar_stream.processor.session import spark_log_path
 from hhar_stream.settings import Settings
 
 from .harness import (
@@ -238,4 +239,7 @@ def test_the_pipeline_runs_with_credentials_and_never_shows_them(
              for process in (produced, processed, watched, configured)]
     shown += [path.read_text(errors="replace")
               for path in (tmp_path / "checkpoints").rglob("*") if path.is_file()]
+    spark_log = spark_log_path(processor_settings, "hhar-process")  # Spark's own output
+    assert spark_log.is_file()
+    shown.append(spark_log.read_text(errors="replace"))
     assert not [password for password in passwords if any(password in text for text in shown)]

@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
 
 import pytest
 
+from hhar_stream.daemons import free_port
+from hhar_stream.processor.session import spark_log_path
 from hhar_stream.settings import Settings
 
 from .helpers import BAD_MESSAGES, create_topic, delete_topics, make_events, produce, read_results
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
+
+HHAR_LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) +[\w.]+: ")
+"""A log record in the format of `hhar_stream.cli.configure_logging`."""
 
 
 def hhar(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess:
@@ -40,6 +46,8 @@ def cli_env(kafka: Settings) -> dict[str, str]:
 def test_process_available_now_then_status(kafka: Settings, cli_env, tmp_path) -> None:
     prefix = f"processor-cli-{uuid.uuid4().hex[:8]}"
     topic = create_topic(kafka, prefix)
+    spark_log = spark_log_path(kafka, "hhar-process")
+    spark_log_before = spark_log.stat().st_size if spark_log.exists() else 0
     try:
         events = make_events(300, seed=31)
         produce(kafka, topic, events, BAD_MESSAGES[:2])
@@ -48,9 +56,15 @@ def test_process_available_now_then_status(kafka: Settings, cli_env, tmp_path) -
             "process", "--engine", "per-query", "--topic", topic, "--available-now", "--json",
             "--queries", "stairs_by_user,device_activity", "--results-prefix", f"{prefix}.r.",
             "--checkpoint", str(checkpoint), "--stairs-users", "a,c", "--stairs-device",
-            "nexus4_2", env=cli_env,
+            "nexus4_2", "--spark-ui", "--spark-ui-port", str(free_port()), env=cli_env,
         )
         assert result.returncode == 0, result.stderr[-3000:]
+        # Quiet: hhar's own log lines only; Spark's start-up noise is in its log file.
+        noise = [line for line in result.stderr.splitlines() if not HHAR_LOG_LINE.match(line)]
+        assert noise == [], noise[:10]
+        with spark_log.open("rb") as log:
+            log.seek(spark_log_before)
+            assert b"Using incubator modules" in log.read()
         summary = json.loads(result.stdout)
         assert summary["events"] == 302
         assert summary["queries"]["device_activity"]["bad_records"] == 2
@@ -72,6 +86,9 @@ def test_process_available_now_then_status(kafka: Settings, cli_env, tmp_path) -
         assert status.returncode == 0, status.stderr
         state = json.loads(status.stdout)
         assert state["running"] is False and state["topic"] == topic
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+", state["spark_ui"]), state["spark_ui"]
+        assert f"INFO    hhar_stream.processor.session: Spark UI at {state['spark_ui']}" in (
+            result.stderr)
         assert sorted(state["queries"]) == ["bad_records", "device_activity", "stairs_by_user"]
         for query in state["queries"].values():
             assert query["active"] is False and uuid.UUID(query["id"])

@@ -1,0 +1,271 @@
+"""Reading the processor's results back from Kafka, for `hhar watch` and `hhar dashboard`.
+
+The result topics are compacted, so their current state is the last value per key: a
+`ResultReader` reads each topic from the beginning and folds every record into a `ResultState`
+(a null value deletes its key, as compaction does). It also sizes the events topic, so that
+both views can say how many events came in, how fast, and how far the processor lags behind
+(`PipelineFigures`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+
+from ..errors import BrokerError
+from ..processor.catalogue import BAD_RECORDS
+from ..schemas.results import ResultRecord, parse_result_value
+from ..settings import Settings
+
+logger = logging.getLogger(__name__)
+
+RATE_WINDOW = 10.0
+"""Seconds over which the event rates are measured."""
+
+
+@dataclass
+class ResultState:
+    """The latest record per key of every result topic read, and what could not be read."""
+
+    latest: dict[str, dict[bytes, ResultRecord]] = field(default_factory=dict)
+    invalid: int = 0
+    """Records set aside: not JSON, not a result record, or another query's record."""
+    last_invalid: str | None = None
+    """Why the last of them was set aside, and where it was."""
+
+    def apply(self, query: str, key: bytes | None, value: bytes | None) -> None:
+        """Fold one record of `query`'s topic in (a null value deletes the key)."""
+        rows = self.latest.setdefault(query, {})
+        if value is None:
+            rows.pop(key or b"", None)
+            return
+        try:
+            record = parse_result_value(value)
+        except ValueError as error:
+            self._reject(query, str(error).splitlines()[0])
+            return
+        if record.query != query:
+            self._reject(query, f"a record of query {record.query}")
+            return
+        rows[key or b""] = record
+
+    def _reject(self, query: str, reason: str) -> None:
+        self.invalid += 1
+        self.last_invalid = f"{query}: {reason}"
+
+    def records(self, query: str) -> list[Any]:
+        """The current rows of one query."""
+        return list(self.latest.get(query, {}).values())
+
+    def last_batch(self) -> int | None:
+        """The newest batch id seen in any result."""
+        ids = [r.batch_id for rows in self.latest.values() for r in rows.values()]
+        return max(ids) if ids else None
+
+
+class RateMeter:
+    """The rate per second of a growing total, over its samples of the last `window` seconds."""
+
+    def __init__(self, window: float = RATE_WINDOW) -> None:
+        """Keep samples for `window` seconds."""
+        self.window = window
+        self._samples: deque[tuple[float, int]] = deque()
+
+    def add(self, total: int, now: float | None = None) -> None:
+        """Record the total at `now` (default: the monotonic clock)."""
+        now = time.monotonic() if now is None else now
+        if self._samples and total < self._samples[-1][1]:
+            self._samples.clear()  # the total started over (topics deleted and created again)
+        self._samples.append((now, total))
+        while len(self._samples) > 2 and now - self._samples[1][0] >= self.window:
+            self._samples.popleft()
+
+    @property
+    def rate(self) -> float | None:
+        """Per second over the samples kept; None before two samples."""
+        if len(self._samples) < 2:
+            return None
+        (start, first), (end, last) = self._samples[0], self._samples[-1]
+        return (last - first) / (end - start) if end > start else None
+
+
+@dataclass(frozen=True)
+class PipelineFigures:
+    """How the pipeline keeps up, from the events topic and the results."""
+
+    events: int | None
+    """The events topic's end offsets, summed (None: no answer, or no topic yet)."""
+    events_per_second: float | None
+    """Events arriving in the topic per second, lately."""
+    processed_per_second: float | None
+    """Events counted in the results (valid or bad) per second, lately."""
+    counted: int
+    """Valid events in ``total_count``."""
+    bad: int
+    """Messages in ``bad_records``."""
+    last_batch: int | None
+    """The newest micro-batch that wrote a result."""
+
+    @property
+    def lag(self) -> int | None:
+        """Events not in the results yet: an upper bound, since offsets include the markers
+        of the producer's transactions."""
+        return None if self.events is None else max(self.events - self.counted - self.bad, 0)
+
+
+class ResultReader:
+    """Reads the result topics of `queries` (and sizes the events topic) into a `ResultState`.
+
+    Topics that do not exist yet are picked up when they appear.
+    """
+
+    def __init__(self, settings: Settings, queries: Iterable[str], group: str = "hhar-watch",
+                 broker_timeout: float = 10.0) -> None:
+        """A consumer of its own (`group`, committing nothing); `broker_timeout` bounds each
+        metadata request."""
+        self.settings = settings
+        self.queries = list(queries)
+        self.state = ResultState()
+        self.broker_timeout = broker_timeout
+        config = settings.kafka_client_config() | {
+            "group.id": group, "enable.auto.commit": False, "log_level": 3}
+        self.consumer = Consumer(config | {"enable.partition.eof": True})
+        # Metadata and offsets are asked on a connection of their own: a broker answers one
+        # request of a connection at a time, and the reading consumer's fetches wait there
+        # for new records (up to fetch.wait.max.ms).
+        self.probe = Consumer(config)
+        self.topic_query = {settings.result_topic(q): q for q in self.queries}
+        self.topics: set[str] = set()
+        """The broker's topics at the last look."""
+        self._assigned: set[str] = set()
+        self._arrivals = RateMeter()
+        self._processed = RateMeter()
+
+    def refresh_topics(self) -> None:
+        """Look at the broker's topics; start reading the result topics that appeared.
+
+        Raises:
+            BrokerError: when the broker does not answer within the broker timeout.
+        """
+        try:
+            metadata = self.probe.list_topics(timeout=self.broker_timeout)
+        except KafkaException as error:
+            msg = f"cannot reach Kafka at {self.settings.bootstrap}: {error.args[0].str()}"
+            raise BrokerError(msg) from None
+        self.topics = set(metadata.topics)
+        partitions = []
+        for topic in self.topic_query:
+            if topic in metadata.topics and topic not in self._assigned:
+                self._assigned.add(topic)
+                partitions += [
+                    TopicPartition(topic, partition, OFFSET_BEGINNING)
+                    for partition in metadata.topics[topic].partitions
+                ]
+        if partitions:
+            self.consumer.incremental_assign(partitions)
+
+    def missing_queries(self) -> list[str]:
+        """The queries whose result topic did not exist at the last look."""
+        return [query for topic, query in self.topic_query.items() if topic not in self._assigned]
+
+    def caught_up(self) -> bool:
+        """True when every assigned partition has been read to its current end."""
+        for tp in self.consumer.assignment():
+            try:
+                _, high = self.probe.get_watermark_offsets(tp, timeout=5, cached=False)
+            except KafkaException:
+                return False
+            position = self.consumer.position([tp])[0].offset
+            if high > 0 and (position < 0 or position < high):
+                return False
+        return True
+
+    def poll(self, seconds: float) -> int:
+        """Fold in what arrives within `seconds`; the number of records folded in.
+
+        Raises:
+            BrokerError: when the broker does not answer the look for new topics.
+        """
+        self.refresh_topics()
+        deadline = time.monotonic() + seconds
+        folded = 0
+        while time.monotonic() < deadline:
+            message = self.consumer.poll(min(0.2, max(deadline - time.monotonic(), 0)))
+            if message is None or message.error():
+                continue
+            self.state.apply(self.topic_query[message.topic()], message.key(), message.value())
+            folded += 1
+        return folded
+
+    def read_available(self, wait: float) -> int:
+        """Wait up to `wait` seconds for a record, then fold in every record already here (no
+        look for new topics: `refresh_topics`); the number folded in."""
+        folded = 0
+        message = self.consumer.poll(wait)
+        while message is not None:
+            if not message.error():
+                self.state.apply(self.topic_query[message.topic()], message.key(),
+                                 message.value())
+                folded += 1
+            message = self.consumer.poll(0)
+        return folded
+
+    def read_to_end(self, timeout: float = 30.0) -> None:
+        """Read every assigned topic up to its current end."""
+        self.refresh_topics()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.poll(0.5)
+            if self.caught_up():
+                return
+        logger.warning("result topics not read to the end within %.0f s", timeout)
+
+    def events_in_topic(self) -> int | None:
+        """The events topic's end offsets, summed: its messages (and transaction markers)."""
+        try:
+            metadata = self.probe.list_topics(self.settings.topic, timeout=self.broker_timeout)
+        except KafkaException:
+            return None
+        topic = metadata.topics.get(self.settings.topic)
+        if topic is None or topic.error is not None:
+            return None
+        total = 0
+        for partition in topic.partitions:
+            try:
+                _, high = self.probe.get_watermark_offsets(
+                    TopicPartition(self.settings.topic, partition), timeout=5, cached=False
+                )
+            except KafkaException:
+                # A topic just created (or a leader moving) has no answer yet: say nothing.
+                return None
+            total += high
+        return total
+
+    def restart_rates(self) -> None:
+        """Measure the rates from now on (after reading a backlog, which is no rate)."""
+        self._arrivals = RateMeter()
+        self._processed = RateMeter()
+
+    def figures(self) -> PipelineFigures:
+        """The events topic's size now, the rates lately and the results' counts."""
+        events = self.events_in_topic()
+        totals = self.state.records("total_count")
+        counted = totals[0].count if totals else 0
+        bad = len(self.state.records(BAD_RECORDS))
+        now = time.monotonic()
+        if events is not None:
+            self._arrivals.add(events, now)
+        self._processed.add(counted + bad, now)
+        return PipelineFigures(events, self._arrivals.rate, self._processed.rate, counted, bad,
+                               self.state.last_batch())
+
+    def close(self) -> None:
+        """Leave the topics."""
+        self.consumer.close()
+        self.probe.close()
