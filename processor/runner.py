@@ -295,13 +295,24 @@ class Processor:
             self._stopped_at = time.monotonic()
         if self._spark is not None:
             ids = {str(query.id) for query in self.queries.values()}
-            if not self.listener.wait_until_ended(ids, _LISTENER_TIMEOUT):
+            if not self.listener.wait_until_ended(ids, _LISTENER_TIMEOUT,
+                                                  delivering=self._spark_running):
                 logger.warning("the progress of the last batches may be missing from the status")
             self._spark.streams.removeListener(self.listener)
             self._spark = None
             self.status.stopped()
         if self._sinks is not None:
             self._sinks.close()
+
+    def _spark_running(self) -> bool:
+        """False once Spark's context is stopped or its JVM gone (a SIGTERM to the whole
+        process group stops the JVM too): no listener event comes after that."""
+        from py4j.protocol import Py4JError
+
+        try:
+            return self._spark is not None and not self._spark.sparkContext._jsc.sc().isStopped()
+        except (Py4JError, ConnectionError, AttributeError):
+            return False
 
     def summary(self) -> dict[str, Any]:
         """Totals of this run: per query, events read per second of processing, and the

@@ -18,6 +18,8 @@ import math
 import os
 import socket
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -226,14 +228,23 @@ class ProgressListener(StreamingQueryListener):
         self._ended: set[str] = set()
         self._ended_changed = threading.Condition()
 
-    def wait_until_ended(self, query_ids: set[str], timeout: float) -> bool:
+    def wait_until_ended(self, query_ids: set[str], timeout: float,
+                         delivering: Callable[[], bool] = lambda: True) -> bool:
         """Wait until the listener has heard every query in `query_ids` end.
 
         Spark delivers listener events asynchronously, a query's last progress and its end
-        after the query has stopped: waiting keeps them from being lost. False on timeout.
+        after the query has stopped: waiting keeps them from being lost. The wait ends early
+        once `delivering` says no event can come any more (Spark is gone or stopping). False
+        when not every end was heard.
         """
+        deadline = time.monotonic() + timeout
         with self._ended_changed:
-            return self._ended_changed.wait_for(lambda: query_ids <= self._ended, timeout)
+            while not query_ids <= self._ended:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not delivering():
+                    return False
+                self._ended_changed.wait(min(remaining, 0.5))
+            return True
 
     def onQueryStarted(self, event: QueryStartedEvent) -> None:
         """Record the query's name and ids."""

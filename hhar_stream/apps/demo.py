@@ -96,6 +96,9 @@ def run_demo(settings: Settings, seconds: float | None, rows: int, speedup: floa
                                                            "20000"),
             "HHAR_WINDOW": os.environ.get("HHAR_WINDOW", "1 minute"),
             "HHAR_WATERMARK": os.environ.get("HHAR_WATERMARK", "30 seconds"),
+            # A live view: a micro-batch twice a second keeps the results within a second of
+            # the events (with the producer's commits below).
+            "HHAR_TRIGGER": os.environ.get("HHAR_TRIGGER", "500ms"),
             "HHAR_SPARK_UI": "true",
             "HHAR_SPARK_UI_PORT": str(settings.spark_ui_port),
         }
@@ -113,6 +116,8 @@ def run_demo(settings: Settings, seconds: float | None, rows: int, speedup: floa
             "HHAR_MAX_GAP": "1",
             # Replay again and again (time shifted forward each pass) until the demo ends.
             "HHAR_LOOP": "true",
+            # Events become visible to the processor (read_committed) at each commit.
+            "HHAR_COMMIT_INTERVAL": os.environ.get("HHAR_COMMIT_INTERVAL", "0.25"),
         }
         children.append(("producer", _child(["produce"], producer_env, work / "producer.log")))
         print(
