@@ -29,7 +29,7 @@ from hhar_stream.daemons import free_port
 from hhar_stream.kafka_client import ensure_topics, result_topic_specs
 from hhar_stream.local.kafka import LocalKafka
 from hhar_stream.processor.catalogue import BAD_RECORDS, CATALOGUE
-from hhar_stream.producer.replay import HEADER_ERROR_REASON
+from hhar_stream.producer.routing import HEADER_ERROR_REASON
 from hhar_stream.schemas.results import DeviceActivity, TotalCount
 from hhar_stream.settings import Settings
 

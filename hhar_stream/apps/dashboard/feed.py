@@ -24,7 +24,7 @@ from plotly.utils import PlotlyJSONEncoder
 from ...errors import BrokerError, HharError
 from ...processor.catalogue import CATALOGUE
 from ...processor.status import read_status
-from ...producer.replay import HEADER_ERROR_REASON, HEADER_SOURCE_FILE, HEADER_SOURCE_LINE
+from ...producer.routing import HEADER_ERROR_REASON, HEADER_SOURCE_FILE, HEADER_SOURCE_LINE
 from ...settings import Settings
 from ..results import ResultReader
 from .panels import DeadLetter, Observation, page
