@@ -306,8 +306,9 @@ class Settings(BaseSettings):
     def environment(self, *fields: str) -> dict[str, str]:
         """`fields` as the ``HHAR_*`` variables a child process reads them from, written as a
         person would (``1 second``, ``a,b``); secrets revealed (that is how a child gets
-        them); unset fields left out."""
-        values = self.model_dump(mode="json", include=set(fields))
+        them); unset fields left out. A copy made without validation (`model_copy`) may hold
+        a `Path` where a text is due: it is written as text all the same."""
+        values = self.model_dump(mode="json", include=set(fields), warnings=False)
         for field in fields:
             secret = getattr(self, field)
             if isinstance(secret, SecretStr):

@@ -248,7 +248,7 @@ def test_the_page_shows_the_topics_live_and_updates_without_a_reload(
 @pytest.fixture
 def own_broker(base_settings: Settings, tmp_path: Path) -> Iterator[LocalKafka]:
     """A single-node broker that belongs to this test (stopping it disturbs no other test)."""
-    settings = base_settings.model_copy(update={
+    settings = base_settings.changed(**{
         "kafka_port": free_port(), "kafka_controller_port": free_port(),
         "kafka_ready_timeout": 120.0,
     })
@@ -263,7 +263,7 @@ def own_broker(base_settings: Settings, tmp_path: Path) -> Iterator[LocalKafka]:
 def test_the_page_says_when_kafka_is_down_and_recovers_by_itself(
     own_broker: LocalKafka, base_settings: Settings, browser, tmp_path: Path
 ) -> None:
-    settings = base_settings.model_copy(update={
+    settings = base_settings.changed(**{
         "bootstrap": own_broker.bootstrap, "checkpoint": tmp_path / "no-processor"})
     ensure_topics(settings, result_topic_specs(settings, ["total_count"]))
     write_records(settings, TotalCount(query="total_count", batch_id=1, count=5))
