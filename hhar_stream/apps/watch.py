@@ -14,16 +14,19 @@ import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from ..errors import BrokerError, ConfigError
 from ..kafka_client import check_broker
-from ..options import add_setting, settings_from_args
+from ..options import Commands, add_setting, settings_from_args
 from ..processor.catalogue import CATALOGUE
 from ..schemas.results import ResultRecord, parse_result_value
 from ..settings import Settings
+
+if TYPE_CHECKING:
+    from rich.console import Group, RenderableType
 
 logger = logging.getLogger(__name__)
 
@@ -99,13 +102,13 @@ def render_plain(tables: list[Table], status: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def render_rich(tables: list[Table], status: str):  # noqa: ANN201 - a rich renderable
+def render_rich(tables: list[Table], status: str) -> Group:
     """The snapshot as rich tables for a terminal."""
     from rich.console import Group
     from rich.table import Table as RichTable
     from rich.text import Text
 
-    parts: list[Any] = []
+    parts: list[RenderableType] = []
     for table in tables:
         rich_table = RichTable(title=table.title, title_justify="left", expand=False)
         for column in table.columns:
@@ -175,9 +178,8 @@ class ResultWatcher:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             message = self.consumer.poll(min(0.2, max(deadline - time.monotonic(), 0)))
-            if message is None or message.error():
-                continue
-            self.state.apply(self.topic_query[message.topic()], message.key(), message.value())
+            if message is not None and not message.error() and (topic := message.topic()):
+                self.state.apply(self.topic_query[topic], message.key(), message.value())
 
     def read_to_end(self, timeout: float = 30.0) -> None:
         """Read every assigned topic up to its current end."""
@@ -237,7 +239,7 @@ class ResultWatcher:
         self.consumer.close()
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Commands) -> None:
     """Add the `watch` command."""
     parser = subparsers.add_parser(
         "watch",

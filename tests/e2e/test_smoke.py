@@ -92,7 +92,7 @@ def test_console_consumer_shows_keys(kafka: Settings, topic_factory, tmp_path) -
         ["--bootstrap-server", kafka.bootstrap, "--topic", topic, "--from-beginning",
          "--max-messages", "5", "--timeout-ms", "20000",
          "--formatter-property", "print.key=true"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     lines = result.stdout.splitlines()
     assert result.returncode == 0, result.stderr
