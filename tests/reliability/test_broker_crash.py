@@ -14,21 +14,15 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from support.cli import HharProcess, hhar_env
+from support.polling import poll_until
 from test_producer.helpers import CommittedCounter, write_part_files
 
 from hhar_stream.daemons import free_port
 from hhar_stream.local.kafka import LocalKafka
 from hhar_stream.settings import Settings
 
-from .harness import (
-    ROW_IDENTITY,
-    HharProcess,
-    count_exactness,
-    hhar_env,
-    poll_until,
-    read_messages,
-    row_identities,
-)
+from .harness import ROW_IDENTITY, count_exactness, read_messages, row_identities
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
