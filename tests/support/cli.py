@@ -22,7 +22,7 @@ from .polling import poll_until
 
 HHAR = [sys.executable, "-m", "hhar_stream.cli"]
 
-_LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) +[\w.]+: ")
+LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) +[\w.]+: ")
 """A log record in the format of `hhar_stream.cli.configure_logging`."""
 
 
@@ -154,6 +154,6 @@ def error_line(stderr: str) -> str:
     assert "Traceback" not in stderr, stderr[-3000:]
     errors = [line for line in lines if line.startswith("error:")]
     assert errors == [lines[-1]], stderr[-3000:]
-    others = [line for line in lines[:-1] if not _LOG_LINE.match(line)]
+    others = [line for line in lines[:-1] if not LOG_LINE.match(line)]
     assert not others, others[:10]
     return lines[-1]
