@@ -13,7 +13,7 @@ PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help setup browser kafka-up kafka-down kafka-status data produce process watch dashboard \
-        demo profile topics consume test test-unit reliability lint bench clean
+        demo profile topics consume test test-unit reliability lint typecheck bench clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -93,12 +93,20 @@ test-unit: setup ## run only the fast tests that need neither Kafka nor Spark
 reliability: setup ## run the reliability scenarios and write their table into RELIABILITY.md
 	HHAR_RELIABILITY_DOC=RELIABILITY.md $(PYTHON) -m pytest tests/reliability $(PYTEST_ARGS)
 
-lint: setup ## check style (never modifies files)
-	$(PYTHON) -m ruff check .
+lint: $(STAMP_PY) ## what CI checks before the tests: ruff check, ruff format --check, mypy (never modifies files)
+	@status=0; \
+	$(PYTHON) -m ruff check . || status=1; \
+	$(PYTHON) -m ruff format --check . || status=1; \
+	$(PYTHON) tools/typecheck.py || status=1; \
+	exit $$status
+
+typecheck: $(STAMP_PY) ## type-check the package with mypy (strict; config in pyproject.toml)
+	$(PYTHON) tools/typecheck.py
 
 bench: setup ## run the benchmark suite (not a test; ~15 min): one table into BENCHMARKS.md; ARGS="--quick"
 	$(PYTHON) bench/run_all.py $(ARGS)
 
 clean: ## remove the local broker state, checkpoints and caches (keeps the jars)
 	-$(HHAR) kafka down
-	rm -rf $(HOME_DIR)/kafka/run $(HOME_DIR)/checkpoints .pytest_cache .ruff_cache spark-warehouse
+	rm -rf $(HOME_DIR)/kafka/run $(HOME_DIR)/checkpoints .pytest_cache .ruff_cache .mypy_cache \
+		build/typecheck spark-warehouse

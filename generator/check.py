@@ -11,6 +11,7 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,11 +34,13 @@ class DatasetSummary:
     """Counts and describe() moments of a data set, accumulated column by column."""
 
     rows: int = 0
-    device_activity: Counter = field(default_factory=Counter)
+    device_activity: Counter[tuple[str, str]] = field(default_factory=Counter)
     _sums: dict[str, float] = field(default_factory=lambda: dict.fromkeys(NUMERIC, 0.0))
     _squares: dict[str, float] = field(default_factory=lambda: dict.fromkeys(NUMERIC, 0.0))
 
-    def add(self, device_activity: Counter, columns: dict[str, np.ndarray]) -> None:
+    def add(
+        self, device_activity: Counter[tuple[str, str]], columns: dict[str, np.ndarray]
+    ) -> None:
         """Add rows: their count per (Device, gt) and their numeric columns (by wire name)."""
         self.device_activity.update(device_activity)
         for name in NUMERIC:
@@ -56,9 +59,9 @@ class DatasetSummary:
         variance = (self._squares[name] - self.rows * mean * mean) / (self.rows - 1)
         return float(np.sqrt(max(variance, 0.0)))
 
-    def device_totals(self) -> Counter:
+    def device_totals(self) -> Counter[str]:
         """Rows per Device."""
-        totals: Counter = Counter()
+        totals: Counter[str] = Counter()
         for (device, _), count in self.device_activity.items():
             totals[device] += count
         return totals
@@ -69,13 +72,13 @@ def summarise_plan(plan: DatasetPlan) -> DatasetSummary:
     summary = DatasetSummary()
     labels = [(stream.device, gt) for stream in plan.streams for gt in ACTIVITIES]
     for chunk in merged_chunks(plan):
-        counts: Counter = Counter()
+        counts: Counter[tuple[str, str]] = Counter()
         for label, count in enumerate(np.bincount(chunk.label, minlength=len(labels)).tolist()):
             counts[labels[label]] += count
         summary.add(
             +counts,
             {"Arrival_Time": chunk.arrival_ms, "Creation_Time": chunk.creation_ns,
-             "Index": chunk.index, "x": chunk.kx / GRID, "y": chunk.ky / GRID,
+             "Index": chunk.sample_index, "x": chunk.kx / GRID, "y": chunk.ky / GRID,
              "z": chunk.kz / GRID},
         )
     return summary
@@ -89,7 +92,7 @@ def summarise_folder(folder: Path, batch: int = 100_000) -> DatasetSummary:
         if path.name.startswith(("_", ".")) or not path.is_file():
             continue
         with path.open(encoding="utf-8") as lines:
-            rows: list[dict] = []
+            rows: list[dict[str, Any]] = []
             for line in lines:
                 rows.append(json.loads(line))
                 if len(rows) == batch:
@@ -100,7 +103,7 @@ def summarise_folder(folder: Path, batch: int = 100_000) -> DatasetSummary:
     return summary
 
 
-def _add_rows(summary: DatasetSummary, rows: list[dict]) -> None:
+def _add_rows(summary: DatasetSummary, rows: list[dict[str, Any]]) -> None:
     summary.add(Counter((row["Device"], row["gt"]) for row in rows),
                 {name: np.array([row[name] for row in rows], dtype=np.float64)
                  for name in NUMERIC})
@@ -115,7 +118,7 @@ def calibration_rows(summary: DatasetSummary) -> list[tuple[str, float, float]]:
     for (device, gt), real in sorted(REAL_DEVICE_ACTIVITY_COUNTS.items(), key=lambda i: -i[1]):
         table.append((f"count {device} {gt}", summary.device_activity[(device, gt)],
                       real * scale))
-    real_totals: Counter = Counter()
+    real_totals: Counter[str] = Counter()
     for (device, _), real in REAL_DEVICE_ACTIVITY_COUNTS.items():
         real_totals[device] += real
     totals = summary.device_totals()

@@ -254,7 +254,7 @@ def split_counts(total: int, weights: np.ndarray) -> np.ndarray:
     if total == 0 or weights.sum() <= 0:
         return np.zeros(len(weights), dtype=np.int64)
     exact = total * weights / weights.sum()
-    counts = np.floor(exact).astype(np.int64)
+    counts: np.ndarray = np.floor(exact).astype(np.int64)
     short = total - int(counts.sum())
     if short:
         order = np.argsort(-(exact - counts), kind="stable")

@@ -49,7 +49,7 @@ class Chunk(NamedTuple):
 
     arrival_ms: np.ndarray
     creation_ns: np.ndarray
-    index: np.ndarray
+    sample_index: np.ndarray
     label: np.ndarray
     kx: np.ndarray
     ky: np.ndarray
@@ -122,7 +122,7 @@ def _block_pieces(seed: int, stream_id: int, block_id: int, stream: StreamPlan,
         yield Chunk(
             arrival_ms=arrival_ns // 1_000_000,
             creation_ns=sample_ns + stream.clock_offset_ns,
-            index=np.arange(block.first_index + first, block.first_index + first + count),
+            sample_index=np.arange(block.first_index + first, block.first_index + first + count),
             label=np.full(count, label, dtype=np.int16),
             kx=grid[:, 0], ky=grid[:, 1], kz=grid[:, 2],
         )
@@ -132,7 +132,8 @@ def _quantise(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """Grid units (1/65536 rad/s) of the sensor reading nearest to each value."""
     steps = np.rint((values * GRID - offsets) / SENSOR_STEP)
     grid = offsets + SENSOR_STEP * steps
-    return np.clip(grid, -MAX_GRID, MAX_GRID).astype(np.int32)
+    clipped: np.ndarray = np.clip(grid, -MAX_GRID, MAX_GRID).astype(np.int32)
+    return clipped
 
 
 def merged_chunks(plan: DatasetPlan) -> Iterator[Chunk]:

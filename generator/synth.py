@@ -29,7 +29,7 @@ from typing import TextIO
 import numpy as np
 
 from ..errors import ConfigError, InputDataError
-from ..options import add_setting, settings_from_args
+from ..options import Commands, add_setting, settings_from_args
 from ..schemas import WIRE_FIELDS, java_double
 from .plan import (
     ACTIVITIES,
@@ -100,7 +100,8 @@ class GridTexts:
         for slot in new.tolist():
             self._texts[slot] = grid_value_text(slot - MAX_GRID)
         self._known[new] = True
-        return self._texts[slots].tolist()
+        texts: list[str] = self._texts[slots].tolist()
+        return texts
 
 
 class RowWriter:
@@ -123,7 +124,7 @@ class RowWriter:
             "Arrival_Time": chunk.arrival_ms.tolist(),
             "Creation_Time": chunk.creation_ns.tolist(),
             "Device": self._device[label].tolist(),
-            "Index": chunk.index.tolist(),
+            "Index": chunk.sample_index.tolist(),
             "Model": [self._model] * len(chunk),
             "User": self._user[label].tolist(),
             "gt": self._gt[label].tolist(),
@@ -308,7 +309,7 @@ def _progress(total: int) -> Iterator[Callable[[int], None]]:
     yield advance
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Commands) -> None:
     """Add the `data` command group."""
     data = subparsers.add_parser(
         "data", help="HHAR data sets: generate one like the real activity-data folder",

@@ -113,7 +113,7 @@ def launch(
     pid_file: PidFile | None = None,
     cwd: Path | None = None,
     env: dict[str, str] | None = None,
-) -> subprocess.Popen:
+) -> subprocess.Popen[bytes]:
     """Start `command` in a session of its own (it outlives us and our Ctrl+C misses it).
 
     Its stdout and stderr are appended to `log_file`; its pid goes to `pid_file`.
@@ -166,7 +166,7 @@ def kill_now(pid: int, group: bool = False) -> None:
         time.sleep(0.05)
 
 
-def stop_child(process: subprocess.Popen, name: str, timeout: float = 30.0) -> None:
+def stop_child(process: subprocess.Popen[bytes], name: str, timeout: float = 30.0) -> None:
     """Stop a child started by `launch` and everything in its process group.
 
     SIGTERM to the group, up to `timeout` seconds for the child to exit, then SIGKILL to the

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -12,7 +12,7 @@ from .settings import SETTING_ERROR, Settings, env_var
 
 _PREFIX = "setting__"
 
-__all__ = ["add_setting", "default_text", "describe_settings_error", "env_var",
+__all__ = ["Commands", "Flags", "add_setting", "default_text", "describe_settings_error", "env_var",
            "settings_from_args"]
 
 
@@ -26,7 +26,23 @@ def default_text(field: str) -> str:
     return str(shown)
 
 
-def add_setting(parser: argparse.ArgumentParser, *flags: str, field: str, **kwargs: Any) -> None:
+class Flags(Protocol):
+    """What flags are added to: a parser or one of its argument groups."""
+
+    def add_argument(self, *name_or_flags: str, **kwargs: Any) -> argparse.Action:
+        """Add a flag (`argparse.ArgumentParser.add_argument`)."""
+        ...
+
+
+class Commands(Protocol):
+    """Where commands are added: `hhar`'s sub-parsers (``add_subparsers()``)."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        """Add the parser of command `name` (`argparse` sub-parsers' ``add_parser``)."""
+        ...
+
+
+def add_setting(parser: Flags, *flags: str, field: str, **kwargs: Any) -> None:
     """Add a flag that overrides setting `field`; its help names the env variable and default.
 
     Boolean settings become switches (``--loop``) unless `kwargs` says otherwise.

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from ..daemons import stop_on_signals
 from ..errors import QueryFailedError
-from ..options import add_setting, settings_from_args
+from ..options import Commands, add_setting, settings_from_args
 from .catalogue import QUERY_NAMES
 
 logger = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 _POLL_SECONDS = 1.0
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Commands) -> None:
     """Add the processor's commands."""
     process = subparsers.add_parser(
         "process",

@@ -120,7 +120,7 @@ class BatchAggregate:
     """`batch_aggregate` of one micro-batch, on the driver."""
 
     groups: list[Group] = field(default_factory=list)
-    bad: list[ResultRecord] = field(default_factory=list)
+    bad: list[BadRecord] = field(default_factory=list)
 
 
 class FusedBatches:
@@ -207,10 +207,10 @@ class FusedBatches:
         return previous
 
     def _write(self, state: FusedState, closed: Sequence[tuple[WindowKey, int]],
-               bad: list[ResultRecord], batch_id: int) -> None:
+               bad: list[BadRecord], batch_id: int) -> None:
         """Write the results of `state`: the derived rows that changed, the windows `closed`
         and the `bad` records, to every sink, with one flush."""
-        records: dict[str, list[ResultRecord]] = {}
+        records: dict[str, Sequence[ResultRecord]] = {}
         written: dict[tuple[str, str], str] = {}
         for query in self.derived:
             changed = []
@@ -240,7 +240,7 @@ class FusedBatches:
                 query=WINDOWED, batch_id=batch_id,
                 window_start=_EPOCH + dt.timedelta(milliseconds=start),
                 window_end=_EPOCH + dt.timedelta(milliseconds=start + self.window_ms),
-                Device=device, gt=gt, count=count,
+                device=device, gt=gt, count=count,
             )
             for (start, device, gt), count in closed
         ]

@@ -136,7 +136,7 @@ class FusedState:
             raise ValueError(msg)
         return cls(
             batch_id=data["batch_id"], seq=data["seq"],
-            totals={tuple(row[:4]): list(row[4:]) for row in data["totals"]},  # type: ignore[misc]
+            totals={tuple(row[:4]): list(row[4:]) for row in data["totals"]},
             windows={(row[0], row[1], row[2]): row[3] for row in data["windows"]},
             watermark_ms=data["watermark_ms"], late_watermark_ms=data["late_watermark_ms"],
             max_event_ms=data["max_event_ms"], late_rows=data["late_rows"],

@@ -17,7 +17,7 @@ from typing import Literal, get_args, get_origin
 from annotated_types import Ge, Le, MaxLen, MinLen
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import DoubleType, LongType, StringType
+from pyspark.sql.types import DataType, DoubleType, LongType, StringType
 
 from ..schemas import SensorEvent
 from ..schemas.events import LONG_MAX, LONG_MIN
@@ -42,9 +42,11 @@ def _constraints(name: str) -> list[tuple[Column, str]]:
     column = F.col(f"{_PARSED}.{name}")
     checks = []
     for item in field.metadata:
-        if isinstance(item, Ge) and item.ge > LONG_MIN:
+        # Bounds are numbers (annotated-types only knows they compare); the natural ones of a
+        # LongType need no check.
+        if isinstance(item, Ge) and isinstance(item.ge, int | float) and item.ge > LONG_MIN:
             checks.append((column < F.lit(item.ge), f"{name}: must be >= {item.ge}"))
-        elif isinstance(item, Le) and item.le < LONG_MAX:
+        elif isinstance(item, Le) and isinstance(item.le, int | float) and item.le < LONG_MAX:
             checks.append((column > F.lit(item.le), f"{name}: must be <= {item.le}"))
         elif isinstance(item, MinLen):
             text = f"{name}: shorter than {item.min_length} characters"
@@ -132,7 +134,9 @@ def _first_broken_rule() -> Column:
     checks.append((F.size(extra) > 0, F.concat(F.lit("unexpected: "), F.array_join(extra, ", "))))
     for name in EVENT_COLUMNS:
         kind = EVENT_SCHEMA[name].dataType
-        type_name = {LongType(): "an integer", DoubleType(): "a number", StringType(): "a string"}
+        type_name: dict[DataType, str] = {
+            LongType(): "an integer", DoubleType(): "a number", StringType(): "a string"
+        }
         wrong = F.col(f"{_PARSED}.{name}").isNull()
         if kind == StringType():
             wrong = wrong | _json_type_mismatch(name)

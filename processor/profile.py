@@ -122,6 +122,7 @@ def profile_dataset(
         )
         grouped = frame.groupBy("Device", "gt").count()
         adaptive = grouped.rdd.getNumPartitions()
+        shuffle_setting = spark.conf.get(_SHUFFLE)
         spark.conf.set(_ADAPTIVE, "false")
         planned = frame.groupBy("Device", "gt").count().rdd.getNumPartitions()
         partitions = {
@@ -132,7 +133,7 @@ def profile_dataset(
                 if repartition else None
             ),
             "shuffle": {
-                "setting": int(spark.conf.get(_SHUFFLE)),
+                "setting": None if shuffle_setting is None else int(shuffle_setting),
                 "aggregation_partitions": planned,
                 "after_adaptive_coalescing": adaptive,
             },
@@ -157,7 +158,10 @@ def profile_dataset(
     finally:
         frame.unpersist()
         for key, value in previous.items():
-            spark.conf.set(key, value)
+            if value is None:
+                spark.conf.unset(key)
+            else:
+                spark.conf.set(key, value)
 
 
 def _cell(value: Any) -> str:

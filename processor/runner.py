@@ -263,7 +263,11 @@ class Processor:
         for name, query in self.queries.items():
             try:
                 if query.isActive:
-                    query.awaitTermination(max(0.01, deadline - time.monotonic()))
+                    # pyspark waits int(timeout * 1000) ms: seconds may be a fraction, though
+                    # its annotation says int.
+                    query.awaitTermination(
+                        max(0.01, deadline - time.monotonic())  # type: ignore[arg-type]
+                    )
                 failure = query.exception()  # also of a query that ended before this call
             except StreamingQueryException as error:
                 failure = error

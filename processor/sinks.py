@@ -97,7 +97,7 @@ class ResultSinks:
 
         return write_batch
 
-    def write(self, records: Mapping[str, list[ResultRecord]], batch_id: int) -> None:
+    def write(self, records: Mapping[str, Sequence[ResultRecord]], batch_id: int) -> None:
         """Write the records of micro-batch `batch_id` (query -> its records) and wait until
         Kafka has them all.
 
@@ -112,7 +112,7 @@ class ResultSinks:
             if "console" in self.sinks:
                 self._print(query, rows, batch_id)
 
-    def _publish(self, records: Mapping[str, list[ResultRecord]]) -> None:
+    def _publish(self, records: Mapping[str, Sequence[ResultRecord]]) -> None:
         assert self.producer is not None
         failures: list[str] = []
 
@@ -137,7 +137,7 @@ class ResultSinks:
             msg = f"writing results to Kafka failed: {detail}"
             raise QueryFailedError(msg)
 
-    def _refresh_table(self, query: str, records: list[ResultRecord]) -> None:
+    def _refresh_table(self, query: str, records: Sequence[ResultRecord]) -> None:
         with self._lock:
             table = self._tables.get(query)
             if table is not None and not records:
@@ -152,7 +152,7 @@ class ResultSinks:
         if query == "activity_stats":
             positive_x(frame).createOrReplaceTempView(POSITIVE_X_VIEW)
 
-    def _print(self, query: str, records: list[ResultRecord], batch_id: int) -> None:
+    def _print(self, query: str, records: Sequence[ResultRecord], batch_id: int) -> None:
         if not records:
             return
         columns = row_columns(type(records[0]))

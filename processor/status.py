@@ -116,7 +116,8 @@ class ProcessorStatus:
         }
 
     def _query(self, name: str) -> dict[str, Any]:
-        return self._state["queries"].setdefault(
+        queries: dict[str, dict[str, Any]] = self._state["queries"]
+        return queries.setdefault(
             name,
             {
                 "name": name,
@@ -214,7 +215,8 @@ class ProcessorStatus:
     def snapshot(self) -> dict[str, Any]:
         """A copy of the current status."""
         with self._lock:
-            return json.loads(json.dumps(self._state))
+            copy: dict[str, Any] = json.loads(json.dumps(self._state))
+            return copy
 
 
 class ProgressListener(StreamingQueryListener):
@@ -285,7 +287,7 @@ def read_status(settings: Settings) -> dict[str, Any]:
     """
     path = status_path(settings)
     try:
-        state = json.loads(path.read_text())
+        state: dict[str, Any] = json.loads(path.read_text())
     except FileNotFoundError:
         msg = (
             f"no processor status in {path}: start `hhar process` with the same --checkpoint "

@@ -8,7 +8,7 @@ import threading
 
 from hhar_stream.daemons import stop_on_signals
 from hhar_stream.errors import BrokerError, HharError
-from hhar_stream.options import add_setting, settings_from_args
+from hhar_stream.options import Commands, add_setting, settings_from_args
 
 from .progress import format_summary, progress_for_stderr
 from .replay import replay
@@ -31,7 +31,7 @@ a second Ctrl+C aborts at once (the open transaction is then discarded). The exi
 non-zero when any event could not be delivered or any worker failed."""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Commands) -> None:
     """Add the `produce` command."""
     parser = subparsers.add_parser(
         "produce",

@@ -23,6 +23,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from hhar_stream.errors import BrokerError
 from hhar_stream.settings import Settings
 
+from .routing import Headers
+
 logger = logging.getLogger(__name__)
 librdkafka_logger = logging.getLogger("hhar_stream.librdkafka")
 
@@ -130,7 +132,7 @@ class Sender:
 
     def send_events(
         self, topic: str, values: list[bytes], keys: list[str], timestamps: list[int],
-        headers: list[tuple[str, str]],
+        headers: Headers,
     ) -> None:
         """Produce events side by side: value, key and record timestamp, the same headers."""
         produce = self._producer.produce
@@ -144,7 +146,7 @@ class Sender:
 
     def send(
         self, topic: str, value: bytes, key: str | None, timestamp: int,
-        headers: list[tuple[str, str]],
+        headers: Headers,
     ) -> None:
         """Produce one record (timestamp 0: the time it is sent), waiting while the queue is full.
 

@@ -69,7 +69,8 @@ class Pacer:
             due = self._start + self._events / self.rate
             self._events += events
             return due
-        gap = time_ms - self._last_time_ms
+        assert self.speedup is not None  # a pacer has exactly one of rate and speedup
+        gap: float = time_ms - self._last_time_ms
         if gap > 0:
             self._last_time_ms = time_ms
             if self.max_gap_ms is not None and gap > self.max_gap_ms:

@@ -36,7 +36,7 @@ from hhar_stream.settings import SCHEMA_VERSION, Settings
 from .delivery import Sender, TransactionFailedError, load_positions, replay_identity
 from .pacing import Pacer
 from .progress import ProgressReporter, ReplayStats
-from .routing import HEADER_SCHEMA_VERSION, MAX_AHEAD_MS, DeadLetter, Routed, Router
+from .routing import HEADER_SCHEMA_VERSION, MAX_AHEAD_MS, DeadLetter, Headers, Routed, Router
 from .sources import FilePosition, RowBlock, SourceFile, read_blocks, resolve_source
 from .workers import ParentLink, Share, plan_shares, run_workers
 
@@ -360,8 +360,8 @@ class ShareReplay:
         position.lines = [0] * len(self.files)
         position.keys = [0] * len(self.files)
 
-    def _headers(self) -> list[tuple[str, str]]:
-        headers = [(HEADER_SCHEMA_VERSION, SCHEMA_VERSION)]
+    def _headers(self) -> Headers:
+        headers: Headers = [(HEADER_SCHEMA_VERSION, SCHEMA_VERSION)]
         if self.settings.loop:
             headers.append((HEADER_RUN_ID, f"{self.run_tag}.{self.position.pass_number}"))
         return headers
@@ -392,7 +392,7 @@ class ShareReplay:
             return "limit"
         return None
 
-    def _send_block(self, block: RowBlock, headers: list[tuple[str, str]]) -> str | None:
+    def _send_block(self, block: RowBlock, headers: Headers) -> str | None:
         """Route and send a whole block at once (``--max``)."""
         stamp = int(self.wall_clock() * 1000) if self.settings.rebase_now else None
         routed = self.router.route(block, self._horizon(), shift=self.position.shift_ms,
@@ -406,7 +406,7 @@ class ShareReplay:
         return self._stopped_by(routed.stop)
 
     def _send_paced(
-        self, block: RowBlock, headers: list[tuple[str, str]], pacer: Pacer
+        self, block: RowBlock, headers: Headers, pacer: Pacer
     ) -> str | None:
         """Send a block row by row, each event when the pacer says it is due."""
         router, counters, position = self.router, self.counters, self.position
@@ -437,7 +437,7 @@ class ShareReplay:
                     return self.stop_reason
         return None
 
-    def _send(self, routed: Routed, headers: list[tuple[str, str]]) -> None:
+    def _send(self, routed: Routed, headers: Headers) -> None:
         topic = self.settings.topic
         self.sender.send_events(topic, routed.values, routed.keys, routed.timestamps, headers)
         for letter in routed.letters:

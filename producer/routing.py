@@ -40,7 +40,8 @@ MAX_REASON = 4096
 """Characters of an error reason kept in a dead letter's header (a line with thousands of
 unknown fields has a reason as long)."""
 
-Headers = list[tuple[str, str]]
+Headers = list[tuple[str, str | bytes | None]]
+"""A record's headers as confluent-kafka takes them (ours are text)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +56,7 @@ class DeadLetter:
     def record(self, file_name: str) -> tuple[bytes, Headers]:
         """The dead letter's value and headers: the line (cut to `MAX_LINE_BYTES`), the
         reason, the source file and line, the schema version."""
-        headers = [
+        headers: Headers = [
             (HEADER_ERROR_REASON, self.reason[:MAX_REASON]), (HEADER_SOURCE_FILE, file_name),
             (HEADER_SOURCE_LINE, str(self.line_no)), (HEADER_SCHEMA_VERSION, SCHEMA_VERSION),
         ]

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import glob
 import gzip
+import io
 import itertools
 import logging
 import os
@@ -46,7 +47,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, BinaryIO, Literal, cast
+from typing import Any, Literal, cast, overload
 
 from pydantic import ValidationError
 
@@ -74,8 +75,9 @@ longer fit the CPU's caches."""
 _MIN_FILE_BYTES = 65_536
 
 Order = Literal["merged", "by-file"]
+Format = Literal["json", "csv"]
 
-_FORMATS: dict[str, Literal["json", "csv"]] = {
+_FORMATS: dict[str, Format] = {
     ".json": "json", ".jsonl": "json", ".ndjson": "json", ".csv": "csv", ".tsv": "csv",
 }
 _GLOB_CHARACTERS = frozenset("*?[")
@@ -90,7 +92,7 @@ class SourceFile:
     path: Path
     name: str
     """The file's name relative to the source (in headers, positions and messages)."""
-    kind: Literal["json", "csv"]
+    kind: Format
     compressed: bool
 
 
@@ -114,7 +116,7 @@ class RowBlock:
     reasons: list[str | None]
     invalid: int = 0
     """How many of the rows are invalid (0: every event is a dict)."""
-    _lists: tuple[list, ...] = field(init=False, repr=False, compare=False)
+    _lists: tuple[list[Any], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self._lists = (self.keys, self.file_nos, self.line_nos, self.payloads, self.events,
@@ -150,7 +152,7 @@ class RowBlock:
         return {file_no: FilePosition(*place) for file_no, place in last.items()}
 
 
-def _block(columns: Sequence[list]) -> RowBlock:
+def _block(columns: Sequence[list[Any]]) -> RowBlock:
     keys, file_nos, line_nos, payloads, events, reasons = columns
     return RowBlock(keys, file_nos, line_nos, payloads, events, reasons,
                     invalid=events.count(None))
@@ -188,8 +190,8 @@ def resolve_source(source: Path | str) -> list[SourceFile]:
     ]
 
 
-def _data_files(paths: Sequence[Path]) -> list[tuple[Path, Literal["json", "csv"], bool]]:
-    found = []
+def _data_files(paths: Sequence[Path]) -> list[tuple[Path, Format, bool]]:
+    found: list[tuple[Path, Format, bool]] = []
     for path in paths:
         kind = _data_kind(path) if path.is_file() else None
         if kind is None:
@@ -199,7 +201,11 @@ def _data_files(paths: Sequence[Path]) -> list[tuple[Path, Literal["json", "csv"
     return found
 
 
-def _data_kind(path: Path, explicit: bool = False) -> tuple[Literal["json", "csv"], bool] | None:
+@overload
+def _data_kind(path: Path, explicit: Literal[True]) -> tuple[Format, bool]: ...
+@overload
+def _data_kind(path: Path, explicit: bool = False) -> tuple[Format, bool] | None: ...
+def _data_kind(path: Path, explicit: bool = False) -> tuple[Format, bool] | None:
     """The format of a data file and whether it is gzipped; None for what is not data.
 
     A file named explicitly is data whatever its name (never None): its format then comes from
@@ -224,10 +230,10 @@ def _data_kind(path: Path, explicit: bool = False) -> tuple[Literal["json", "csv
     return ("json" if head.startswith(b"{") else "csv"), compressed
 
 
-def _open_binary(path: Path, compressed: bool) -> BinaryIO:
+def _open_binary(path: Path, compressed: bool) -> io.BufferedIOBase:
     if compressed:
         return gzip.open(path, "rb")
-    return open(path, "rb", buffering=_READ_BUFFER)
+    return io.BufferedReader(io.FileIO(path), buffer_size=_READ_BUFFER)
 
 
 def read_blocks(
@@ -325,7 +331,8 @@ def _sorted(taken: list[tuple[RowBlock, int, int]]) -> RowBlock:
     keys = columns[0]
     pick = itemgetter(*sorted(range(len(keys)), key=keys.__getitem__))
     if not any(block.invalid for block, _, _ in taken):
-        return RowBlock(*(list(pick(column)) for column in columns[:5]), [None] * len(keys))
+        keys, file_nos, line_nos, payloads, events = (list(pick(column)) for column in columns[:5])
+        return RowBlock(keys, file_nos, line_nos, payloads, events, [None] * len(keys))
     return _block([list(pick(column)) for column in columns])
 
 
@@ -354,7 +361,7 @@ class _Chunks:
     """A file's lines in chunks, numbered from 1, without a byte order mark before the first;
     only the lines after the first `skip` and in the share (``stride``, ``offset``)."""
 
-    def __init__(self, stream: BinaryIO, skip: int, stride: int, offset: int,
+    def __init__(self, stream: io.BufferedIOBase, skip: int, stride: int, offset: int,
                  block_bytes: int) -> None:
         self._stream = stream
         self._skip = skip
@@ -433,7 +440,7 @@ def _checked_block(
 ) -> RowBlock:
     """The rows of lines one at a time: invalid ones with their reason, blank ones skipped."""
     validate = parse_event_fields
-    columns: tuple[list, ...] = ([], [], [], [], [], [])
+    columns: tuple[list[Any], ...] = ([], [], [], [], [], [])
     keys, file_nos, line_nos, kept, events, reasons = columns
     for line_no, payload in zip(numbers, payloads, strict=True):
         event, reason = None, None
@@ -481,13 +488,13 @@ def _csv_blocks(
 def _csv_block(
     file_no: int, numbers: range, lines: list[bytes], layout: UciLayout, key: int
 ) -> RowBlock:
-    columns: tuple[list, ...] = ([], [], [], [], [], [])
+    columns: tuple[list[Any], ...] = ([], [], [], [], [], [])
     keys, file_nos, line_nos, payloads, events, reasons = columns
     for line_no, line in zip(numbers, lines, strict=True):
         payload = line.rstrip(b"\r\n")
         if not payload.strip():
             continue
-        event = None
+        event, reason = None, None
         try:
             parsed = parse_uci_line(payload.decode("utf-8"), layout)
         except InvalidRowError as error:

@@ -155,7 +155,7 @@ class ParentLink:
 
     def _receive(self) -> tuple[Any, ...] | None:
         try:
-            message = self._connection.recv()
+            message: tuple[Any, ...] = self._connection.recv()
         except (EOFError, OSError):
             self._stop.set()
             return None
@@ -241,7 +241,9 @@ class _Supervisor:
         next_progress = time.monotonic()
         try:
             while not all(worker.ended for worker in self.workers):
-                waiting = [worker.connection for worker in self.workers if worker.connected]
+                waiting: list[Connection | int] = [
+                    worker.connection for worker in self.workers if worker.connected
+                ]
                 waiting += [worker.process.sentinel for worker in self.workers
                             if not worker.ended]
                 wait(waiting, timeout=_PROGRESS_EVERY)

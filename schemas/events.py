@@ -117,7 +117,8 @@ def parse_event_fields(line: str | bytes) -> dict[str, Any]:
     Raises:
         ValidationError: as `parse_event`.
     """
-    return _WIRE_FIELDS_VALIDATOR.validate_json(line)
+    fields: dict[str, Any] = _WIRE_FIELDS_VALIDATOR.validate_json(line)
+    return fields
 
 
 def parse_event(line: str | bytes) -> SensorEvent:

@@ -1,4 +1,5 @@
-"""Shared fixtures: one real Kafka broker and one local SparkSession per test run.
+"""Shared fixtures: one real Kafka broker and one local SparkSession per test run, and the
+topics of a test or a module (`support.topics.TopicFactory`).
 
 The broker is the project's own (`LocalKafka`), started on free ports in a temporary folder.
 Set ``HHAR_TEST_BOOTSTRAP=host:port`` to use a broker you already run instead. If the broker
@@ -8,12 +9,11 @@ cannot start, every test that needs it errors with the reason: nothing is skippe
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from confluent_kafka.admin import AdminClient, NewTopic
+from support.topics import TopicFactory
 
 from hhar_stream.daemons import free_port
 from hhar_stream.local.kafka import LocalKafka
@@ -64,26 +64,34 @@ def kafka(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
 
 
 @pytest.fixture
-def topic_factory(kafka: Settings, request: pytest.FixtureRequest) -> Iterator[Callable[..., str]]:
-    """Create uniquely named topics for one test; they are deleted afterwards."""
-    admin = AdminClient(kafka.kafka_client_config())
-    created: list[str] = []
+def own_broker(base_settings: Settings, tmp_path: Path) -> Iterator[LocalKafka]:
+    """A single-node broker that belongs to one test: stopping or crashing it disturbs no other
+    test."""
+    settings = base_settings.changed(**{
+        "kafka_port": free_port(), "kafka_controller_port": free_port(),
+        "kafka_ready_timeout": 120.0,
+    })
+    broker = LocalKafka(settings, run_dir=tmp_path / "broker")
+    broker.up()
+    try:
+        yield broker
+    finally:
+        broker.down()
 
-    def create(prefix: str = "t", partitions: int = 3, config: dict | None = None) -> str:
-        name = f"{prefix}.{request.node.name[:40]}.{uuid.uuid4().hex[:8]}".replace("[", "-")
-        name = name.replace("]", "")
-        futures = admin.create_topics([NewTopic(name, partitions, 1, config=config or {})])
-        futures[name].result(timeout=30)
-        created.append(name)
-        return name
 
-    yield create
-    if created:
-        for future in admin.delete_topics(created).values():
-            try:
-                future.result(timeout=30)
-            except Exception:  # noqa: BLE001 - a topic the test deleted itself
-                pass
+@pytest.fixture
+def topics(kafka: Settings, request: pytest.FixtureRequest) -> Iterator[TopicFactory]:
+    """Unique topic names for one test; its topics (and those named under them) are deleted
+    afterwards."""
+    with TopicFactory(kafka, request.node.name) as factory:
+        yield factory
+
+
+@pytest.fixture(scope="module")
+def module_topics(kafka: Settings, request: pytest.FixtureRequest) -> Iterator[TopicFactory]:
+    """`topics` for the fixtures of one test module; deleted after its last test."""
+    with TopicFactory(kafka, request.module.__name__.rpartition(".")[2]) as factory:
+        yield factory
 
 
 @pytest.fixture(scope="session")

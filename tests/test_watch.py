@@ -4,14 +4,10 @@ reading it shares with the dashboard."""
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-import sys
-import uuid
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from support.cli import hhar_env, run_hhar
 
 from hhar_stream.apps.results import RateMeter, ResultState
 from hhar_stream.schemas.results import (
@@ -63,17 +59,14 @@ events topic {events}: offset 1005 | last batch 4 | counted 1003 + 0 bad | lag <
 
 
 @pytest.mark.kafka
-def test_watch_once_prints_the_current_state_per_key(kafka: Settings) -> None:
-    run = uuid.uuid4().hex[:8]
-    prefix = f"watch-{run}."
-    events_topic = f"watch-{run}.events"
+def test_watch_once_prints_the_current_state_per_key(kafka: Settings, topics, tmp_path) -> None:
+    run = topics.name("watch")
+    prefix = f"{run}."
+    events_topic = f"{run}.events"
     settings = kafka.changed(**{"results_prefix": prefix, "topic": events_topic})
-    admin = AdminClient(settings.kafka_client_config())
     queries = ["total_count", "device_activity", "device_activity_rollup", "activity_stats",
                "live_vs_historical", "windowed_activity"]
-    topics = [events_topic] + [settings.result_topic(q) for q in queries]
-    for future in admin.create_topics([NewTopic(t, 2, 1) for t in topics]).values():
-        future.result(timeout=30)
+    topics.create_named([events_topic] + [settings.result_topic(q) for q in queries], partitions=2)
 
     producer = Producer(settings.kafka_client_config())
 
@@ -115,27 +108,21 @@ def test_watch_once_prints_the_current_state_per_key(kafka: Settings) -> None:
         producer.produce(events_topic, key="nexus4_1", value=f"event {index}")
     assert producer.flush(30) == 0
 
-    env = os.environ | {"HHAR_BOOTSTRAP": settings.bootstrap}
-    result = subprocess.run(
-        [sys.executable, "-m", "hhar_stream.cli", "watch", "--once",
-         "--results-prefix", prefix, "--topic", events_topic,
+    result = run_hhar(
+        ["watch", "--once", "--results-prefix", prefix, "--topic", events_topic,
          *[arg for q in ["total_count", "device_activity", "device_activity_rollup",
                          "stairs_by_user", "activity_stats", "live_vs_historical",
                          "windowed_activity"] for arg in ("--query", q)]],
-        capture_output=True, text=True, env=env, timeout=120, check=False,
+        hhar_env(settings, ["bootstrap"]), tmp_path, timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == EXPECTED.format(events=events_topic)
-    admin.delete_topics(topics)
 
 
 @pytest.mark.kafka
-def test_watch_reports_an_unreachable_broker_in_one_line() -> None:
-    env = os.environ | {"HHAR_BOOTSTRAP": "127.0.0.1:1"}
-    result = subprocess.run(
-        [sys.executable, "-m", "hhar_stream.cli", "watch", "--once"],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
-    )
+def test_watch_reports_an_unreachable_broker_in_one_line(tmp_path) -> None:
+    result = run_hhar(["watch", "--once"], hhar_env(HHAR_BOOTSTRAP="127.0.0.1:1"), tmp_path,
+                      timeout=60)
     assert result.returncode == 1
     assert result.stderr.startswith("error: cannot reach Kafka at 127.0.0.1:1")
     assert "Traceback" not in result.stderr

@@ -22,7 +22,7 @@ from ..daemons import free_port, launch, port_is_free, stop_child
 from ..errors import ConfigError, HharError
 from ..kafka_client import broker_answers, delete_topics
 from ..local.kafka import LocalKafka
-from ..options import add_setting, settings_from_args
+from ..options import Commands, add_setting, settings_from_args
 from ..settings import Settings
 from .dashboard.cli import dashboard_url
 from .watch import WATCHED_QUERIES
@@ -37,7 +37,7 @@ def _has_data(folder: Path) -> bool:
     )
 
 
-def _child(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+def _child(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """Start `hhar <args>` in its own process group, its output in `log`."""
     return launch([sys.executable, "-m", "hhar_stream.cli", *args], log, env=env)
 
@@ -86,7 +86,7 @@ def run_demo(settings: Settings, seconds: float | None, rows: int, speedup: floa
     checkpoints = work / "checkpoints"
     shutil.rmtree(checkpoints, ignore_errors=True)
 
-    children: list[tuple[str, subprocess.Popen]] = []
+    children: list[tuple[str, subprocess.Popen[bytes]]] = []
     try:
         processor_env = env | {
             "HHAR_CHECKPOINT": str(checkpoints),
@@ -150,7 +150,7 @@ def run_demo(settings: Settings, seconds: float | None, rows: int, speedup: floa
             print(local.down(), flush=True)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Commands) -> None:
     """Add the `demo` command."""
     parser = subparsers.add_parser(
         "demo",

@@ -13,13 +13,16 @@ import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..kafka_client import check_broker
-from ..options import add_setting, settings_from_args
+from ..options import Commands, add_setting, settings_from_args
 from ..processor.catalogue import CATALOGUE
 from .results import PipelineFigures, ResultReader, ResultState
+
+if TYPE_CHECKING:
+    from rich.console import Group, RenderableType
 
 WATCHED_QUERIES = tuple(CATALOGUE)
 
@@ -65,13 +68,13 @@ def render_plain(tables: list[Table], status: str) -> str:
     return "\n".join(out) + "\n"
 
 
-def render_rich(tables: list[Table], status: str):  # noqa: ANN201 - a rich renderable
+def render_rich(tables: list[Table], status: str) -> Group:
     """The snapshot as rich tables for a terminal."""
     from rich.console import Group
     from rich.table import Table as RichTable
     from rich.text import Text
 
-    parts: list[Any] = []
+    parts: list[RenderableType] = []
     for table in tables:
         rich_table = RichTable(title=table.title, title_justify="left", expand=False)
         for column in table.columns:
@@ -100,7 +103,7 @@ def status_line(figures: PipelineFigures, topic: str, with_rate: bool) -> str:
     return " | ".join(parts)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Commands) -> None:
     """Add the `watch` command."""
     parser = subparsers.add_parser(
         "watch",

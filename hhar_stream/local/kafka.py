@@ -15,6 +15,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any
 
 from pydantic import SecretStr
 
@@ -162,7 +163,8 @@ class LocalKafka:
     def credentials(self) -> dict[str, str]:
         """The SCRAM users of a secure cluster and their passwords, created on first use."""
         if self.credentials_file.exists():
-            return json.loads(self.credentials_file.read_text())
+            stored: dict[str, str] = json.loads(self.credentials_file.read_text())
+            return stored
         users = {user: secrets.token_urlsafe(18) for user in (ADMIN_USER, *CLIENT_USERS)}
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.credentials_file.touch(mode=0o600)
@@ -181,7 +183,7 @@ class LocalKafka:
             }
         return self.settings.model_copy(update=update)
 
-    def _admin_config(self) -> dict:
+    def _admin_config(self) -> dict[str, Any]:
         return self.client_settings(ADMIN_USER).kafka_client_config()
 
     @property
@@ -406,7 +408,7 @@ class LocalKafka:
         if node.pid() is None:
             self._wait_ready({node_id: self._launch(node)})
 
-    def _launch(self, node: BrokerNode) -> subprocess.Popen:
+    def _launch(self, node: BrokerNode) -> subprocess.Popen[bytes]:
         config = self._write_config(node)
         self._format_storage(node, config)
         heap = self.settings.kafka_heap
@@ -431,7 +433,7 @@ class LocalKafka:
                     process.pid)
         return process
 
-    def _wait_ready(self, processes: dict[int, subprocess.Popen]) -> None:
+    def _wait_ready(self, processes: dict[int, subprocess.Popen[bytes]]) -> None:
         deadline = time.monotonic() + self.settings.kafka_ready_timeout
         while time.monotonic() < deadline:
             for node_id, process in processes.items():
@@ -506,7 +508,19 @@ class LocalKafka:
         return "\n".join(text[-lines:]) or "(no log output)"
 
     def run_tool(
-        self, main_class: str, args: Sequence[str], **kwargs: object
-    ) -> subprocess.CompletedProcess:
-        """Run one of Kafka's console tools from the project's jars."""
-        return subprocess.run(self.tool_command(main_class, *args), check=False, **kwargs)
+        self,
+        main_class: str,
+        args: Sequence[str],
+        stdout: int | IO[str] | None = None,
+        stderr: int | IO[str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run one of Kafka's console tools from the project's jars; its output is text.
+
+        Args:
+            main_class: the tool's Java class.
+            args: its arguments.
+            stdout: where its output goes (``subprocess.PIPE``: into the result); ours by default.
+            stderr: where its errors go, as `stdout`.
+        """
+        command = self.tool_command(main_class, *args)
+        return subprocess.run(command, check=False, stdout=stdout, stderr=stderr, text=True)

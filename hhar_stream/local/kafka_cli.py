@@ -8,11 +8,11 @@ import subprocess
 import sys
 
 from ..kafka_client import prepare_topics, topic_specs, wait_for_brokers
-from ..options import add_setting, settings_from_args
+from ..options import Commands, add_setting, settings_from_args
 from .kafka import LocalKafka
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Commands) -> None:
     """Add the `kafka` command group."""
     kafka = subparsers.add_parser(
         "kafka",
@@ -127,7 +127,6 @@ def _consume(args: argparse.Namespace) -> int:
         ],
         stdout=sys.stdout,
         stderr=subprocess.PIPE,
-        text=True,
     )
     # The console consumer ends a quiet wait with an ERROR and a TimeoutException: that is the
     # end of the topic, not a failure. Its advert for the new rebalance protocol is noise here.

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from ..options import add_setting, settings_from_args
+from ..options import Commands, add_setting, settings_from_args
 from .spark import LocalSpark
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Commands) -> None:
     """Add the `spark` command group."""
     spark = subparsers.add_parser(
         "spark",

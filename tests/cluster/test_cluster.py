@@ -5,10 +5,6 @@ cluster with two workers, both started by the project (`hhar kafka up --brokers 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -18,6 +14,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from support.cli import HharProcess, hhar_env, run_hhar
 from test_processor.helpers import assert_same_rows, read_results
 
 from hhar_stream.daemons import free_port_base
@@ -34,31 +31,16 @@ RATE = 4_000  # events/s of the paced replays: about 6 s of replay
 DEADLINE = 420.0
 
 
-def hhar(args: list[str], env: dict[str, str], **kwargs) -> subprocess.Popen:
-    """Start the real CLI as a child process in its own process group."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "hhar_stream.cli", *args], env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-        **kwargs,
-    )
+def finish(process: HharProcess, timeout: float = DEADLINE) -> str:
+    """Wait for a command to end by itself; its stdout (fails with its stderr if it failed)."""
+    assert process.wait(timeout) == 0, process.stderr[-3000:]
+    return process.stdout
 
 
-def finish(process: subprocess.Popen, timeout: float = DEADLINE) -> str:
-    """Wait for a child to end by itself; its stdout (fails with its stderr if it failed)."""
-    try:
-        out, err = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        out, err = process.communicate()
-        pytest.fail(f"{process.args[3:5]} did not end in {timeout:.0f} s: {err[-2000:]}")
-    assert process.returncode == 0, err[-3000:]
-    return out
-
-
-def stop(process: subprocess.Popen) -> str:
-    """SIGTERM a child (a clean stop) and wait for it; its stdout."""
-    os.killpg(process.pid, signal.SIGTERM)
-    return finish(process, timeout=120)
+def stop(process: HharProcess) -> str:
+    """SIGTERM a command's process group (a clean stop) and wait for it; its stdout."""
+    assert process.stop(timeout=120) == 0, process.stderr[-3000:]
+    return process.stdout
 
 
 def committed_rows(settings: Settings, topic: str) -> list[dict]:
@@ -86,13 +68,13 @@ def committed_rows(settings: Settings, topic: str) -> list[dict]:
 
 
 def wait_for_result(settings: Settings, query: str, summarize: Callable[[dict], Any],
-                    expected: Any, process: subprocess.Popen) -> None:
+                    expected: Any, process: HharProcess) -> None:
     """Poll a result topic until `summarize(its current state)` equals `expected` (the processor
     runs on)."""
     deadline = time.monotonic() + DEADLINE
     seen = None
     while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert process.running(), process.stderr[-3000:]
         try:
             state = read_results(settings, settings.result_topic(query))
         except (AssertionError, KeyError, KafkaException):  # a broker may be coming back
@@ -104,7 +86,7 @@ def wait_for_result(settings: Settings, query: str, summarize: Callable[[dict], 
     pytest.fail(f"{query} stayed at {seen}, expected {expected}")
 
 
-def wait_for_total(settings: Settings, expected: int, process: subprocess.Popen) -> None:
+def wait_for_total(settings: Settings, expected: int, process: HharProcess) -> None:
     """Poll the total_count result topic until it says `expected`."""
     wait_for_result(settings, "total_count",
                     lambda state: [record.count for record in state.values()], [expected], process)
@@ -124,10 +106,9 @@ def clusters(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) 
         "spark_master_ui_port": spark_base + 1, "spark_worker_memory": "1g",
     })
     data = work / "data"
-    subprocess.run(
-        [sys.executable, "-m", "hhar_stream.cli", "data", "synth", "--out", str(data),
-         "--rows", str(ROWS), "--files", "4"], check=True, capture_output=True,
-    )
+    synth = run_hhar(["data", "synth", "--out", str(data), "--rows", str(ROWS), "--files", "4"],
+                     hhar_env(), work / "cli", "synth")
+    assert synth.returncode == 0, synth.stderr[-3000:]
     kafka = LocalKafka(settings, run_dir=work / "kafka")
     spark = LocalSpark(settings, run_dir=work / "spark")
     try:
@@ -142,18 +123,17 @@ def clusters(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) 
 
 def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment of a user whose HHAR_* settings are `settings` (plus `extra`)."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("HHAR_")}
-    env |= {
-        "HHAR_BOOTSTRAP": settings.bootstrap, "HHAR_HOME": str(settings.home),
-        "HHAR_TOPIC": settings.topic, "HHAR_RESULTS_PREFIX": settings.results_prefix,
-        "HHAR_REPLICATION_FACTOR": str(settings.replication_factor),
-        "HHAR_MIN_INSYNC_REPLICAS": str(settings.min_insync_replicas),
-        "HHAR_PARTITIONS": "3", "HHAR_HISTORY": str(settings.data),
-        "HHAR_CHECKPOINT": str(settings.checkpoint), "HHAR_DRIVER_MEMORY": "768m",
-        "HHAR_EXECUTOR_MEMORY": "512m",
-        "HHAR_SHUFFLE_PARTITIONS": "4", "HHAR_WINDOW": "1 minute", "HHAR_WATERMARK": "30 seconds",
-    }
-    return env | extra
+    return hhar_env(
+        settings,
+        ["bootstrap", "home", "topic", "results_prefix", "replication_factor",
+         "min_insync_replicas", "checkpoint"],
+        **{
+            "HHAR_PARTITIONS": "3", "HHAR_HISTORY": str(settings.data),
+            "HHAR_DRIVER_MEMORY": "768m", "HHAR_EXECUTOR_MEMORY": "512m",
+            "HHAR_SHUFFLE_PARTITIONS": "4", "HHAR_WINDOW": "1 minute",
+            "HHAR_WATERMARK": "30 seconds",
+        } | extra,
+    )
 
 
 def run_settings(clusters, name: str) -> Settings:
@@ -177,9 +157,12 @@ def test_pipeline_on_the_clusters_equals_the_single_node_default(
 ) -> None:
     on_clusters = run_settings(clusters, "exact")
     env = cli_env(on_clusters)
-    finish(hhar(["produce", "--source", str(clusters.data), "--max"], env))
-    processed = json.loads(finish(hhar(
-        ["process", "--available-now", "--json", "--master", clusters.spark.master_url], env)))
+    cli = clusters.work / "cli"
+    finish(HharProcess(["produce", "--source", str(clusters.data), "--max"], env, cli,
+                       "exact-produce"))
+    processed = json.loads(finish(HharProcess(
+        ["process", "--available-now", "--json", "--master", clusters.spark.master_url], env, cli,
+        "exact-process")))
     assert processed["events"] == ROWS
     assert_exactly_once(on_clusters)
 
@@ -190,8 +173,9 @@ def test_pipeline_on_the_clusters_equals_the_single_node_default(
         "checkpoint": clusters.work / "single" / "checkpoints", "history": clusters.data,
         "available_now": True, "window": "1 minute", "watermark": "30 seconds",
     })
-    finish(hhar(["produce", "--source", str(clusters.data), "--max"],
-                cli_env(single, HHAR_REPLICATION_FACTOR="1", HHAR_MIN_INSYNC_REPLICAS="1")))
+    finish(HharProcess(["produce", "--source", str(clusters.data), "--max"],
+                       cli_env(single, HHAR_REPLICATION_FACTOR="1", HHAR_MIN_INSYNC_REPLICAS="1"),
+                       cli, "single-produce"))
     processor = Processor(single)
     try:
         processor.start(spark)
@@ -210,8 +194,11 @@ def test_pipeline_on_the_clusters_equals_the_single_node_default(
 def test_a_broker_killed_mid_replay_loses_and_duplicates_nothing(clusters) -> None:
     settings = run_settings(clusters, "broker")
     env = cli_env(settings, HHAR_TRIGGER="1 second")
-    producer = hhar(["produce", "--source", str(clusters.data), "--rate", str(RATE)], env)
-    processor = hhar(["process", "--master", clusters.spark.master_url], env)
+    cli = clusters.work / "cli"
+    producer = HharProcess(["produce", "--source", str(clusters.data), "--rate", str(RATE)], env,
+                           cli, "broker-produce")
+    processor = HharProcess(["process", "--master", clusters.spark.master_url], env, cli,
+                            "broker-process")
     try:
         time.sleep(3)  # part of the replay is delivered before the crash
         clusters.kafka.kill_node(2)
@@ -220,7 +207,7 @@ def test_a_broker_killed_mid_replay_loses_and_duplicates_nothing(clusters) -> No
         finish(producer)
         wait_for_total(settings, ROWS, processor)
     finally:
-        if processor.poll() is None:
+        if processor.running():
             stop(processor)
         clusters.kafka.start_node(2)
     assert_exactly_once(settings)
@@ -230,8 +217,10 @@ def test_a_spark_worker_killed_mid_stream_is_recovered_exactly(clusters) -> None
     settings = run_settings(clusters, "worker")
     env = cli_env(settings, HHAR_TRIGGER="1 second")
     first = min(clusters.data.glob("part-*"))
-    finish(hhar(["produce", "--source", str(first), "--max"], env))
-    processor = hhar(["process", "--master", clusters.spark.master_url], env)
+    cli = clusters.work / "cli"
+    finish(HharProcess(["produce", "--source", str(first), "--max"], env, cli, "worker-produce"))
+    processor = HharProcess(["process", "--master", clusters.spark.master_url], env, cli,
+                            "worker-process")
     try:
         # The stream runs (its first results are out) before the worker dies; the other part
         # files arrive while one worker is gone.
@@ -239,8 +228,8 @@ def test_a_spark_worker_killed_mid_stream_is_recovered_exactly(clusters) -> None
                         lambda state: any(record.count > 0 for record in state.values()),
                         True, processor)
         clusters.spark.kill_worker(1)
-        producer = hhar(["produce", "--source", str(clusters.data / "part-0000[1-9]-*"),
-                         "--rate", str(RATE)], env)
+        producer = HharProcess(["produce", "--source", str(clusters.data / "part-0000[1-9]-*"),
+                                "--rate", str(RATE)], env, cli, "worker-produce-rest")
         finish(producer)
         expected_counts = Counter(
             (row["Device"], row["gt"]) for row in committed_rows(settings, settings.topic))
@@ -253,6 +242,6 @@ def test_a_spark_worker_killed_mid_stream_is_recovered_exactly(clusters) -> None
                         dict(expected_counts), processor)
         stop(processor)
     finally:
-        if processor.poll() is None:
+        if processor.running():
             stop(processor)
         clusters.spark.start_worker(1)

@@ -42,7 +42,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from reliability.harness import group_members
+from support.cli import group_members
 
 from hhar_stream.daemons import free_port, launch, pid_alive
 from hhar_stream.local.kafka import LocalKafka

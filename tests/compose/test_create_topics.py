@@ -3,26 +3,21 @@ with the code's configs, created or, when they exist, given those configs."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
-from reliability.harness import HharProcess, error_line, hhar_env
+from support.cli import HharProcess, error_line, hhar_env
 
-from hhar_stream.kafka_client import delete_topics, full_config, topic_configs, topic_specs
+from hhar_stream.kafka_client import full_config, topic_configs, topic_specs
 from hhar_stream.settings import Settings
 
 pytestmark = [pytest.mark.kafka]
 
 
 @pytest.fixture
-def names(kafka: Settings):
-    """Settings whose events, dead-letter and state topics are new; deleted afterwards."""
-    prefix = f"create-topics-{uuid.uuid4().hex[:8]}"
-    settings = kafka.changed(**{"topic": f"{prefix}.events",
-                                        "state_topic": f"{prefix}.state"})
-    yield settings
-    delete_topics(kafka, topic_specs(settings))
+def names(kafka: Settings, topics) -> Settings:
+    """Settings whose events, dead-letter and state topics are new (deleted afterwards)."""
+    prefix = topics.name("create-topics")
+    return kafka.changed(**{"topic": f"{prefix}.events", "state_topic": f"{prefix}.state"})
 
 
 def create_topics(settings: Settings, workdir) -> HharProcess:

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from reliability.harness import poll_until, read_messages
+from reliability.harness import read_messages
 from reliability.processing import (
     assert_results_equal_batch,
     emitted_watermark,
@@ -23,6 +23,7 @@ from reliability.processing import (
     logged_offsets,
     open_batch,
 )
+from support.polling import poll_until
 
 from hhar_stream.errors import InputDataError
 from hhar_stream.kafka_client import (

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from reliability.harness import poll_until
+from support.polling import poll_until
 
 from .project import COMPOSE_FILE, REPO_ROOT, ComposeProject
 from .rehearsal import Rehearsal, RehearsalError, kafka_property

@@ -7,6 +7,7 @@ import random
 
 import pytest
 from confluent_kafka import Consumer, Producer
+from support.cli import hhar_env, run_hhar
 
 from hhar_stream.schemas import ACTIVITY_LABELS, SensorEvent
 from hhar_stream.settings import Settings
@@ -45,12 +46,12 @@ def produce(settings: Settings, topic: str, events: list[SensorEvent]) -> None:
     assert producer.flush(30) == 0
 
 
-def test_events_round_trip_through_kafka_and_spark(kafka: Settings, topic_factory, spark) -> None:
+def test_events_round_trip_through_kafka_and_spark(kafka: Settings, topics, spark) -> None:
     from pyspark.sql import functions as F
 
     from hhar_stream.schemas.spark import to_spark_schema
 
-    topic = topic_factory("smoke")
+    topic = topics.create("smoke")
     events = make_events(1000)
     produce(kafka, topic, events)
 
@@ -79,20 +80,20 @@ def test_events_round_trip_through_kafka_and_spark(kafka: Settings, topic_factor
     assert read_back == events
 
 
-def test_console_consumer_shows_keys(kafka: Settings, topic_factory, tmp_path) -> None:
+def test_console_consumer_shows_keys(kafka: Settings, topics, tmp_path) -> None:
     """Kafka's own console consumer, from the project's jars, reads what the producer wrote."""
     import subprocess
 
     from hhar_stream.local.kafka import LocalKafka
 
-    topic = topic_factory("console", partitions=1)
+    topic = topics.create("console", partitions=1)
     produce(kafka, topic, make_events(5))
     result = LocalKafka(kafka, run_dir=tmp_path).run_tool(
         "org.apache.kafka.tools.consumer.ConsoleConsumer",
         ["--bootstrap-server", kafka.bootstrap, "--topic", topic, "--from-beginning",
          "--max-messages", "5", "--timeout-ms", "20000",
          "--formatter-property", "print.key=true"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
     lines = result.stdout.splitlines()
     assert result.returncode == 0, result.stderr
@@ -101,8 +102,8 @@ def test_console_consumer_shows_keys(kafka: Settings, topic_factory, tmp_path) -
     assert all('"Arrival_Time":' in line for line in lines)
 
 
-def test_independent_consumer_sees_every_event(kafka: Settings, topic_factory) -> None:
-    topic = topic_factory("plain")
+def test_independent_consumer_sees_every_event(kafka: Settings, topics) -> None:
+    topic = topics.create("plain")
     events = make_events(50, seed=3)
     produce(kafka, topic, events)
     consumer = Consumer(kafka.kafka_client_config() | {
@@ -120,22 +121,14 @@ def test_independent_consumer_sees_every_event(kafka: Settings, topic_factory) -
     assert sorted(seen, key=lambda event: event.index) == events
 
 
-def test_consume_command_ends_quietly_at_the_end_of_a_topic(kafka: Settings, topic_factory,
+def test_consume_command_ends_quietly_at_the_end_of_a_topic(kafka: Settings, topics,
                                                              tmp_path) -> None:
     """`hhar kafka consume` (what `make consume` runs) on a topic with fewer records than asked
     for: the records, then one line saying none came in time, no Java error, exit 0."""
-    import os
-    import subprocess
-    import sys
-
-    topic = topic_factory("consume", partitions=1)
+    topic = topics.create("consume", partitions=1)
     produce(kafka, topic, make_events(2))
-    env = os.environ | {"HHAR_BOOTSTRAP": kafka.bootstrap, "HHAR_HOME": str(kafka.home)}
-    result = subprocess.run(
-        [sys.executable, "-m", "hhar_stream.cli", "kafka", "consume", topic, "--max", "5",
-         "--timeout-ms", "3000"],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
-    )
+    result = run_hhar(["kafka", "consume", topic, "--max", "5", "--timeout-ms", "3000"],
+                      hhar_env(kafka, ["bootstrap", "home"]), tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == 2
     assert result.stderr.splitlines()[-1] == "no more records within 3 s", result.stderr

@@ -15,11 +15,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from support.polling import poll_until
 from test_processor.helpers import (
     assert_same_rows,
     batch_results,
     closed_windows,
-    create_topic,
     make_events,
     read_results,
     topic_messages,
@@ -32,8 +32,6 @@ from hhar_stream.processor.fused import FUSED_QUERY, watermark_text
 from hhar_stream.processor.fused_state import FusedState
 from hhar_stream.processor.runner import Processor
 from hhar_stream.settings import Settings
-
-from .harness import poll_until
 
 RUN_TIMEOUT = 600.0
 """Seconds an in-process run may take (a busy two-core machine is slow)."""
@@ -107,17 +105,16 @@ def assert_results_equal_batch(spark, settings: Settings, watermark: str, raw=No
         assert_same_rows(actual, expected)
 
 
-def processor_settings(kafka: Settings, workdir: Path, prefix: str, partitions: int = 3,
-                       **changes: Any) -> Settings:
-    """Settings of a processor of a new events topic (`partitions`) named after `prefix`:
+def processor_settings(kafka: Settings, workdir: Path, topic: str, **changes: Any) -> Settings:
+    """Settings of a processor of the events topic `topic` (its results named under it):
     30-second windows and watermark, a 1-second trigger, a history of 300 events."""
     history = workdir / "history"
     history.mkdir()
     (history / "part-00000.json").write_text(
         "\n".join(event.to_json() for event in make_events(300, seed=5)) + "\n")
     return kafka.changed(**{
-        "topic": create_topic(kafka, prefix, partitions),
-        "results_prefix": f"{prefix}.results.",
+        "topic": topic,
+        "results_prefix": f"{topic}.results.",
         "checkpoint": workdir / "checkpoints",
         "history": history,
         "window": "30 seconds",

@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import gzip
 import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from test_processor.helpers import delete_topics, make_events, produce
+from support.cli import HharProcess, error_line, hhar_env
+from test_processor.helpers import make_events, produce
 from test_producer.helpers import write_part_files
 
 from hhar_stream.daemons import free_port
 from hhar_stream.settings import Settings
 
-from .harness import HharProcess, error_line, hhar_env
 from .processing import available_now_run, processor_settings
 
 LIMIT_SECONDS = 15.0
@@ -118,7 +117,7 @@ CASES = {
 
 
 @pytest.fixture(scope="module")
-def places(kafka: Settings, tmp_path_factory: pytest.TempPathFactory):
+def places(kafka: Settings, module_topics, tmp_path_factory: pytest.TempPathFactory):
     """The files and names the cases use; topics they create are deleted afterwards."""
     root = tmp_path_factory.mktemp("bad-configuration")
     [data] = write_part_files(root / "data", files=1, rows_per_file=20)
@@ -129,12 +128,11 @@ def places(kafka: Settings, tmp_path_factory: pytest.TempPathFactory):
     corrupt = root / "corrupt"
     corrupt.mkdir()
     (corrupt / "part-00000.json.gz").write_bytes(gzip.compress(data.read_bytes())[:200])
-    prefix = f"reliability-bad-config-{uuid.uuid4().hex[:8]}"
     yield Places(
         bootstrap=kafka.bootstrap, unused=f"127.0.0.1:{free_port()}", data=data,
-        empty=root / "empty", empty_file=root / "empty-file", corrupt=corrupt, topic=prefix,
+        empty=root / "empty", empty_file=root / "empty-file", corrupt=corrupt,
+        topic=module_topics.name("reliability-bad-config"),
     )
-    delete_topics(kafka, prefix)
 
 
 def run_case(case: Case, places: Places, workdir: Path) -> tuple[HharProcess, int]:
@@ -172,29 +170,26 @@ def test_bad_configuration_ends_in_one_clear_line(name, places, tmp_path, ledger
 @pytest.mark.spark
 @pytest.mark.slow
 def test_a_checkpoint_of_another_query_is_one_error_line(
-    kafka: Settings, spark, tmp_path: Path, ledger
+    kafka: Settings, spark, topics, tmp_path: Path, ledger
 ) -> None:
     """The checkpoint folder of windowed_activity copied where the fused query keeps its own:
     `hhar process` must refuse it in one line (the 15 s bound cannot hold: Spark has to start
     before it can read the checkpoint)."""
-    prefix = f"reliability-foreign-checkpoint-{uuid.uuid4().hex[:8]}"
-    settings = processor_settings(kafka, tmp_path, prefix, queries="windowed_activity",
+    topic = topics.create("reliability-foreign-checkpoint")
+    settings = processor_settings(kafka, tmp_path, topic, queries="windowed_activity",
                                   engine="per-query")
-    try:
-        produce(settings, settings.topic, make_events(60, seed=61))
-        _, error = available_now_run(spark, settings)
-        assert error is None, error
-        foreign = tmp_path / "foreign-checkpoints"
-        shutil.copytree(Path(settings.checkpoint) / "windowed_activity", foreign / "fused")
-        process = HharProcess(
-            ["process", "--available-now", "--queries", "total_count",
-             "--checkpoint", str(foreign)],
-            hhar_env(settings, ["bootstrap", "home", "master", "shuffle_partitions",
-                                "driver_memory", "topic", "results_prefix"]),
-            tmp_path, "process")
-        code = process.wait(300)
-    finally:
-        delete_topics(kafka, prefix)
+    produce(settings, settings.topic, make_events(60, seed=61))
+    _, error = available_now_run(spark, settings)
+    assert error is None, error
+    foreign = tmp_path / "foreign-checkpoints"
+    shutil.copytree(Path(settings.checkpoint) / "windowed_activity", foreign / "fused")
+    process = HharProcess(
+        ["process", "--available-now", "--queries", "total_count",
+         "--checkpoint", str(foreign)],
+        hhar_env(settings, ["bootstrap", "home", "master", "shuffle_partitions",
+                            "driver_memory", "topic", "results_prefix"]),
+        tmp_path, "process")
+    code = process.wait(300)
     stderr = process.stderr
     ledger.record("6. process: checkpoint of another query", 1, 0, 0, 0, 0,
                   f"exit {code} in {process.seconds:.1f} s: {stderr.splitlines()[-1][:100]}")
@@ -209,29 +204,26 @@ def test_a_checkpoint_of_another_query_is_one_error_line(
 @pytest.mark.spark
 @pytest.mark.slow
 def test_a_checkpoint_of_the_earlier_fused_engine_is_one_error_line(
-    kafka: Settings, spark, tmp_path: Path, ledger
+    kafka: Settings, spark, topics, tmp_path: Path, ledger
 ) -> None:
     """The fused engine of earlier versions kept Spark state in its ``fused`` folder; the
     engine now keeps its own and cannot continue from it: one line that names --reset."""
-    prefix = f"reliability-old-fused-checkpoint-{uuid.uuid4().hex[:8]}"
-    settings = processor_settings(kafka, tmp_path, prefix, queries="total_count",
+    topic = topics.create("reliability-old-fused-checkpoint")
+    settings = processor_settings(kafka, tmp_path, topic, queries="total_count",
                                   engine="per-query")
-    try:
-        produce(settings, settings.topic, make_events(60, seed=62))
-        _, error = available_now_run(spark, settings)
-        assert error is None, error
-        old = tmp_path / "old-checkpoints"
-        # What the earlier fused engine left: Spark's logs and state, claimed by "fused".
-        shutil.copytree(Path(settings.checkpoint) / "total_count", old / "fused")
-        (old / "fused" / "hhar-query").write_text("fused\n")
-        process = HharProcess(
-            ["process", "--available-now", "--checkpoint", str(old)],
-            hhar_env(settings, ["bootstrap", "home", "master", "shuffle_partitions",
-                                "driver_memory", "topic", "results_prefix", "history"]),
-            tmp_path, "process")
-        code = process.wait(300)
-    finally:
-        delete_topics(kafka, prefix)
+    produce(settings, settings.topic, make_events(60, seed=62))
+    _, error = available_now_run(spark, settings)
+    assert error is None, error
+    old = tmp_path / "old-checkpoints"
+    # What the earlier fused engine left: Spark's logs and state, claimed by "fused".
+    shutil.copytree(Path(settings.checkpoint) / "total_count", old / "fused")
+    (old / "fused" / "hhar-query").write_text("fused\n")
+    process = HharProcess(
+        ["process", "--available-now", "--checkpoint", str(old)],
+        hhar_env(settings, ["bootstrap", "home", "master", "shuffle_partitions",
+                            "driver_memory", "topic", "results_prefix", "history"]),
+        tmp_path, "process")
+    code = process.wait(300)
     stderr = process.stderr
     ledger.record("6. process: checkpoint of the earlier fused engine", 1, 0, 0, 0, 0,
                   f"exit {code} in {process.seconds:.1f} s: {stderr.splitlines()[-1][:100]}")

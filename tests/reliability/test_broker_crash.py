@@ -14,21 +14,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from support.cli import HharProcess, hhar_env
+from support.polling import poll_until
 from test_producer.helpers import CommittedCounter, write_part_files
 
-from hhar_stream.daemons import free_port
 from hhar_stream.local.kafka import LocalKafka
-from hhar_stream.settings import Settings
 
-from .harness import (
-    ROW_IDENTITY,
-    HharProcess,
-    count_exactness,
-    hhar_env,
-    poll_until,
-    read_messages,
-    row_identities,
-)
+from .harness import ROW_IDENTITY, count_exactness, read_messages, row_identities
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
@@ -36,21 +28,6 @@ OUTAGE_SECONDS = 10.0
 FILES, ROWS_PER_FILE = 3, 50_000
 """150,000 rows: a --max replay that lasts a few seconds, long enough to be cut by the outage."""
 INVALID_LINES = ('{"Arrival_Time":"broken"', "not json", '{"Index":-1}')
-
-
-@pytest.fixture
-def own_broker(base_settings: Settings, tmp_path: Path):
-    """A single-node broker that belongs to this test."""
-    settings = base_settings.changed(**{
-        "kafka_port": free_port(), "kafka_controller_port": free_port(),
-        "kafka_ready_timeout": 120.0,
-    })
-    broker = LocalKafka(settings, run_dir=tmp_path / "broker")
-    broker.up()
-    try:
-        yield broker
-    finally:
-        broker.down()
 
 
 def source_rows(paths: list[Path]) -> tuple[set[tuple], int]:

@@ -15,7 +15,6 @@ by the errors its queries ended with, worded as `hhar process` words them
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -24,7 +23,6 @@ from confluent_kafka import TopicPartition
 from confluent_kafka.admin import AdminClient
 from pyspark.sql import functions as F
 from test_processor.helpers import (
-    delete_topics,
     make_events,
     produce,
     read_results,
@@ -51,43 +49,39 @@ READ, REMOVED, LATER = 300, 150, 300
 
 
 @pytest.fixture(scope="module")
-def data_loss(kafka: Settings, spark, tmp_path_factory: pytest.TempPathFactory):
+def data_loss(kafka: Settings, spark, module_topics, tmp_path_factory: pytest.TempPathFactory):
     """The three runs over one single-partition topic: before the loss, after it with
     failOnDataLoss, after it without."""
-    prefix = f"reliability-data-loss-{uuid.uuid4().hex[:8]}"
-    settings = processor_settings(kafka, tmp_path_factory.mktemp("data-loss"), prefix,
-                                  partitions=1)
+    settings = processor_settings(kafka, tmp_path_factory.mktemp("data-loss"),
+                                  module_topics.create("reliability-data-loss", partitions=1))
     admin = AdminClient(kafka.kafka_client_config())
-    try:
-        events = make_events(READ + REMOVED + LATER, seed=51)
-        produce(settings, settings.topic, events[:READ])
-        first, error = available_now_run(spark, settings)
-        assert error is None and not failed_queries(first), error
-        checkpoint = Path(settings.checkpoint) / FUSED_QUERY
-        read_up_to = last_committed(checkpoint)
+    events = make_events(READ + REMOVED + LATER, seed=51)
+    produce(settings, settings.topic, events[:READ])
+    first, error = available_now_run(spark, settings)
+    assert error is None and not failed_queries(first), error
+    checkpoint = Path(settings.checkpoint) / FUSED_QUERY
+    read_up_to = last_committed(checkpoint)
 
-        produce(settings, settings.topic, events[READ:])
-        every_message = topic_messages(spark, settings)
-        removal = TopicPartition(settings.topic, 0, READ + REMOVED)
-        admin.delete_records([removal])[removal].result(timeout=30)
+    produce(settings, settings.topic, events[READ:])
+    every_message = topic_messages(spark, settings)
+    removal = TopicPartition(settings.topic, 0, READ + REMOVED)
+    admin.delete_records([removal])[removal].result(timeout=30)
 
-        failing, failing_error = available_now_run(spark, settings)
-        failures = {
-            name: f"query {name} failed: {describe_failure(query.exception())}"
-            for name, query in failing.queries.items() if query.exception() is not None
-        }
-        committed_after_failure = last_committed(checkpoint)
-        continuing, continue_error = available_now_run(
-            spark, settings.changed(**{"fail_on_data_loss": False}))
-        yield SimpleNamespace(
-            settings=settings, every_message=every_message, failures=failures,
-            failing_error=failing_error,
-            read_up_to=read_up_to,
-            committed_after_failure=committed_after_failure, continuing=continuing,
-            continue_error=continue_error,
-        )
-    finally:
-        delete_topics(kafka, prefix)
+    failing, failing_error = available_now_run(spark, settings)
+    failures = {
+        name: f"query {name} failed: {describe_failure(query.exception())}"
+        for name, query in failing.queries.items() if query.exception() is not None
+    }
+    committed_after_failure = last_committed(checkpoint)
+    continuing, continue_error = available_now_run(
+        spark, settings.changed(**{"fail_on_data_loss": False}))
+    yield SimpleNamespace(
+        settings=settings, every_message=every_message, failures=failures,
+        failing_error=failing_error,
+        read_up_to=read_up_to,
+        committed_after_failure=committed_after_failure, continuing=continuing,
+        continue_error=continue_error,
+    )
 
 
 def test_by_default_the_processor_stops_and_keeps_its_checkpoint(data_loss) -> None:

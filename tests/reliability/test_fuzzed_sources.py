@@ -11,14 +11,13 @@ from __future__ import annotations
 import random
 import tempfile
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_processor.helpers import delete_topics
+from support.cli import HharProcess, hhar_env
 
 from hhar_stream.producer.sources import read_rows, resolve_source
 from hhar_stream.settings import Settings
@@ -34,7 +33,7 @@ from .fuzz_lines import (
     lines,
     random_event,
 )
-from .harness import HharProcess, count_exactness, hhar_env, read_messages
+from .harness import count_exactness, read_messages
 
 FILE_LINES = 1500
 """Lines of each of the two files replayed into the broker."""
@@ -118,21 +117,17 @@ def test_field_names_are_the_wire_names_only(tmp_path: Path) -> None:
     assert [(event, bool(reason)) for *_, event, reason in rows] == [(None, True)] * 2
 
 
-def replay_one_file(kafka: Settings, folder: Path, name: str, *args: str) -> tuple[list, list]:
-    """`hhar produce --max` of `folder`/part-00000.json into fresh topics named after `name`;
-    the events and the dead letters it wrote (the replay must end by itself, exit 0)."""
-    prefix = f"{name}-{uuid.uuid4().hex[:8]}"
+def replay_one_file(kafka: Settings, folder: Path, prefix: str, *args: str) -> tuple[list, list]:
+    """`hhar produce --max` of `folder`/part-00000.json into topics named under `prefix`; the
+    events and the dead letters it wrote (the replay must end by itself, exit 0)."""
     topic = f"{prefix}.events"
     producer = HharProcess(
         ["produce", "--source", str(folder / "part-00000.json"), "--topic", topic,
          "--state-topic", f"{prefix}.state", *args, "--max"],
         hhar_env(kafka, ["bootstrap"]), folder, "produce")
-    try:
-        code = producer.wait(120)
-        events = read_messages(kafka, topic)
-        letters = read_messages(kafka, f"{topic}.dlq")
-    finally:
-        delete_topics(kafka, prefix)
+    code = producer.wait(120)
+    events = read_messages(kafka, topic)
+    letters = read_messages(kafka, f"{topic}.dlq")
     assert code == 0, producer.stderr[-2000:]
     return events, letters
 
@@ -140,13 +135,13 @@ def replay_one_file(kafka: Settings, folder: Path, name: str, *args: str) -> tup
 @pytest.mark.kafka
 @pytest.mark.slow
 def test_a_line_longer_than_the_message_limit_is_dead_lettered(
-    kafka: Settings, tmp_path: Path
+    kafka: Settings, topics, tmp_path: Path
 ) -> None:
     rng = random.Random(6)
     before, after = dump(random_event(rng)), dump(random_event(rng))
     huge = b'{"Device":"' + b"x" * 1_500_000 + b'"}'
     (tmp_path / "part-00000.json").write_bytes(b"\n".join([before, huge, after, b""]))
-    events, letters = replay_one_file(kafka, tmp_path, "reliability-huge-line")
+    events, letters = replay_one_file(kafka, tmp_path, topics.name("reliability-huge-line"))
     assert [m.value for m in events] == [before, after]
     [letter] = letters
     assert letter.headers["source_line"] == "2" and letter.headers["error_reason"]
@@ -157,12 +152,14 @@ def test_a_line_longer_than_the_message_limit_is_dead_lettered(
 
 @pytest.mark.kafka
 @pytest.mark.slow
-def test_a_row_from_the_future_does_not_end_the_replay(kafka: Settings, tmp_path: Path) -> None:
+def test_a_row_from_the_future_does_not_end_the_replay(
+    kafka: Settings, topics, tmp_path: Path
+) -> None:
     rng = random.Random(7)
     rows = [random_event(rng) for _ in range(3)]
     rows[1]["Arrival_Time"] = int(time.time() * 1000) + 2 * 86_400_000
     (tmp_path / "part-00000.json").write_bytes(b"".join(dump(row) + b"\n" for row in rows))
-    events, letters = replay_one_file(kafka, tmp_path, "reliability-future-row",
+    events, letters = replay_one_file(kafka, tmp_path, topics.name("reliability-future-row"),
                                       "--order", "by-file")
     assert sorted(m.value for m in events) == sorted([dump(rows[0]), dump(rows[2])])
     [letter] = letters
@@ -173,7 +170,7 @@ def test_a_row_from_the_future_does_not_end_the_replay(kafka: Settings, tmp_path
 @pytest.mark.kafka
 @pytest.mark.slow
 def test_a_generated_file_of_fuzzed_lines_through_a_real_replay(
-    kafka: Settings, tmp_path: Path, ledger
+    kafka: Settings, topics, tmp_path: Path, ledger
 ) -> None:
     rng = random.Random(20150223)
     data = tmp_path / "data"
@@ -188,18 +185,15 @@ def test_a_generated_file_of_fuzzed_lines_through_a_real_replay(
                if line_kind == kind}
         for kind in (VALID, INVALID, BLANK)
     }
-    prefix = f"reliability-fuzz-{uuid.uuid4().hex[:8]}"
+    prefix = topics.name("reliability-fuzz")
     topic = f"{prefix}.events"
     producer = HharProcess(
         ["produce", "--source", str(data), "--topic", topic, "--state-topic",
          f"{prefix}.state", "--max"], hhar_env(kafka, ["bootstrap"]), tmp_path, "produce")
-    try:
-        assert producer.wait(120) == 0, producer.stderr[-3000:]
-        assert "Traceback" not in producer.stderr
-        events = read_messages(kafka, topic)
-        letters = read_messages(kafka, f"{topic}.dlq")
-    finally:
-        delete_topics(kafka, prefix)
+    assert producer.wait(120) == 0, producer.stderr[-3000:]
+    assert "Traceback" not in producer.stderr
+    events = read_messages(kafka, topic)
+    letters = read_messages(kafka, f"{topic}.dlq")
 
     # A dead letter names its file and line; an event is its line as read and names no source
     # line, so the events are checked as a multiset of lines (a valid line may occur twice).

@@ -27,7 +27,6 @@ from types import SimpleNamespace
 import pytest
 from test_processor.helpers import (
     BAD_MESSAGES,
-    delete_topics,
     make_events,
     produce,
     read_results,
@@ -121,23 +120,21 @@ CRASHES: dict[str, Callable[[Path], None]] = {
 
 
 @pytest.fixture(scope="module")
-def finished(kafka: Settings, spark, tmp_path_factory: pytest.TempPathFactory):
+def finished(kafka: Settings, spark, module_topics, tmp_path_factory: pytest.TempPathFactory):
     """One topic, and a finished available-now run of each engine over it."""
-    prefix = f"reliability-interrupted-{uuid.uuid4().hex[:8]}"
     work = tmp_path_factory.mktemp("interrupted")
-    settings = processor_settings(kafka, work, prefix)
+    settings = processor_settings(kafka, work, module_topics.create("reliability-interrupted"))
     produce(settings, settings.topic, make_events(EVENTS, seed=71), BAD_MESSAGES)
     runs = {}
     for engine in ("fused", "per-query"):
         engine_settings = settings.changed(**{
             "engine": engine, "checkpoint": work / engine / "checkpoints",
-            "results_prefix": f"{prefix}.{engine}.first.",
+            "results_prefix": f"{settings.topic}.{engine}.first.",
         })
         processor, error = available_now_run(spark, engine_settings)
         assert error is None, error
         runs[engine] = engine_settings, processor.streaming_names()
-    yield SimpleNamespace(settings=settings, runs=runs, work=work, prefix=prefix)
-    delete_topics(kafka, prefix)
+    yield SimpleNamespace(settings=settings, runs=runs, work=work)
 
 
 CASES = [(engine, crash) for crash in CRASHES for engine in ("fused", "per-query")
@@ -158,7 +155,7 @@ def test_a_restart_after_a_crash_in_the_first_batch_gives_exact_results(
         CRASHES[crash](root / name)
     settings = first.changed(**{
         "checkpoint": root,
-        "results_prefix": f"{finished.prefix}.{engine}.{uuid.uuid4().hex[:6]}.",
+        "results_prefix": f"{finished.settings.topic}.{engine}.{uuid.uuid4().hex[:6]}.",
     })
     processor, error = available_now_run(spark, settings)
     assert error is None, error

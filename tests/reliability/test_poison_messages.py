@@ -9,17 +9,15 @@ processing when the last events are counted.
 
 from __future__ import annotations
 
-import uuid
 from functools import reduce
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 from pyspark.sql import functions as F
+from support.polling import poll_until
 from test_processor.helpers import (
     BAD_MESSAGES,
-    delete_topics,
     make_events,
     produce,
     read_results,
@@ -32,7 +30,6 @@ from hhar_stream.processor.fused import FUSED_QUERY, watermark_text
 from hhar_stream.processor.runner import Processor
 from hhar_stream.settings import Settings
 
-from .harness import poll_until
 from .processing import (
     RUN_TIMEOUT,
     assert_results_equal_batch,
@@ -92,10 +89,9 @@ def produce_poison(settings: Settings, topic: str,
 
 
 def test_poison_messages_are_counted_and_change_no_result(
-    kafka: Settings, spark, tmp_path: Path, ledger
+    kafka: Settings, spark, topics, tmp_path: Path, ledger
 ) -> None:
-    prefix = f"reliability-poison-{uuid.uuid4().hex[:8]}"
-    settings = processor_settings(kafka, tmp_path, prefix,
+    settings = processor_settings(kafka, tmp_path, topics.create("reliability-poison"),
                                   watermark=f"{WATERMARK_SECONDS} seconds")
     before = make_events(EVENTS_BEFORE, seed=41)
     after = make_events(EVENTS_AFTER, first_index=EVENTS_BEFORE, seed=42)
@@ -143,40 +139,33 @@ def test_poison_messages_are_counted_and_change_no_result(
         max(total - expected, 0),
         f"{len(kept)} of {len(POISON)} poison messages in bad_records; processor kept running",
     )
-    try:
-        assert all(still_running.values()), still_running
-        assert total == expected
-        counts = {name: (bad[name]["bad_records"], bad[name]["input_rows"]) for name in bad}
-        assert all(count == len(POISON) for count, _ in counts.values()), counts
-        assert {(record.partition, record.offset) for record in kept.values()} == poison
-        assert all(record.reason for record in kept.values())
+    assert all(still_running.values()), still_running
+    assert total == expected
+    counts = {name: (bad[name]["bad_records"], bad[name]["input_rows"]) for name in bad}
+    assert all(count == len(POISON) for count, _ in counts.values()), counts
+    assert {(record.partition, record.offset) for record in kept.values()} == poison
+    assert all(record.reason for record in kept.values())
 
-        raw = topic_messages(spark, settings)
-        is_poison = reduce(lambda either, one: either | one, (
-            (F.col("partition") == partition) & (F.col("offset") == offset)
-            for partition, offset in poison))
-        assert_results_equal_batch(spark, settings, final_watermark, raw.where(~is_poison),
-                                   QUERY_NAMES)
-        assert_results_equal_batch(spark, settings, final_watermark, raw, [BAD_RECORDS])
-    finally:
-        delete_topics(kafka, prefix)
+    raw = topic_messages(spark, settings)
+    is_poison = reduce(lambda either, one: either | one, (
+        (F.col("partition") == partition) & (F.col("offset") == offset)
+        for partition, offset in poison))
+    assert_results_equal_batch(spark, settings, final_watermark, raw.where(~is_poison),
+                               QUERY_NAMES)
+    assert_results_equal_batch(spark, settings, final_watermark, raw, [BAD_RECORDS])
 
 
 def test_messages_that_stop_or_fool_the_processor_are_bad_records(
-    kafka: Settings, spark, tmp_path: Path
+    kafka: Settings, spark, topics, tmp_path: Path
 ) -> None:
-    prefix = f"reliability-poison-today-{uuid.uuid4().hex[:8]}"
-    settings = processor_settings(kafka, tmp_path, prefix)
+    settings = processor_settings(kafka, tmp_path, topics.create("reliability-poison-today"))
     events = make_events(50, seed=43)
     messages = [ONE_MEGABYTE_VALUE, BEYOND_SPARK_TIMESTAMPS, INVALID_UTF8_EVENT]
-    try:
-        produce(settings, settings.topic, events)
-        offsets = sorted(produce_poison(settings, settings.topic, messages))
-        processor, error = available_now_run(spark, settings)
-        totals = read_results(settings, settings.result_topic("total_count"))
-        kept = read_results(settings, settings.result_topic(BAD_RECORDS))
-    finally:
-        delete_topics(kafka, prefix)
+    produce(settings, settings.topic, events)
+    offsets = sorted(produce_poison(settings, settings.topic, messages))
+    processor, error = available_now_run(spark, settings)
+    totals = read_results(settings, settings.result_topic("total_count"))
+    kept = read_results(settings, settings.result_topic(BAD_RECORDS))
     assert error is None and not failed_queries(processor), error or failed_queries(processor)
     set_aside = {(record.partition, record.offset) for record in kept.values()}
     one_megabyte, far_future, invalid_utf8 = offsets  # in the order they were written
@@ -187,31 +176,27 @@ def test_messages_that_stop_or_fool_the_processor_are_bad_records(
 
 
 def test_bad_records_before_any_event_do_not_stop_the_processor(
-    kafka: Settings, spark, tmp_path: Path
+    kafka: Settings, spark, topics, tmp_path: Path
 ) -> None:
-    prefix = f"reliability-poison-first-{uuid.uuid4().hex[:8]}"
-    settings = processor_settings(kafka, tmp_path, prefix)
-    try:
-        produce(settings, settings.topic, [], BAD_MESSAGES)
-        processor, error = available_now_run(spark, settings)
-        totals = read_results(settings, settings.result_topic("total_count"))
-        kept = read_results(settings, settings.result_topic(BAD_RECORDS))
-    finally:
-        delete_topics(kafka, prefix)
+    settings = processor_settings(kafka, tmp_path, topics.create("reliability-poison-first"))
+    produce(settings, settings.topic, [], BAD_MESSAGES)
+    processor, error = available_now_run(spark, settings)
+    totals = read_results(settings, settings.result_topic("total_count"))
+    kept = read_results(settings, settings.result_topic(BAD_RECORDS))
     assert error is None and not failed_queries(processor), error or failed_queries(processor)
     assert [record.count for record in totals.values()] in ([], [0])
     assert len(kept) == len(BAD_MESSAGES)
 
 
-def test_a_query_that_failed_is_reported_by_wait(kafka: Settings, spark, tmp_path: Path) -> None:
+def test_a_query_that_failed_is_reported_by_wait(
+    kafka: Settings, spark, topics, tmp_path: Path
+) -> None:
     """The bad_records output topic takes records of at most 64 bytes, so that query fails at
     its first bad record; `wait` is called only once the failure is known."""
-    prefix = f"reliability-poison-failed-query-{uuid.uuid4().hex[:8]}"
-    settings = processor_settings(kafka, tmp_path, prefix, queries="total_count")
-    admin = AdminClient(kafka.kafka_client_config())  # must outlive its futures
-    admin.create_topics([NewTopic(
-        settings.result_topic(BAD_RECORDS), 1, 1, config={"max.message.bytes": "64"},
-    )])[settings.result_topic(BAD_RECORDS)].result(timeout=30)
+    settings = processor_settings(kafka, tmp_path, topics.create("reliability-poison-failed"),
+                                  queries="total_count")
+    topics.create_named([settings.result_topic(BAD_RECORDS)], partitions=1,
+                        config={"max.message.bytes": "64"})
     processor = Processor(settings)
     try:
         produce(settings, settings.topic, make_events(20, seed=45), [b"poison"])
@@ -221,4 +206,3 @@ def test_a_query_that_failed_is_reported_by_wait(kafka: Settings, spark, tmp_pat
             poll_until(lambda: processor.wait(1.0), RUN_TIMEOUT, "wait to report the failure")
     finally:
         processor.stop()
-        delete_topics(kafka, prefix)

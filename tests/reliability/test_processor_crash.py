@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-from test_processor.helpers import BAD_MESSAGES, delete_topics, produce, read_results
+from support.cli import HharProcess, hhar_env
+from support.polling import poll_until
+from test_processor.helpers import BAD_MESSAGES, produce, read_results
 from test_producer.helpers import write_part_files
 
 from hhar_stream.processor.fused import FUSED_QUERY
@@ -41,7 +42,7 @@ from hhar_stream.processor.runner import Processor
 from hhar_stream.processor.status import status_path
 from hhar_stream.settings import Settings
 
-from .harness import HharProcess, end_offsets, hhar_env, poll_until
+from .harness import end_offsets
 from .processing import (
     assert_results_equal_batch,
     emitted_watermark,
@@ -94,9 +95,9 @@ def replay(settings: Settings, data: Path, workdir: Path, name: str, *args: str)
 
 
 def test_kill_9_during_the_first_batch_between_batches_and_during_a_batch(
-    kafka: Settings, spark, tmp_path: Path, ledger
+    kafka: Settings, spark, topics, tmp_path: Path, ledger
 ) -> None:
-    prefix = f"reliability-processor-crash-{uuid.uuid4().hex[:8]}"
+    prefix = topics.name("reliability-processor-crash")
     data = tmp_path / "data"
     write_part_files(data, files=FILES, rows_per_file=ROWS_PER_FILE, step_ms=200)
     settings = kafka.changed(**{
@@ -177,4 +178,3 @@ def test_kill_9_during_the_first_batch_between_batches_and_during_a_batch(
         for process in processes:
             if process.running():
                 process.crash()
-        delete_topics(kafka, prefix)

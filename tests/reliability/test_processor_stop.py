@@ -11,17 +11,17 @@ driver with a larger thread stack (processor/session.py).
 from __future__ import annotations
 
 import signal
-import uuid
 from pathlib import Path
 
 import pytest
-from test_processor.helpers import delete_topics, make_events, produce
+from support.cli import HharProcess, hhar_env
+from support.polling import poll_until
+from test_processor.helpers import make_events, produce
 
 from hhar_stream.processor.fused import FUSED_QUERY
 from hhar_stream.processor.status import read_status
 from hhar_stream.settings import Settings
 
-from .harness import HharProcess, hhar_env, poll_until
 from .processing import processor_settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.e2e, pytest.mark.slow]
@@ -30,24 +30,22 @@ EVENTS = 60_000
 """Enough for a first micro-batch of some seconds."""
 
 
-def test_a_stop_during_the_first_batch_ends_cleanly(kafka: Settings, tmp_path: Path) -> None:
-    prefix = f"reliability-stop-{uuid.uuid4().hex[:8]}"
-    settings = processor_settings(kafka, tmp_path, prefix)
-    try:
-        for first in range(0, EVENTS, 20_000):
-            produce(settings, settings.topic, make_events(20_000, first_index=first, seed=91))
-        process = HharProcess(["process"], hhar_env(settings, [
-            "bootstrap", "home", "master", "shuffle_partitions", "driver_memory", "topic",
-            "results_prefix", "checkpoint", "history", "window", "watermark"]),
-            tmp_path, "process")
-        batch_zero = Path(settings.checkpoint) / FUSED_QUERY / "offsets" / "0"
-        poll_until(lambda: batch_zero.exists() or not process.running(), 240,
-                   "the first micro-batch started")
-        assert process.running(), process.stderr[-3000:]
-        process.process.send_signal(signal.SIGTERM)
-        code = process.wait(120)
-    finally:
-        delete_topics(kafka, prefix)
+def test_a_stop_during_the_first_batch_ends_cleanly(
+    kafka: Settings, topics, tmp_path: Path
+) -> None:
+    settings = processor_settings(kafka, tmp_path, topics.create("reliability-stop"))
+    for first in range(0, EVENTS, 20_000):
+        produce(settings, settings.topic, make_events(20_000, first_index=first, seed=91))
+    process = HharProcess(["process"], hhar_env(settings, [
+        "bootstrap", "home", "master", "shuffle_partitions", "driver_memory", "topic",
+        "results_prefix", "checkpoint", "history", "window", "watermark"]),
+        tmp_path, "process")
+    batch_zero = Path(settings.checkpoint) / FUSED_QUERY / "offsets" / "0"
+    poll_until(lambda: batch_zero.exists() or not process.running(), 240,
+               "the first micro-batch started")
+    assert process.running(), process.stderr[-3000:]
+    process.send_signal(signal.SIGTERM)
+    code = process.wait(120)
     stderr = process.stderr
     assert code == 0, stderr[-3000:]
     assert "StackOverflowError" not in stderr and "java.util.regex" not in stderr, stderr[-3000:]

@@ -12,27 +12,19 @@ from __future__ import annotations
 
 import os
 import signal
-import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from test_processor.helpers import delete_topics
+from support.cli import HharProcess, error_line, hhar_env
+from support.polling import poll_until
 from test_producer.helpers import CommittedCounter, line_places, write_part_files
 
 from hhar_stream.settings import Settings
 
-from .harness import (
-    HharProcess,
-    count_exactness,
-    error_line,
-    hhar_env,
-    poll_until,
-    read_messages,
-    row_identities,
-)
+from .harness import count_exactness, read_messages, row_identities
 
 if TYPE_CHECKING:
     from .conftest import Ledger
@@ -51,14 +43,14 @@ class Source:
     folder: Path
     places: dict[bytes, tuple[str, int]]
     valid_lines: set[tuple[str, int]]
-    prefix: str
-    """Of the topics' names (events, dead letters, state)."""
     topic: str
     args: list[str]
     """``produce`` with the source, topics and a short commit interval."""
 
     @classmethod
-    def write(cls, folder: Path, broken_file: int, at: tuple[int, ...], name: str) -> Source:
+    def write(cls, folder: Path, broken_file: int, at: tuple[int, ...], prefix: str) -> Source:
+        """The files in `folder`, `INVALID_LINE` at lines `at` of file `broken_file`; the topics
+        (events, dead letters, state) named under `prefix`."""
         paths = write_part_files(folder, files=3, rows_per_file=1500)
         lines = paths[broken_file].read_text().splitlines()
         for number in at:
@@ -66,10 +58,9 @@ class Source:
         paths[broken_file].write_text("\n".join(lines) + "\n")
         places = line_places(paths)
         valid = {place for line, place in places.items() if line != INVALID_LINE.encode()}
-        prefix = f"reliability-{name}-{uuid.uuid4().hex[:8]}"
         args = ["produce", "--source", str(folder), "--topic", f"{prefix}.events",
                 "--state-topic", f"{prefix}.state", "--commit-interval", "0.2"]
-        return cls(folder, places, valid, prefix, f"{prefix}.events", args)
+        return cls(folder, places, valid, f"{prefix}.events", args)
 
     def check_exactly_once(self, kafka: Settings, ledger: Ledger, scenario: str, trials: int,
                            note: str, letter_lines: list[int]) -> None:
@@ -109,26 +100,24 @@ def resume(args: list[str], env: dict[str, str], workdir: Path) -> None:
 
 
 def test_kill_9_twice_then_resume_delivers_every_row_exactly_once(
-    kafka: Settings, tmp_path, ledger
+    kafka: Settings, topics, tmp_path, ledger
 ) -> None:
-    source = Source.write(tmp_path / "data", 2, (1450, 800, 5), "producer-crash")
+    source = Source.write(tmp_path / "data", 2, (1450, 800, 5),
+                          topics.name("reliability-producer-crash"))
     env = hhar_env(kafka, ["bootstrap"])
-    try:
-        for trial, committed in enumerate(KILL_AFTER_COMMITTED):
-            args = [*source.args, *(["--resume"] if trial else []), "--rate", "1500"]
-            crashed = HharProcess(args, env, tmp_path, f"produce-crashed-at-{committed}")
-            try:
-                when_committed(kafka, source.topic, committed, crashed)
-            finally:
-                crashed.crash()
-            assert crashed.process.returncode == -signal.SIGKILL
-        resume(source.args, env, tmp_path)
-        source.check_exactly_once(
-            kafka, ledger, "3. producer kill -9, --resume", len(KILL_AFTER_COMMITTED),
-            f"killed after {' and '.join(map(str, KILL_AFTER_COMMITTED))} committed events",
-            [6, 802, 1453])
-    finally:
-        delete_topics(kafka, source.prefix)
+    for trial, committed in enumerate(KILL_AFTER_COMMITTED):
+        args = [*source.args, *(["--resume"] if trial else []), "--rate", "1500"]
+        crashed = HharProcess(args, env, tmp_path, f"produce-crashed-at-{committed}")
+        try:
+            when_committed(kafka, source.topic, committed, crashed)
+        finally:
+            crashed.crash()
+        assert crashed.process.returncode == -signal.SIGKILL
+    resume(source.args, env, tmp_path)
+    source.check_exactly_once(
+        kafka, ledger, "3. producer kill -9, --resume", len(KILL_AFTER_COMMITTED),
+        f"killed after {' and '.join(map(str, KILL_AFTER_COMMITTED))} committed events",
+        [6, 802, 1453])
 
 
 def worker_pids(parent: int) -> list[int]:
@@ -138,30 +127,28 @@ def worker_pids(parent: int) -> list[int]:
 
 
 def test_kill_9_of_one_worker_then_resume_delivers_every_row_exactly_once(
-    kafka: Settings, tmp_path, ledger
+    kafka: Settings, topics, tmp_path, ledger
 ) -> None:
     """Two workers share three files line by line; one is killed with SIGKILL mid-replay. The
     other finishes its share, the command ends with one error line naming the killed worker,
     and ``--resume`` delivers the rest: every row once, every invalid row dead-lettered once."""
-    source = Source.write(tmp_path / "data", 1, (1200, 601, 4), "worker-crash")
+    source = Source.write(tmp_path / "data", 1, (1200, 601, 4),
+                          topics.name("reliability-worker-crash"))
     args = [*source.args, "--workers", "2"]
     env = hhar_env(kafka, ["bootstrap"])
+    producer = HharProcess([*args, "--rate", "1500"], env, tmp_path, "produce-2-workers")
     try:
-        producer = HharProcess([*args, "--rate", "1500"], env, tmp_path, "produce-2-workers")
-        try:
-            when_committed(kafka, source.topic, 1200, producer)
-            os.kill(worker_pids(producer.pid)[1], signal.SIGKILL)
-            assert producer.wait(60) == 1, producer.stderr[-3000:]
-        finally:
-            producer.crash()
-        assert error_line(producer.stderr) == (
-            "error: worker 2/2: was killed by SIGKILL before it finished: run again with "
-            "--resume to replay the rest of its share")
-        assert len(read_messages(kafka, source.topic)) < len(source.valid_lines)
-        resume(args, env, tmp_path)
-        source.check_exactly_once(
-            kafka, ledger, "3. producer worker kill -9 (--workers 2), --resume", 1,
-            "worker 2 of 2 killed after 1200 committed events; the other one finished",
-            [5, 603, 1203])
+        when_committed(kafka, source.topic, 1200, producer)
+        os.kill(worker_pids(producer.pid)[1], signal.SIGKILL)
+        assert producer.wait(60) == 1, producer.stderr[-3000:]
     finally:
-        delete_topics(kafka, source.prefix)
+        producer.crash()
+    assert error_line(producer.stderr) == (
+        "error: worker 2/2: was killed by SIGKILL before it finished: run again with "
+        "--resume to replay the rest of its share")
+    assert len(read_messages(kafka, source.topic)) < len(source.valid_lines)
+    resume(args, env, tmp_path)
+    source.check_exactly_once(
+        kafka, ledger, "3. producer worker kill -9 (--workers 2), --resume", 1,
+        "worker 2 of 2 killed after 1200 committed events; the other one finished",
+        [5, 603, 1203])

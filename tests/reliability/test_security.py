@@ -16,6 +16,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from pydantic import SecretStr
+from support.cli import HharProcess, error_line, hhar_env
 from test_processor.helpers import read_results
 from test_producer.helpers import write_part_files
 
@@ -31,14 +32,7 @@ from hhar_stream.local.kafka import (
 from hhar_stream.processor.session import spark_log_path
 from hhar_stream.settings import Settings
 
-from .harness import (
-    HharProcess,
-    count_exactness,
-    error_line,
-    hhar_env,
-    read_messages,
-    row_identities,
-)
+from .harness import count_exactness, read_messages, row_identities
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 

@@ -10,7 +10,8 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from reliability.harness import HharProcess, hhar_env, poll_until
+from support.cli import HharProcess, hhar_env
+from support.polling import poll_until
 
 from hhar_stream.daemons import free_port
 

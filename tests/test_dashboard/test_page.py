@@ -10,20 +10,20 @@ Set ``HHAR_DASHBOARD_SCREENSHOT=docs/dashboard.png`` to also save the screenshot
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from confluent_kafka import Producer
-from reliability.harness import HharProcess, hhar_env, poll_until, read_messages
+from reliability.harness import read_messages
 from reliability.processing import available_now_run, processor_settings
-from test_processor.helpers import BAD_MESSAGES, delete_topics, make_events, produce, read_results
+from support.cli import LOG_LINE, HharProcess, hhar_env
+from support.polling import poll_until
+from test_processor.helpers import BAD_MESSAGES, make_events, produce, read_results
 
 from hhar_stream.daemons import free_port
 from hhar_stream.kafka_client import ensure_topics, result_topic_specs
@@ -39,8 +39,6 @@ CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-
                   "--disable-background-networking", "--disable-component-update",
                   "--disable-sync", "--no-first-run", "--window-size=1400,2300")
 """Headless, and no connection attempts of its own (the machine may have no network)."""
-HHAR_LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) +[\w.]+: ")
-"""A log record in the format of `hhar_stream.cli.configure_logging`."""
 PAGE_TIMEOUT = 90.0
 """Seconds the page may take to show what the topics hold (a busy two-core machine)."""
 UPDATE_SECONDS = 2.0
@@ -97,7 +95,7 @@ def stop_dashboard(process: HharProcess) -> None:
     ends at once and cleanly, having said only hhar's own log lines."""
     process.process.terminate()
     assert process.wait(30) == 0, process.stderr[-3000:]
-    others = [line for line in process.stderr.splitlines() if not HHAR_LOG_LINE.match(line)]
+    others = [line for line in process.stderr.splitlines() if not LOG_LINE.match(line)]
     assert others == [], others[:10]
 
 
@@ -155,10 +153,9 @@ def write_dead_letters(settings: Settings, workdir: Path) -> None:
 
 
 def test_the_page_shows_the_topics_live_and_updates_without_a_reload(
-    kafka: Settings, spark, browser, tmp_path: Path
+    kafka: Settings, spark, browser, topics, tmp_path: Path
 ) -> None:
-    prefix = f"dashboard-{uuid.uuid4().hex[:8]}"
-    settings = processor_settings(kafka, tmp_path, prefix)
+    settings = processor_settings(kafka, tmp_path, topics.create("dashboard"))
     dashboard, url = start_dashboard(settings, tmp_path)
     try:
         # A browser that comes before any result: the page says what is missing, in words.
@@ -242,22 +239,6 @@ def test_the_page_shows_the_topics_live_and_updates_without_a_reload(
               f"screenshot {screenshot}")
     finally:
         stop_dashboard(dashboard)
-        delete_topics(kafka, prefix)
-
-
-@pytest.fixture
-def own_broker(base_settings: Settings, tmp_path: Path) -> Iterator[LocalKafka]:
-    """A single-node broker that belongs to this test (stopping it disturbs no other test)."""
-    settings = base_settings.changed(**{
-        "kafka_port": free_port(), "kafka_controller_port": free_port(),
-        "kafka_ready_timeout": 120.0,
-    })
-    broker = LocalKafka(settings, run_dir=tmp_path / "broker")
-    broker.up()
-    try:
-        yield broker
-    finally:
-        broker.down()
 
 
 def test_the_page_says_when_kafka_is_down_and_recovers_by_itself(

@@ -10,7 +10,6 @@ import uuid
 from collections.abc import Iterable
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
 
 from hhar_stream.processor.catalogue import CATALOGUE
 from hhar_stream.processor.fused import FUSED_QUERY
@@ -58,24 +57,6 @@ BAD_MESSAGES = [
     b"\xff\xfe binary",
 ]
 """Messages that are not events, most of them one change away from a valid event."""
-
-
-def create_topic(settings: Settings, prefix: str, partitions: int = 3) -> str:
-    """A new events topic (no time-based retention: the events carry 2015 timestamps)."""
-    name = f"{prefix}.{uuid.uuid4().hex[:8]}"
-    admin = AdminClient(settings.kafka_client_config())
-    admin.create_topics([NewTopic(name, partitions, 1, config={"retention.ms": "-1"})])[
-        name].result(timeout=30)
-    return name
-
-
-def delete_topics(settings: Settings, prefix: str) -> None:
-    """Delete every topic whose name starts with `prefix`."""
-    admin = AdminClient(settings.kafka_client_config())
-    doomed = [name for name in admin.list_topics(timeout=10).topics if name.startswith(prefix)]
-    if doomed:
-        for future in admin.delete_topics(doomed).values():
-            future.result(timeout=30)
 
 
 def produce(settings: Settings, topic: str, events: Iterable[SensorEvent],

@@ -3,7 +3,6 @@ results as the per-query engine and as the query functions run in batch."""
 
 from __future__ import annotations
 
-import uuid
 from types import SimpleNamespace
 
 import pytest
@@ -16,8 +15,6 @@ from .helpers import (
     BAD_MESSAGES,
     assert_same_rows,
     assert_topics_equal_batch,
-    create_topic,
-    delete_topics,
     make_events,
     produce,
     read_results,
@@ -31,10 +28,9 @@ MORE = 400
 
 
 @pytest.fixture(scope="module")
-def engines(kafka: Settings, spark, tmp_path_factory: pytest.TempPathFactory):
+def engines(kafka: Settings, spark, module_topics, tmp_path_factory: pytest.TempPathFactory):
     """The same events (and malformed messages) processed by both engines."""
-    prefix = f"fused-e2e-{uuid.uuid4().hex[:8]}"
-    topic = create_topic(kafka, prefix)
+    topic = module_topics.create("fused-e2e")
     work = tmp_path_factory.mktemp("fused")
     history = work / "history"
     history.mkdir()
@@ -45,10 +41,10 @@ def engines(kafka: Settings, spark, tmp_path_factory: pytest.TempPathFactory):
         "window": "1 minute", "watermark": "30 seconds",
     }
     fused = kafka.changed(**common | {
-        "engine": "fused", "results_prefix": f"{prefix}.fused.",
+        "engine": "fused", "results_prefix": f"{topic}.fused.",
         "checkpoint": work / "fused"})
     per_query = kafka.changed(**common | {
-        "engine": "per-query", "results_prefix": f"{prefix}.per-query.",
+        "engine": "per-query", "results_prefix": f"{topic}.per-query.",
         "checkpoint": work / "per-query"})
     produce(fused, topic, make_events(EVENTS), BAD_MESSAGES)
     yield SimpleNamespace(
@@ -56,7 +52,6 @@ def engines(kafka: Settings, spark, tmp_path_factory: pytest.TempPathFactory):
         fused_run=run_available_now(spark, fused),
         per_query_run=run_available_now(spark, per_query),
     )
-    delete_topics(kafka, prefix)
 
 
 def test_fused_results_equal_the_batch_computation(engines, spark) -> None:

@@ -18,8 +18,6 @@ from hhar_stream.settings import Settings
 from .helpers import (
     BAD_MESSAGES,
     assert_topics_equal_batch,
-    create_topic,
-    delete_topics,
     make_events,
     produce,
     read_results,
@@ -58,10 +56,9 @@ def run_processor(spark, settings: Settings, reset: bool = False) -> tuple[Proce
 
 
 @pytest.fixture(scope="module")
-def stream(kafka: Settings, spark, tmp_path_factory: pytest.TempPathFactory):
+def stream(kafka: Settings, spark, module_topics, tmp_path_factory: pytest.TempPathFactory):
     """Events and malformed messages in a fresh topic, and a first processor run over them."""
-    prefix = f"processor-e2e-{uuid.uuid4().hex[:8]}"
-    topic = create_topic(kafka, prefix)
+    topic = module_topics.create("processor-e2e")
     work = tmp_path_factory.mktemp("process")
     history = work / "history"
     history.mkdir()
@@ -71,7 +68,7 @@ def stream(kafka: Settings, spark, tmp_path_factory: pytest.TempPathFactory):
     settings = kafka.changed(**{
         "engine": "per-query",
         "topic": topic,
-        "results_prefix": f"{prefix}.results.",
+        "results_prefix": f"{topic}.results.",
         "checkpoint": work / "checkpoints",
         "history": history,
         "sink": "kafka,memory",
@@ -83,7 +80,6 @@ def stream(kafka: Settings, spark, tmp_path_factory: pytest.TempPathFactory):
     produce(settings, topic, events, BAD_MESSAGES)
     processor, log_lines = run_processor(spark, settings)
     yield SimpleNamespace(settings=settings, events=events, processor=processor, logs=log_lines)
-    delete_topics(kafka, prefix)
 
 
 def test_every_result_topic_equals_the_query_run_in_batch(stream, spark) -> None:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import io
 import statistics
-import subprocess
-import sys
 from collections import Counter
 
 import pytest
 from rich.console import Console
+from support.cli import hhar_env, run_hhar
 
 from hhar_stream.processor.profile import profile_dataset, render_profile
 
@@ -115,9 +114,6 @@ def test_the_tables_for_people(profile) -> None:
 
 def test_profile_of_nothing_is_one_error_line(tmp_path) -> None:
     missing = tmp_path / "nowhere"
-    result = subprocess.run(
-        [sys.executable, "-m", "hhar_stream.cli", "profile", "--source", str(missing)],
-        capture_output=True, text=True, check=False,
-    )
+    result = run_hhar(["profile", "--source", str(missing)], hhar_env(), tmp_path / "cli")
     assert result.returncode == 1
     assert result.stderr == f"error: {missing} does not exist or matches nothing\n"

@@ -8,16 +8,12 @@ micro-batches (at most 300 messages each, available-now)."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from hhar_stream.settings import Settings
 
 from .helpers import (
     assert_same_rows,
-    create_topic,
-    delete_topics,
     make_events,
     produce,
     read_results,
@@ -41,27 +37,25 @@ def interleaved_recordings(count: int):
     return events
 
 
-def test_windows_of_out_of_order_data_equal_sparks(kafka: Settings, spark, tmp_path) -> None:
-    prefix = f"windows-{uuid.uuid4().hex[:8]}"
-    topic = create_topic(kafka, prefix, partitions=1)
-    try:
-        produce(kafka, topic, interleaved_recordings(1000))
-        runs = {}
-        for engine in ("fused", "per-query"):
-            settings = kafka.changed(**{
-                "engine": engine, "topic": topic, "queries": "windowed_activity",
-                "results_prefix": f"{prefix}.{engine}.", "checkpoint": tmp_path / engine,
-                "window": "30 seconds", "watermark": "20 seconds",
-                "max_offsets_per_trigger": 300,
-            })
-            runs[engine] = settings, run_available_now(spark, settings)
-        fused, per_query = (read_results(settings, settings.result_topic("windowed_activity"))
-                            for settings, _ in runs.values())
-        assert len(fused) > 20
-        assert_same_rows(fused, per_query)
-        late = runs["fused"][1].summary()["queries"]["fused"]["late_rows"]
-        assert late > 100, late  # the case that tells one watermark from Spark's two
-        counted = sum(record.count for record in fused.values())
-        assert counted <= 2000 - late
-    finally:
-        delete_topics(kafka, prefix)
+def test_windows_of_out_of_order_data_equal_sparks(
+    kafka: Settings, spark, topics, tmp_path
+) -> None:
+    topic = topics.create("windows", partitions=1)
+    produce(kafka, topic, interleaved_recordings(1000))
+    runs = {}
+    for engine in ("fused", "per-query"):
+        settings = kafka.changed(**{
+            "engine": engine, "topic": topic, "queries": "windowed_activity",
+            "results_prefix": f"{topic}.{engine}.", "checkpoint": tmp_path / engine,
+            "window": "30 seconds", "watermark": "20 seconds",
+            "max_offsets_per_trigger": 300,
+        })
+        runs[engine] = settings, run_available_now(spark, settings)
+    fused, per_query = (read_results(settings, settings.result_topic("windowed_activity"))
+                        for settings, _ in runs.values())
+    assert len(fused) > 20
+    assert_same_rows(fused, per_query)
+    late = runs["fused"][1].summary()["queries"]["fused"]["late_rows"]
+    assert late > 100, late  # the case that tells one watermark from Spark's two
+    counted = sum(record.count for record in fused.values())
+    assert counted <= 2000 - late

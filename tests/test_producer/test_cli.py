@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from support.cli import HharProcess, hhar_env, run_hhar
 
 from hhar_stream.daemons import free_port
 from hhar_stream.schemas import parse_event
 from hhar_stream.settings import Settings
 
 from .helpers import CommittedCounter, line_places, read_topic, write_part_files
-
-HHAR = [sys.executable, "-m", "hhar_stream.cli"]
-
-
-def hhar(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start `hhar` with the given arguments (and HHAR_* variables), capturing its output."""
-    clean = {name: value for name, value in os.environ.items() if not name.startswith("HHAR_")}
-    return subprocess.Popen(
-        [*HHAR, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=clean | (env or {}),
-    )
 
 
 def wait_for_committed(settings: Settings, topic: str, rows: int, timeout: float = 60) -> None:
@@ -53,20 +40,23 @@ def summary_number(text: str, pattern: str) -> int:
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_sigterm_commits_what_was_read_and_prints_the_summary(
-    kafka, fresh_topic, tmp_path, workers
+    kafka, topics, tmp_path, workers
 ) -> None:
     """SIGTERM: every worker stops and commits what it read; one summary. Each worker's rows
     (with two, every other line) are a prefix of its share."""
     [path] = write_part_files(tmp_path, files=1, rows_per_file=20_000)  # 20 s at 1000/s
-    topic = fresh_topic()
-    process = hhar("produce", "--source", str(path), "--topic", topic, "--workers", str(workers),
-                   "--bootstrap", kafka.bootstrap, "--rate", "1000", "--commit-interval", "0.2")
+    topic = topics.name("produce")
+    process = HharProcess(
+        ["produce", "--source", str(path), "--topic", topic, "--workers", str(workers),
+         "--bootstrap", kafka.bootstrap, "--rate", "1000", "--commit-interval", "0.2"],
+        hhar_env(), tmp_path / "cli", "produce")
     try:
         wait_for_committed(kafka, topic, 300)
         process.send_signal(signal.SIGTERM)
-        out, err = process.communicate(timeout=60)
+        process.wait(60)
     finally:
-        process.kill()
+        process.crash()
+    out, err = process.stdout, process.stderr
     assert process.returncode == 0, err
     assert "SIGTERM: stopping" in err
     assert out.count("stopped by signal") == 1
@@ -82,7 +72,7 @@ def test_sigterm_commits_what_was_read_and_prints_the_summary(
 
 @pytest.mark.kafka
 @pytest.mark.slow
-def test_resume_after_kill_9_delivers_every_row_exactly_once(kafka, fresh_topic, tmp_path) -> None:
+def test_resume_after_kill_9_delivers_every_row_exactly_once(kafka, topics, tmp_path) -> None:
     data = tmp_path / "data"
     paths = write_part_files(data, files=3, rows_per_file=3000)  # 6 s at 1500/s
     lines = paths[1].read_text().splitlines()
@@ -91,22 +81,24 @@ def test_resume_after_kill_9_delivers_every_row_exactly_once(kafka, fresh_topic,
     paths[1].write_text("\n".join(lines) + "\n")
     places = line_places(paths)
     expected_valid = {place for line, place in places.items() if b"broken" not in line}
-    topic = fresh_topic()
+    topic = topics.name("produce")
     common = ["--source", str(data), "--topic", topic, "--bootstrap", kafka.bootstrap,
               "--commit-interval", "0.2"]
 
-    crashed = hhar("produce", *common, "--rate", "1500")
+    crashed = HharProcess(["produce", *common, "--rate", "1500"], hhar_env(), tmp_path / "cli",
+                          "produce-crashed")
     try:
         wait_for_committed(kafka, topic, 600)
         crashed.send_signal(signal.SIGKILL)
-        crashed.wait(timeout=30)
+        crashed.wait(30)
     finally:
-        crashed.kill()
+        crashed.crash()
     assert crashed.returncode == -signal.SIGKILL
     assert len(read_topic(kafka, topic)) < len(expected_valid)
 
-    resumed = hhar("produce", *common, "--resume", "--max")
-    out, err = resumed.communicate(timeout=120)
+    resumed = run_hhar(["produce", *common, "--resume", "--max"], hhar_env(), tmp_path / "cli",
+                       "produce-resumed", timeout=120)
+    out, err = resumed.stdout, resumed.stderr
     assert resumed.returncode == 0, err
     assert "after" in out and "rows of earlier runs" in out
 
@@ -121,8 +113,9 @@ def test_resume_after_kill_9_delivers_every_row_exactly_once(kafka, fresh_topic,
 def test_an_unreachable_broker_is_one_line(tmp_path: Path) -> None:
     [path] = write_part_files(tmp_path, files=1, rows_per_file=3)
     port = free_port()
-    process = hhar("produce", "--source", str(path), "--bootstrap", f"127.0.0.1:{port}", "--max")
-    out, err = process.communicate(timeout=60)
+    process = run_hhar(["produce", "--source", str(path), "--bootstrap", f"127.0.0.1:{port}",
+                        "--max"], hhar_env(), tmp_path / "cli", timeout=60)
+    out, err = process.stdout, process.stderr
     assert process.returncode == 1
     assert out == ""
     assert err.startswith(f"error: cannot reach Kafka at 127.0.0.1:{port}: ")
@@ -144,9 +137,10 @@ def test_an_unreachable_broker_is_one_line(tmp_path: Path) -> None:
     ],
 )
 def test_bad_arguments_are_one_line_errors(tmp_path, args, env, code, message) -> None:
-    process = hhar("produce", *(arg.format(tmp=tmp_path) for arg in args),
-                   "--bootstrap", f"127.0.0.1:{free_port()}", env=env)
-    out, err = process.communicate(timeout=60)
+    process = run_hhar(["produce", *(arg.format(tmp=tmp_path) for arg in args),
+                        "--bootstrap", f"127.0.0.1:{free_port()}"], hhar_env(**env),
+                       tmp_path / "cli", timeout=60)
+    err = process.stderr
     assert process.returncode == code
     assert err.startswith(message.format(tmp=tmp_path))
     assert err.count("\n") == 1 and "Traceback" not in err

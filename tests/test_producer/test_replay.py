@@ -39,9 +39,9 @@ def row(**changes) -> str:
     return json.dumps(EVENT | changes, separators=(",", ":"))
 
 
-def test_the_topic_holds_exactly_the_valid_rows(kafka, fresh_topic, tmp_path) -> None:
+def test_the_topic_holds_exactly_the_valid_rows(kafka, topics, tmp_path) -> None:
     paths = write_part_files(tmp_path, files=3, rows_per_file=150)
-    topic = fresh_topic()
+    topic = topics.name("produce")
     stats = replay(settings_for(kafka, topic, tmp_path))
 
     places = line_places(paths)
@@ -67,7 +67,7 @@ def test_the_topic_holds_exactly_the_valid_rows(kafka, fresh_topic, tmp_path) ->
         assert times == sorted(times), device
 
 
-def test_invalid_rows_go_to_the_dead_letter_topic(kafka, fresh_topic, tmp_path) -> None:
+def test_invalid_rows_go_to_the_dead_letter_topic(kafka, topics, tmp_path) -> None:
     invalid = {
         2: ('{"Arrival_Time":1424686735175,',
             "row: Invalid JSON: EOF while parsing a value at line 1 column 30"),
@@ -86,7 +86,7 @@ def test_invalid_rows_go_to_the_dead_letter_topic(kafka, fresh_topic, tmp_path) 
     lines = valid | {number: line for number, (line, _) in invalid.items()}
     source = tmp_path / "crafted.json"
     source.write_text("\n".join(lines[number] for number in sorted(lines)) + "\n")
-    topic = fresh_topic()
+    topic = topics.name("produce")
     stats = replay(settings_for(kafka, topic, source))
 
     assert (stats.rows_read, stats.invalid, stats.dead_lettered) == (12, 9, 9)
@@ -102,10 +102,10 @@ def test_invalid_rows_go_to_the_dead_letter_topic(kafka, fresh_topic, tmp_path) 
         assert letter.headers["schema_version"] == "1"
 
 
-def test_fail_on_invalid_stops_at_the_first_invalid_row(kafka, fresh_topic, tmp_path) -> None:
+def test_fail_on_invalid_stops_at_the_first_invalid_row(kafka, topics, tmp_path) -> None:
     source = tmp_path / "crafted.json"
     source.write_text("\n".join([row(Index=1), row(Index=2), row(gt="jump"), row(Index=4)]))
-    topic = fresh_topic()
+    topic = topics.name("produce")
     with pytest.raises(InputDataError) as caught:
         replay(settings_for(kafka, topic, source, fail_on_invalid=True))
     assert str(caught.value).startswith("invalid row at crafted.json:3: gt: Input should be")
@@ -113,7 +113,7 @@ def test_fail_on_invalid_stops_at_the_first_invalid_row(kafka, fresh_topic, tmp_
     assert read_topic(kafka, f"{topic}.dlq") == []
 
 
-def test_speedup_holds_in_event_time(kafka, fresh_topic, tmp_path) -> None:
+def test_speedup_holds_in_event_time(kafka, topics, tmp_path) -> None:
     """The broker stamps each record on arrival (LogAppendTime): the replay's wall-clock
     spacing must be the recording's spacing divided by the speedup.
 
@@ -123,7 +123,8 @@ def test_speedup_holds_in_event_time(kafka, fresh_topic, tmp_path) -> None:
     first, when the first transaction opens). A pacer 20 % off would shift them by 200 ms.
     """
     [path] = write_part_files(tmp_path, files=1, rows_per_file=400, step_ms=10)  # 3.99 s
-    topic = fresh_topic(config={"message.timestamp.type": "LogAppendTime", "retention.ms": "-1"})
+    topic = topics.create(
+        "produce", partitions=1, config={"message.timestamp.type": "LogAppendTime"})
     stats = replay(settings_for(kafka, topic, path, max_speed=False, speedup=2.0, linger_ms=5,
                                 commit_interval=1.0))
 
@@ -137,11 +138,11 @@ def test_speedup_holds_in_event_time(kafka, fresh_topic, tmp_path) -> None:
     assert stats.max_drift < 1.0
 
 
-def test_loop_devices_and_now_shift_and_fan_out(kafka, fresh_topic, tmp_path) -> None:
+def test_loop_devices_and_now_shift_and_fan_out(kafka, topics, tmp_path) -> None:
     [path] = write_part_files(tmp_path, files=1, rows_per_file=20, step_ms=5)
     originals = [parse_event(line) for line in path.read_text().splitlines()]
     span = originals[-1].arrival_time - originals[0].arrival_time + 1
-    topic = fresh_topic()
+    topic = topics.name("produce")
     stats = replay(settings_for(kafka, topic, path, loop=True, limit=50, devices=2))
 
     assert (stats.rows_read, stats.passes, stats.delivered) == (50, 2, 100)
@@ -161,7 +162,7 @@ def test_loop_devices_and_now_shift_and_fan_out(kafka, fresh_topic, tmp_path) ->
         "nexus4_1": 32, "nexus4_1-v2": 32, "nexus4_2": 18, "nexus4_2-v2": 18,
     }
 
-    rebased = fresh_topic()
+    rebased = topics.name("produce")
     before = time.time() * 1000
     replay(settings_for(kafka, rebased, path, rebase_now=True))
     after = time.time() * 1000
@@ -176,13 +177,13 @@ def test_loop_devices_and_now_shift_and_fan_out(kafka, fresh_topic, tmp_path) ->
             (record.timestamp - original.arrival_time) * 1_000_000)
 
 
-def test_now_with_a_rate_stamps_each_event_when_it_is_sent(kafka, fresh_topic, tmp_path) -> None:
+def test_now_with_a_rate_stamps_each_event_when_it_is_sent(kafka, topics, tmp_path) -> None:
     """Rows a minute apart in the recording, sent 100 a second: the rate runs the recording's
     time 6,000 times faster than the clock. With --now every event is stamped when the rate
     sends it, so its time stays at the clock (rebasing once would put the 56th row more than
     55 minutes ahead, and it would be dead-lettered)."""
     [path] = write_part_files(tmp_path, files=1, rows_per_file=120, step_ms=60_000)
-    topic = fresh_topic()
+    topic = topics.name("produce")
     before = time.time() * 1000
     stats = replay(settings_for(kafka, topic, path, max_speed=False, rate=100.0,
                                 rebase_now=True))
@@ -198,9 +199,9 @@ def test_now_with_a_rate_stamps_each_event_when_it_is_sent(kafka, fresh_topic, t
     assert stamps[-1] - stamps[0] == pytest.approx(1190, abs=1)
 
 
-def test_a_real_uci_file_and_its_spreadsheet_copy(kafka, fresh_topic, real_samples) -> None:
+def test_a_real_uci_file_and_its_spreadsheet_copy(kafka, topics, real_samples) -> None:
     source = real_samples / "uci_Phones_gyroscope_*.csv"
-    topic = fresh_topic()
+    topic = topics.name("produce")
     stats = replay(settings_for(kafka, topic, source, limit=12_000))
     assert (stats.rows_read, stats.invalid) == (12_000, 7008)
     events = read_topic(kafka, topic)
@@ -215,11 +216,11 @@ def test_a_real_uci_file_and_its_spreadsheet_copy(kafka, fresh_topic, real_sampl
     assert letters[0].value.count(b"\t") == 9
 
 
-def test_a_rejected_delivery_is_counted_as_failed(kafka, fresh_topic, tmp_path, capsys) -> None:
+def test_a_rejected_delivery_is_counted_as_failed(kafka, topics, tmp_path, capsys) -> None:
     """The broker refuses records over max.message.bytes: the transaction fails, nothing is
     committed, the summary says so and `hhar produce` exits non-zero."""
     [path] = write_part_files(tmp_path, files=1, rows_per_file=30)
-    topic = fresh_topic(config={"max.message.bytes": "100", "retention.ms": "-1"})
+    topic = topics.create("produce", partitions=1, config={"max.message.bytes": "100"})
     stats = replay(settings_for(kafka, topic, path, compression="none"))
     assert stats.failed == 30 and stats.delivered == 0
     assert stats.stopped_by == "failure"
@@ -237,9 +238,9 @@ def test_a_rejected_delivery_is_counted_as_failed(kafka, fresh_topic, tmp_path, 
     assert "too large" in err.splitlines()[-1]
 
 
-def test_resume_continues_after_a_limit_and_ends_at_the_end(kafka, fresh_topic, tmp_path) -> None:
+def test_resume_continues_after_a_limit_and_ends_at_the_end(kafka, topics, tmp_path) -> None:
     write_part_files(tmp_path, files=2, rows_per_file=100)
-    topic = fresh_topic()
+    topic = topics.name("produce")
     first = replay(settings_for(kafka, topic, tmp_path, limit=70))
     rest = replay(settings_for(kafka, topic, tmp_path, resume=True))
     again = replay(settings_for(kafka, topic, tmp_path, resume=True))
@@ -250,11 +251,11 @@ def test_resume_continues_after_a_limit_and_ends_at_the_end(kafka, fresh_topic, 
     assert sorted(parse_event(r.value).index for r in records) == list(range(200))
 
 
-def test_resume_on_a_new_state_topic_is_a_first_replay(kafka, fresh_topic, tmp_path) -> None:
+def test_resume_on_a_new_state_topic_is_a_first_replay(kafka, topics, tmp_path) -> None:
     """``--resume`` before any replay (a new broker, compose's first start): nothing to resume
     from, every row delivered, without waiting for the end of an empty state topic."""
     write_part_files(tmp_path, files=2, rows_per_file=50)
-    topic = fresh_topic()
+    topic = topics.name("produce")
     started = time.monotonic()
     stats = replay(settings_for(kafka, topic, tmp_path, resume=True,
                                 state_topic=f"{topic}.state"))
@@ -263,25 +264,26 @@ def test_resume_on_a_new_state_topic_is_a_first_replay(kafka, fresh_topic, tmp_p
     assert len(read_topic(kafka, topic)) == 100
 
 
-def test_long_gaps_are_waited_out_or_capped(kafka, fresh_topic, tmp_path) -> None:
+def test_long_gaps_are_waited_out_or_capped(kafka, topics, tmp_path) -> None:
     """A gap in the recording longer than several commit intervals: the replay waits it out
     (committing nothing meanwhile) in real time, or skips most of it with max_gap."""
     source = tmp_path / "gap.json"
     times = [0, 5, 10, 1510, 1515]
     source.write_text("\n".join(row(Index=n, Arrival_Time=START_MS + t)
                                 for n, t in enumerate(times)) + "\n")
-    waited = replay(settings_for(kafka, fresh_topic(), source, max_speed=False, speedup=1.0))
-    capped = replay(settings_for(kafka, fresh_topic(), source, max_speed=False, speedup=1.0,
-                                 max_gap=0.1))
+    waited = replay(settings_for(kafka, topics.name("produce"), source, max_speed=False,
+                                 speedup=1.0))
+    capped = replay(settings_for(kafka, topics.name("produce"), source, max_speed=False,
+                                 speedup=1.0, max_gap=0.1))
     assert (waited.delivered, capped.delivered) == (5, 5)
     assert waited.elapsed == pytest.approx(1.515, abs=0.3)
     assert capped.elapsed == pytest.approx(0.115, abs=0.3)
 
 
-def test_resuming_a_loop_continues_its_pass_and_time_shift(kafka, fresh_topic, tmp_path) -> None:
+def test_resuming_a_loop_continues_its_pass_and_time_shift(kafka, topics, tmp_path) -> None:
     [path] = write_part_files(tmp_path, files=1, rows_per_file=20, step_ms=5)
     span = 19 * 5 + 1
-    topic = fresh_topic()
+    topic = topics.name("produce")
     replay(settings_for(kafka, topic, path, loop=True, limit=30))
     resumed = replay(settings_for(kafka, topic, path, loop=True, limit=50, resume=True))
     assert (resumed.resumed_rows, resumed.rows_read) == (30, 20)
@@ -298,10 +300,10 @@ def test_resuming_a_loop_continues_its_pass_and_time_shift(kafka, fresh_topic, t
     ][:50]
 
 
-def test_looping_over_no_valid_row_is_an_error(kafka, fresh_topic, tmp_path) -> None:
+def test_looping_over_no_valid_row_is_an_error(kafka, topics, tmp_path) -> None:
     source = tmp_path / "broken.json"
     source.write_text('{"Arrival_Time":1}\n[]\n')
-    topic = fresh_topic()
+    topic = topics.name("produce")
     with pytest.raises(InputDataError, match="nothing to loop over: the source holds no valid"):
         replay(settings_for(kafka, topic, source, loop=True))
     assert len(read_topic(kafka, f"{topic}.dlq")) == 2

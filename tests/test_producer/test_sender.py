@@ -23,8 +23,9 @@ def sender_settings(kafka: Settings, state_topic: str, **changes) -> Settings:
     return kafka.model_copy(update={"state_topic": state_topic, **changes})
 
 
-def test_a_commit_delivers_the_records_with_their_position(kafka, fresh_topic) -> None:
-    topic, state = fresh_topic(config={}), fresh_topic(config={"cleanup.policy": "compact"})
+def test_a_commit_delivers_the_records_with_their_position(kafka, topics) -> None:
+    topic = topics.create("produce", partitions=1)
+    state = topics.create("state", partitions=1, config={"cleanup.policy": "compact"})
     settings = sender_settings(kafka, state)
     prefix = f"test-sender.{uuid.uuid4().hex[:8]}"
     sender = Sender(settings, f"{prefix}.worker-1-of-2")
@@ -48,10 +49,10 @@ def test_a_commit_delivers_the_records_with_their_position(kafka, fresh_topic) -
         f"{prefix}.worker-2-of-2": {"rows": 0}}
 
 
-def test_records_beyond_the_queue_wait_for_room(kafka, fresh_topic) -> None:
+def test_records_beyond_the_queue_wait_for_room(kafka, topics) -> None:
     """90 MB through a queue that holds 64 MB (`queue.buffering.max.kbytes`): `send_events`
     can only get them all in by waiting while the queue is full."""
-    topic, state = fresh_topic(config={}), fresh_topic(config={})
+    topic, state = topics.create("produce", partitions=1), topics.create("state", partitions=1)
     sender = Sender(sender_settings(kafka, state, compression="none"),
                     f"test-sender.{uuid.uuid4().hex[:8]}")
     sender.start()
@@ -63,9 +64,9 @@ def test_records_beyond_the_queue_wait_for_room(kafka, fresh_topic) -> None:
     assert all(r.value == bytes([r.timestamp - 1]) * 900_000 for r in records)
 
 
-def test_a_refused_record_aborts_the_transaction_and_names_the_cause(kafka, fresh_topic) -> None:
-    topic = fresh_topic(config={"max.message.bytes": "100"})
-    state = fresh_topic(config={})
+def test_a_refused_record_aborts_the_transaction_and_names_the_cause(kafka, topics) -> None:
+    topic = topics.create("produce", partitions=1, config={"max.message.bytes": "100"})
+    state = topics.create("state", partitions=1)
     sender = Sender(sender_settings(kafka, state, compression="none"),
                     f"test-sender.{uuid.uuid4().hex[:8]}")
     sender.start()
@@ -77,8 +78,8 @@ def test_a_refused_record_aborts_the_transaction_and_names_the_cause(kafka, fres
     assert read_topic(kafka, state) == []
 
 
-def test_a_second_sender_of_the_same_id_fences_the_first(kafka, fresh_topic) -> None:
-    topic, state = fresh_topic(config={}), fresh_topic(config={})
+def test_a_second_sender_of_the_same_id_fences_the_first(kafka, topics) -> None:
+    topic, state = topics.create("produce", partitions=1), topics.create("state", partitions=1)
     settings = sender_settings(kafka, state)
     identity = f"test-sender.{uuid.uuid4().hex[:8]}"
     first = Sender(settings, identity)

@@ -6,15 +6,16 @@ from __future__ import annotations
 import gzip
 import re
 from collections import Counter
+from pathlib import Path
 
 import pytest
+from support.cli import hhar_env, run_hhar
 
 from hhar_stream.producer.workers import Share, plan_shares
 from hhar_stream.schemas import parse_event
 from hhar_stream.settings import Settings
 
 from .helpers import line_places, read_topic, write_part_files
-from .test_cli import hhar
 
 
 def test_whole_files_are_dealt_by_size_when_there_are_enough() -> None:
@@ -43,23 +44,21 @@ def test_fewer_files_are_shared_by_lines() -> None:
     assert plan_shares([100, 5], 1)[0].suffix == ""  # one process keeps the replay's own id
 
 
-def produce(kafka: Settings, *args: str) -> tuple[int, str, str]:
-    process = hhar("produce", "--bootstrap", kafka.bootstrap, "--commit-interval", "0.2", *args)
-    try:
-        out, err = process.communicate(timeout=120)
-    finally:
-        process.kill()
-    return process.returncode, out, err
+def produce(kafka: Settings, tmp_path: Path, *args: str) -> tuple[int, str, str]:
+    """Run ``hhar produce`` to its end: its exit code, stdout and stderr."""
+    process = run_hhar(["produce", "--bootstrap", kafka.bootstrap, "--commit-interval", "0.2",
+                        *args], hhar_env(), tmp_path / "cli", "produce", timeout=120)
+    return process.returncode, process.stdout, process.stderr
 
 
 @pytest.mark.kafka
 @pytest.mark.parametrize("files", [1, 8])
-def test_two_workers_deliver_every_row_once(kafka, fresh_topic, tmp_path, files) -> None:
+def test_two_workers_deliver_every_row_once(kafka, topics, tmp_path, files) -> None:
     """One file (every other line each) or eight (four files each); then --resume has
     nothing left to do, and a resume with another number of workers is refused."""
     paths = write_part_files(tmp_path, files=files, rows_per_file=4000 // files)
-    topic = fresh_topic()
-    code, out, err = produce(kafka, "--source", str(tmp_path), "--topic", topic,
+    topic = topics.name("produce")
+    code, out, err = produce(kafka, tmp_path, "--source", str(tmp_path), "--topic", topic,
                              "--workers", "2", "--max")
     assert code == 0, err
     assert "2 workers" in out and "delivered 4,000 events" in out
@@ -67,11 +66,11 @@ def test_two_workers_deliver_every_row_once(kafka, fresh_topic, tmp_path, files)
     seen = Counter(places[record.value] for record in read_topic(kafka, topic))
     assert set(seen) == set(places.values()) and max(seen.values()) == 1
 
-    code, out, err = produce(kafka, "--source", str(tmp_path), "--topic", topic,
+    code, out, err = produce(kafka, tmp_path, "--source", str(tmp_path), "--topic", topic,
                              "--workers", "2", "--max", "--resume")
     assert code == 0, err
     assert "read 0 rows" in out and "(after 4,000 rows of earlier runs)" in out
-    code, out, err = produce(kafka, "--source", str(tmp_path), "--topic", topic, "--max",
+    code, out, err = produce(kafka, tmp_path, "--source", str(tmp_path), "--topic", topic, "--max",
                              "--resume")
     assert code == 1
     assert err.splitlines()[-1] == (
@@ -81,11 +80,11 @@ def test_two_workers_deliver_every_row_once(kafka, fresh_topic, tmp_path, files)
 
 
 @pytest.mark.kafka
-def test_a_limit_is_the_total_of_the_workers(kafka, fresh_topic, tmp_path) -> None:
+def test_a_limit_is_the_total_of_the_workers(kafka, topics, tmp_path) -> None:
     [path] = write_part_files(tmp_path, files=1, rows_per_file=3000)
-    topic = fresh_topic()
-    code, out, err = produce(kafka, "--source", str(path), "--topic", topic, "--workers", "2",
-                             "--max", "--limit", "1001")
+    topic = topics.name("produce")
+    code, out, err = produce(kafka, tmp_path, "--source", str(path), "--topic", topic,
+                             "--workers", "2", "--max", "--limit", "1001")
     assert code == 0, err
     assert "read 1,001 rows" in out and "stopped by limit, 2 workers" in out
     indexes = sorted(parse_event(record.value).index for record in read_topic(kafka, topic))
@@ -94,13 +93,14 @@ def test_a_limit_is_the_total_of_the_workers(kafka, fresh_topic, tmp_path) -> No
 
 @pytest.mark.kafka
 @pytest.mark.slow
-def test_the_rate_is_the_total_of_the_workers(kafka, fresh_topic, tmp_path) -> None:
+def test_the_rate_is_the_total_of_the_workers(kafka, topics, tmp_path) -> None:
     """--rate 1000 with two workers: the broker appends 1,000 events a second in all (each
     worker sends 500), to within 5 %."""
     [path] = write_part_files(tmp_path, files=1, rows_per_file=3000)
-    topic = fresh_topic(config={"message.timestamp.type": "LogAppendTime", "retention.ms": "-1"})
-    code, out, err = produce(kafka, "--source", str(path), "--topic", topic, "--workers", "2",
-                             "--rate", "1000")
+    topic = topics.create(
+        "produce", partitions=1, config={"message.timestamp.type": "LogAppendTime"})
+    code, out, err = produce(kafka, tmp_path, "--source", str(path), "--topic", topic,
+                             "--workers", "2", "--rate", "1000")
     assert code == 0, err
     appended = sorted(record.timestamp for record in read_topic(kafka, topic))
     assert len(appended) == 3000
@@ -113,7 +113,7 @@ def test_the_rate_is_the_total_of_the_workers(kafka, fresh_topic, tmp_path) -> N
 
 @pytest.mark.kafka
 def test_a_corrupt_file_ends_its_worker_and_the_others_finish(
-    kafka, fresh_topic, tmp_path
+    kafka, topics, tmp_path
 ) -> None:
     paths = write_part_files(tmp_path, files=8, rows_per_file=500)
     places = line_places(paths)
@@ -121,9 +121,9 @@ def test_a_corrupt_file_ends_its_worker_and_the_others_finish(
     packed = gzip.compress(broken.read_bytes())
     broken.unlink()
     (tmp_path / f"{broken.name}.gz").write_bytes(packed[:len(packed) // 2])
-    topic = fresh_topic()
-    code, out, err = produce(kafka, "--source", str(tmp_path), "--topic", topic, "--workers",
-                             "2", "--max")
+    topic = topics.name("produce")
+    code, out, err = produce(kafka, tmp_path, "--source", str(tmp_path), "--topic", topic,
+                             "--workers", "2", "--max")
     assert code == 1
     lines = err.splitlines()
     assert re.fullmatch(r"error: worker [12]/2: cannot read part-00003-c000\.json\.gz: "
