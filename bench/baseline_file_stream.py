@@ -43,7 +43,8 @@ def main() -> None:
         )
         started = time.perf_counter()
         query = (
-            stream.groupBy("gt").count()
+            stream.groupBy("gt")
+            .count()
             .writeStream.queryName("activity_counts")
             .format("memory")
             .outputMode("complete")
@@ -56,13 +57,18 @@ def main() -> None:
         progress = query.recentProgress
         events = sum(batch.numInputRows for batch in progress)
         counted = sum(row["count"] for row in spark.sql("select * from activity_counts").collect())
-        print(json.dumps({
-            "events": events,
-            "batches": len(progress),
-            "counted": counted,
-            "seconds": round(seconds, 2),
-            "events_per_second": round(events / seconds, 1) if seconds > 0 else None,
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "events": events,
+                    "batches": len(progress),
+                    "counted": counted,
+                    "seconds": round(seconds, 2),
+                    "events_per_second": round(events / seconds, 1) if seconds > 0 else None,
+                },
+                indent=2,
+            )
+        )
     finally:
         spark.stop()
 

@@ -36,7 +36,8 @@ def main() -> None:
     if args.max_offsets_per_trigger:
         update["max_offsets_per_trigger"] = args.max_offsets_per_trigger
     settings = Settings(home=Path(__file__).resolve().parent.parent / ".hhar").model_copy(
-        update=update)
+        update=update
+    )
     spark = build_session(settings, app_name="hhar-bench-ceiling")
     counted: list[int] = []
 
@@ -46,17 +47,28 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="hhar-ceiling-") as checkpoint:
             started = time.monotonic()
-            query = (read_event_stream(spark, settings).writeStream.queryName("ceiling")
-                     .option("checkpointLocation", checkpoint).trigger(availableNow=True)
-                     .foreachBatch(count).start())
+            query = (
+                read_event_stream(spark, settings)
+                .writeStream.queryName("ceiling")
+                .option("checkpointLocation", checkpoint)
+                .trigger(availableNow=True)
+                .foreachBatch(count)
+                .start()
+            )
             query.awaitTermination()
             seconds = time.monotonic() - started
         events = sum(counted)
-        print(json.dumps({
-            "engine": "read-and-count", "events": events, "batches": len(counted),
-            "seconds": round(seconds, 2),
-            "events_per_second": round(events / seconds, 1) if seconds else None,
-        }))
+        print(
+            json.dumps(
+                {
+                    "engine": "read-and-count",
+                    "events": events,
+                    "batches": len(counted),
+                    "seconds": round(seconds, 2),
+                    "events_per_second": round(events / seconds, 1) if seconds else None,
+                }
+            )
+        )
     finally:
         spark.stop()
 

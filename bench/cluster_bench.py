@@ -35,8 +35,11 @@ def hhar(args: list[str], env: dict[str, str]) -> tuple[float, str]:
     """Run `hhar <args>`; its wall time and stdout (exits on failure)."""
     started = time.perf_counter()
     done = subprocess.run(  # noqa: S603 - our own command line
-        [sys.executable, "-m", "hhar_stream.cli", *args], env=env, capture_output=True,
-        text=True, check=False,
+        [sys.executable, "-m", "hhar_stream.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if done.returncode != 0:
         sys.exit(f"hhar {' '.join(args[:2])} failed: {done.stderr.strip().splitlines()[-1:]}")
@@ -47,12 +50,16 @@ def pipeline(settings: Settings, master: str, work: Path, data: Path, name: str)
     """Produce the data and process it once; the figures."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("HHAR_")}
     env |= {
-        "HHAR_BOOTSTRAP": settings.bootstrap, "HHAR_TOPIC": f"bench-{name}.events",
-        "HHAR_RESULTS_PREFIX": f"bench-{name}.results.", "HHAR_PARTITIONS": "3",
+        "HHAR_BOOTSTRAP": settings.bootstrap,
+        "HHAR_TOPIC": f"bench-{name}.events",
+        "HHAR_RESULTS_PREFIX": f"bench-{name}.results.",
+        "HHAR_PARTITIONS": "3",
         "HHAR_REPLICATION_FACTOR": str(settings.replication_factor),
         "HHAR_MIN_INSYNC_REPLICAS": str(settings.min_insync_replicas),
-        "HHAR_HISTORY": str(data), "HHAR_CHECKPOINT": str(work / name / "checkpoints"),
-        "HHAR_EXECUTOR_MEMORY": "768m", "HHAR_DRIVER_MEMORY": "1g",
+        "HHAR_HISTORY": str(data),
+        "HHAR_CHECKPOINT": str(work / name / "checkpoints"),
+        "HHAR_EXECUTOR_MEMORY": "768m",
+        "HHAR_DRIVER_MEMORY": "1g",
     }
     produce_s, _ = hhar(["produce", "--source", str(data), "--max"], env)
     process_s, out = hhar(["process", "--available-now", "--json", "--master", master], env)
@@ -78,15 +85,27 @@ def main() -> None:
         single_port = free_port_base(0, 1)
         cluster_port = free_port_base(*(n * step + o for n in range(3) for o in (0, 1)))
         spark_port = free_port_base(0, 1, 2, 3)
-        single = base.changed(**{
-            "kafka_port": single_port, "kafka_controller_port": single_port + 1,
-            "kafka_heap": "512m"})
-        clustered = base.changed(**{
-            "kafka_brokers": 3, "kafka_port": cluster_port,
-            "kafka_controller_port": cluster_port + 1, "kafka_heap": "384m",
-            "replication_factor": 3, "min_insync_replicas": 2, "spark_workers": 2,
-            "spark_master_port": spark_port, "spark_master_ui_port": spark_port + 1,
-            "spark_worker_memory": "1g"})
+        single = base.changed(
+            **{
+                "kafka_port": single_port,
+                "kafka_controller_port": single_port + 1,
+                "kafka_heap": "512m",
+            }
+        )
+        clustered = base.changed(
+            **{
+                "kafka_brokers": 3,
+                "kafka_port": cluster_port,
+                "kafka_controller_port": cluster_port + 1,
+                "kafka_heap": "384m",
+                "replication_factor": 3,
+                "min_insync_replicas": 2,
+                "spark_workers": 2,
+                "spark_master_port": spark_port,
+                "spark_master_ui_port": spark_port + 1,
+                "spark_worker_memory": "1g",
+            }
+        )
         kafka_single = LocalKafka(single, run_dir=work / "kafka-single")
         kafka_cluster = LocalKafka(clustered, run_dir=work / "kafka-cluster")
         spark_cluster = LocalSpark(clustered, run_dir=work / "spark")
@@ -97,9 +116,11 @@ def main() -> None:
             clustered = clustered.changed(**{"bootstrap": kafka_cluster.bootstrap})
             figures = {
                 "single node (1 broker, local[2])": pipeline(
-                    single, "local[2]", work, data, "single"),
+                    single, "local[2]", work, data, "single"
+                ),
                 "clusters (3 brokers, 2 workers)": pipeline(
-                    clustered, spark_cluster.master_url, work, data, "cluster"),
+                    clustered, spark_cluster.master_url, work, data, "cluster"
+                ),
             }
         finally:
             spark_cluster.down()
@@ -107,14 +128,18 @@ def main() -> None:
             kafka_single.down()
     reference = next(iter(figures.values()))
     print(f"{args.rows:,} rows on {os.cpu_count()} cores, the same run:")
-    print("| set-up | produce --max | process --available-now (queries) | whole process run | "
-          "ratio to single node |")
+    print(
+        "| set-up | produce --max | process --available-now (queries) | whole process run | "
+        "ratio to single node |"
+    )
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, run in figures.items():
         ratio = run["queries_events_per_s"] / reference["queries_events_per_s"]
-        print(f"| {name} | {run['events'] / run['produce_s']:,.0f} events/s | "
-              f"{run['queries_events_per_s']:,.0f} events/s | {run['process_s']:.0f} s | "
-              f"{ratio:.2f} |")
+        print(
+            f"| {name} | {run['events'] / run['produce_s']:,.0f} events/s | "
+            f"{run['queries_events_per_s']:,.0f} events/s | {run['process_s']:.0f} s | "
+            f"{ratio:.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -50,9 +50,20 @@ def aggregate(keys: int, seed: int = 7) -> list[tuple]:
         gt = ACTIVITY_LABELS[(number // devices) % len(ACTIVITY_LABELS)]
         user = USERS[(number // (devices * len(ACTIVITY_LABELS))) % len(USERS)]
         count = rng.randint(1, 50)
-        rows.append((device, gt, device.split("_")[0], f"{user}{number}", 1424686800000, count,
-                     rng.uniform(-1, 1) * count, rng.uniform(-1, 1) * count,
-                     rng.uniform(-1, 1) * count, 1424686800000 + rng.randint(0, 59_999)))
+        rows.append(
+            (
+                device,
+                gt,
+                device.split("_")[0],
+                f"{user}{number}",
+                1424686800000,
+                count,
+                rng.uniform(-1, 1) * count,
+                rng.uniform(-1, 1) * count,
+                rng.uniform(-1, 1) * count,
+                1424686800000 + rng.randint(0, 59_999),
+            )
+        )
     return rows
 
 
@@ -73,15 +84,18 @@ def main() -> None:
         for keys in (int(item) for item in args.keys.split(",")):
             groups = aggregate(keys)
             frame = spark.createDataFrame(
-                groups, "Device string, gt string, Model string, User string, "
+                groups,
+                "Device string, gt string, Model string, User string, "
                 "window_start long, count long, x_sum double, y_sum double, z_sum double, "
-                "latest long").cache()
+                "latest long",
+            ).cache()
             frame.count()
             collect_s, rows = timed(frame.collect)
             frame.unpersist()
             base = FusedState().merge(0, groups, 0, WINDOW_MS, DELAY_MS)
-            merge_s, state = timed(lambda base=base, groups=groups:
-                                   base.merge(1, groups, 0, WINDOW_MS, DELAY_MS))
+            merge_s, state = timed(
+                lambda base=base, groups=groups: base.merge(1, groups, 0, WINDOW_MS, DELAY_MS)
+            )
             store = FusedStateFiles(CheckpointFiles(spark, work / f"keys-{keys}"), "fused")
             write_s, _ = timed(lambda store=store, state=state: store.save(state))
             size = sum(path.stat().st_size for path in (work / f"keys-{keys}").rglob("*.json"))
@@ -100,12 +114,22 @@ def main() -> None:
                 return count
 
             derive_s, changed = timed(derive_all)
-            print(json.dumps({
-                "keys": keys, "collected_rows": len(rows), "collect_s": collect_s,
-                "merge_s": merge_s, "derive_s": derive_s, "changed_rows": changed,
-                "write_s": write_s, "state_mb": round(size / 1e6, 2),
-                "load1": round(os.getloadavg()[0], 2),
-            }), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "keys": keys,
+                        "collected_rows": len(rows),
+                        "collect_s": collect_s,
+                        "merge_s": merge_s,
+                        "derive_s": derive_s,
+                        "changed_rows": changed,
+                        "write_s": write_s,
+                        "state_mb": round(size / 1e6, 2),
+                        "load1": round(os.getloadavg()[0], 2),
+                    }
+                ),
+                flush=True,
+            )
     finally:
         spark.stop()
 

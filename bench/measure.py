@@ -111,8 +111,10 @@ class TreeMemory:
 
     def peak(self, kind: str) -> float:
         """The largest peak RSS of one process of `kind` (java, python, other)."""
-        return max((mb for pid, mb in self.peak_by_pid.items()
-                    if self.kind_by_pid.get(pid) == kind), default=0.0)
+        return max(
+            (mb for pid, mb in self.peak_by_pid.items() if self.kind_by_pid.get(pid) == kind),
+            default=0.0,
+        )
 
 
 class MemorySampler:
@@ -182,8 +184,9 @@ class Measured:
     def check(self) -> Measured:
         """Self, or raise with the end of stderr when the command failed."""
         if self.returncode != 0:
-            msg = (f"{' '.join(self.command[:6])} ... exited {self.returncode}:\n"
-                   f"{self.stderr[-3000:]}")
+            msg = (
+                f"{' '.join(self.command[:6])} ... exited {self.returncode}:\n{self.stderr[-3000:]}"
+            )
             raise RuntimeError(msg)
         return self
 
@@ -191,16 +194,26 @@ class Measured:
 class Running:
     """A started command whose memory is being sampled; `finish` waits for it."""
 
-    def __init__(self, command: Sequence[str], work: Path, name: str,
-                 env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        command: Sequence[str],
+        work: Path,
+        name: str,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         """Start `command` with stdout and stderr in ``work/<name>.out|.err``."""
         self.command = list(command)
         self.out_path, self.err_path = work / f"{name}.out", work / f"{name}.err"
         self._out, self._err = self.out_path.open("wb"), self.err_path.open("wb")
         self.started = time.perf_counter()
         self.process = subprocess.Popen(  # noqa: S603 - our own commands
-            self.command, stdout=self._out, stderr=self._err, stdin=subprocess.DEVNULL,
-            env=env, cwd=cwd,
+            self.command,
+            stdout=self._out,
+            stderr=self._err,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
         )
         self.sampler = MemorySampler(self.process.pid).__enter__()
 
@@ -245,16 +258,25 @@ class Running:
         self._out.close()
         self._err.close()
         return Measured(
-            command=self.command, returncode=self.process.returncode, wall=wall,
+            command=self.command,
+            returncode=self.process.returncode,
+            wall=wall,
             stdout=self.out_path.read_text(errors="replace"),
             stderr=self.err_path.read_text(errors="replace"),
-            memory=self.sampler.memory, own_maxrss=usage.ru_maxrss / _KB,
+            memory=self.sampler.memory,
+            own_maxrss=usage.ru_maxrss / _KB,
         )
 
 
-def run(command: Sequence[str], work: Path, name: str, env: dict[str, str] | None = None,
-        cwd: Path | None = None, timeout: float | None = None,
-        while_running: Callable[[Running], None] | None = None) -> Measured:
+def run(
+    command: Sequence[str],
+    work: Path,
+    name: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float | None = None,
+    while_running: Callable[[Running], None] | None = None,
+) -> Measured:
     """Run `command` to its end and measure it (see `Running`)."""
     running = Running(command, work, name, env=env, cwd=cwd)
     if while_running is not None:

@@ -63,8 +63,9 @@ def run_measured(command: list[str], work: Path) -> tuple[float, float, str]:
 
 def create_topics(settings: Settings, names: list[str]) -> None:
     admin = AdminClient(settings.kafka_client_config())
-    futures = admin.create_topics([NewTopic(name, PARTITIONS, 1, config={"retention.ms": "-1"})
-                                   for name in names])
+    futures = admin.create_topics(
+        [NewTopic(name, PARTITIONS, 1, config={"retention.ms": "-1"}) for name in names]
+    )
     for future in futures.values():
         future.result(timeout=30)
 
@@ -90,8 +91,13 @@ class Contenders:
         create_topics(self.settings, [topic, f"{topic}.dlq"])
         load = os.getloadavg()[0]
         wall, peak, out = run_measured(self.command(name, topic), self.work)
-        figures = {"name": name, "wall_s": wall, "rows_per_s": self.rows / wall,
-                   "peak_rss_mb": peak, "load": load}
+        figures = {
+            "name": name,
+            "wall_s": wall,
+            "rows_per_s": self.rows / wall,
+            "peak_rss_mb": peak,
+            "load": load,
+        }
         if name.startswith("hhar"):
             delivered = int(re.search(r"delivered ([\d,]+) events", out)[1].replace(",", ""))
             if delivered != self.rows:
@@ -102,17 +108,54 @@ class Contenders:
     def command(self, name: str, topic: str) -> list[str]:
         s = self.settings
         if name == "kcat":
-            return ["kcat", "-P", "-b", s.bootstrap, "-t", topic, "-l", str(self.single),
-                    "-X", f"linger.ms={s.linger_ms}", "-X", f"batch.size={s.batch_size}",
-                    "-X", f"compression.codec={s.compression}", "-X", "enable.idempotence=true",
-                    "-X", "acks=all", "-X", "queue.buffering.max.messages=500000"]
+            return [
+                "kcat",
+                "-P",
+                "-b",
+                s.bootstrap,
+                "-t",
+                topic,
+                "-l",
+                str(self.single),
+                "-X",
+                f"linger.ms={s.linger_ms}",
+                "-X",
+                f"batch.size={s.batch_size}",
+                "-X",
+                f"compression.codec={s.compression}",
+                "-X",
+                "enable.idempotence=true",
+                "-X",
+                "acks=all",
+                "-X",
+                "queue.buffering.max.messages=500000",
+            ]
         if name == "bare":
-            return [sys.executable, str(REPO / "bench" / "bare_producer.py"), s.bootstrap, topic,
-                    str(self.single)]
+            return [
+                sys.executable,
+                str(REPO / "bench" / "bare_producer.py"),
+                s.bootstrap,
+                topic,
+                str(self.single),
+            ]
         workers = name.removeprefix("hhar-")
-        return [sys.executable, "-m", "hhar_stream.cli", "produce", "--bootstrap", s.bootstrap,
-                "--max", "--partitions", str(PARTITIONS), "--source", str(self.single),
-                "--topic", topic, "--workers", workers]
+        return [
+            sys.executable,
+            "-m",
+            "hhar_stream.cli",
+            "produce",
+            "--bootstrap",
+            s.bootstrap,
+            "--max",
+            "--partitions",
+            str(PARTITIONS),
+            "--source",
+            str(self.single),
+            "--topic",
+            topic,
+            "--workers",
+            workers,
+        ]
 
 
 def label(name: str) -> str:
@@ -127,29 +170,38 @@ def label(name: str) -> str:
 def compare(contenders: Contenders, names: list[str], repeat: int) -> dict[str, Any]:
     """Every contender `repeat` times, in turn; the runs and the median of each."""
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
-    print(f"\n-- whole processes on the same file, {repeat} run(s) each in turn "
-          "(load: 1-minute load average before the run)")
+    print(
+        f"\n-- whole processes on the same file, {repeat} run(s) each in turn "
+        "(load: 1-minute load average before the run)"
+    )
     for number in range(repeat):
         for name in names:
             figures = contenders.run(name)
             runs[name].append(figures)
-            print(f"run {number + 1}: {label(name):<30} {figures['wall_s']:6.2f} s "
-                  f"{figures['rows_per_s']:>10,.0f} rows/s  peak RSS "
-                  f"{figures['peak_rss_mb']:4.0f} MB  load {figures['load']:.2f}", flush=True)
+            print(
+                f"run {number + 1}: {label(name):<30} {figures['wall_s']:6.2f} s "
+                f"{figures['rows_per_s']:>10,.0f} rows/s  peak RSS "
+                f"{figures['peak_rss_mb']:4.0f} MB  load {figures['load']:.2f}",
+                flush=True,
+            )
     medians = {}
     for name, measured in runs.items():
         middle = sorted(measured, key=lambda figures: figures["wall_s"])[len(measured) // 2]
-        medians[name] = middle | {"runs": [round(figures["wall_s"], 3) for figures in measured],
-                                  "loads": [round(figures["load"], 2) for figures in measured]}
+        medians[name] = middle | {
+            "runs": [round(figures["wall_s"], 3) for figures in measured],
+            "loads": [round(figures["load"], 2) for figures in measured],
+        }
     bare, one = medians["bare"]["wall_s"], medians.get("hhar-1", {}).get("wall_s")
     print("\n-- medians (wall time of the whole process; ratios are rates, same run)")
     for name, figures in medians.items():
         ratios = f"{bare / figures['wall_s']:.2f}x bare"
         if one and name.startswith("hhar"):
             ratios += f", {one / figures['wall_s']:.2f}x 1 worker"
-        print(f"{label(name):<30} {figures['wall_s']:6.2f} s {figures['rows_per_s']:>10,.0f} "
-              f"rows/s  {ratios}  peak RSS {figures['peak_rss_mb']:.0f} MB  "
-              f"loads {'/'.join(f'{load:.1f}' for load in figures['loads'])}")
+        print(
+            f"{label(name):<30} {figures['wall_s']:6.2f} s {figures['rows_per_s']:>10,.0f} "
+            f"rows/s  {ratios}  peak RSS {figures['peak_rss_mb']:.0f} MB  "
+            f"loads {'/'.join(f'{load:.1f}' for load in figures['loads'])}"
+        )
     return medians
 
 
@@ -173,20 +225,37 @@ def main() -> None:
             settings = Settings(home=REPO / ".hhar", bootstrap=args.bootstrap)
         else:
             local = LocalKafka(
-                base.model_copy(update={"kafka_port": free_port(),
-                                        "kafka_controller_port": free_port()}),
+                base.model_copy(
+                    update={"kafka_port": free_port(), "kafka_controller_port": free_port()}
+                ),
                 run_dir=work / "kafka",
             )
             local.up()
             stack.callback(local.down)
             settings = Settings(home=REPO / ".hhar", bootstrap=local.bootstrap)
-        print(f"broker {settings.bootstrap}; {args.rows:,} rows in {args.files} part files; "
-              f"{os.cpu_count()} cores")
+        print(
+            f"broker {settings.bootstrap}; {args.rows:,} rows in {args.files} part files; "
+            f"{os.cpu_count()} cores"
+        )
 
         data = work / "data"
-        subprocess.run([sys.executable, "-m", "hhar_stream.cli", "data", "synth", "--out",
-                        str(data), "--rows", str(args.rows), "--files", str(args.files)],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "hhar_stream.cli",
+                "data",
+                "synth",
+                "--out",
+                str(data),
+                "--rows",
+                str(args.rows),
+                "--files",
+                str(args.files),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         single = work / "all.json"
         with single.open("wb") as out:
             for part in sorted(data.glob("part-*.json")):
@@ -204,20 +273,28 @@ def main() -> None:
         medians = compare(Contenders(settings, single, args.rows, work), names, args.repeat)
 
         print(f"\n-- CPU of an in-process replay of {args.profile_rows:,} rows")
-        timed = settings.model_copy(update={
-            "source": single, "topic": f"bench.cpu.{uuid.uuid4().hex[:8]}", "max_speed": True,
-            "limit": args.profile_rows,
-        })
+        timed = settings.model_copy(
+            update={
+                "source": single,
+                "topic": f"bench.cpu.{uuid.uuid4().hex[:8]}",
+                "max_speed": True,
+                "limit": args.profile_rows,
+            }
+        )
         thread_before, process_before = time.thread_time(), time.process_time()
         result = replay(timed)
         main_cpu = time.thread_time() - thread_before
         all_cpu = time.process_time() - process_before
         cpu = (main_cpu / args.profile_rows * 1e6, (all_cpu - main_cpu) / args.profile_rows * 1e6)
-        print(f"{result.events_per_second:,.0f} events/s; CPU per row: {cpu[0]:.1f} us in the "
-              f"Python thread, {cpu[1]:.1f} us in librdkafka's threads")
+        print(
+            f"{result.events_per_second:,.0f} events/s; CPU per row: {cpu[0]:.1f} us in the "
+            f"Python thread, {cpu[1]:.1f} us in librdkafka's threads"
+        )
 
-        print(f"\n-- profile: in-process replay of {args.profile_rows:,} rows (cProfile, "
-              "which slows Python code down)")
+        print(
+            f"\n-- profile: in-process replay of {args.profile_rows:,} rows (cProfile, "
+            "which slows Python code down)"
+        )
         profile_settings = timed.model_copy(update={"topic": f"bench.profile.{uuid.uuid4().hex}"})
         profiler = cProfile.Profile()
         profiler.enable()
@@ -226,12 +303,21 @@ def main() -> None:
         pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(12)
 
         if args.json:
-            args.json.write_text(json.dumps({
-                "rows": args.rows, "cores": os.cpu_count(), "repeat": args.repeat,
-                "reader_rows_per_s": round(reader_single), "reader_merged_rows_per_s":
-                round(reader_merged), "cpu_us_python": round(cpu[0], 2),
-                "cpu_us_librdkafka": round(cpu[1], 2), "medians": medians,
-            }, indent=2))
+            args.json.write_text(
+                json.dumps(
+                    {
+                        "rows": args.rows,
+                        "cores": os.cpu_count(),
+                        "repeat": args.repeat,
+                        "reader_rows_per_s": round(reader_single),
+                        "reader_merged_rows_per_s": round(reader_merged),
+                        "cpu_us_python": round(cpu[0], 2),
+                        "cpu_us_librdkafka": round(cpu[1], 2),
+                        "medians": medians,
+                    },
+                    indent=2,
+                )
+            )
 
 
 if __name__ == "__main__":

@@ -68,17 +68,22 @@ def main() -> None:
     spark = build_session(settings, app_name="hhar-bench-profile")
     try:
         raw = (
-            spark.read.format("kafka").options(**settings.spark_kafka_options())
-            .option("subscribe", settings.topic).option("startingOffsets", "earliest")
-            .option("endingOffsets", "latest").option("kafka.isolation.level", "read_committed")
-            .load().select("partition", "offset", "timestamp", "value")
+            spark.read.format("kafka")
+            .options(**settings.spark_kafka_options())
+            .option("subscribe", settings.topic)
+            .option("startingOffsets", "earliest")
+            .option("endingOffsets", "latest")
+            .option("kafka.isolation.level", "read_committed")
+            .load()
+            .select("partition", "offset", "timestamp", "value")
         )
         figures: dict[str, Any] = {}
         figures["warm_up_s"], events = timed(raw.count)
         figures["events"] = events
         figures["read_s"], _ = timed(raw.count)
-        json_only = raw.select(F.from_json(F.col("value").cast("string"), EVENT_SCHEMA)
-                               .alias("event")).select("event.*")
+        json_only = raw.select(
+            F.from_json(F.col("value").cast("string"), EVENT_SCHEMA).alias("event")
+        ).select("event.*")
         figures["json_only_s"], _ = timed(json_only.count)
         keys = raw.select(F.json_object_keys(F.col("value").cast("string")).alias("keys"))
         figures["json_keys_s"], _ = timed(keys.where(F.size("keys") == len(EVENT_SCHEMA)).count)
@@ -87,20 +92,38 @@ def main() -> None:
         figures["parse_s"], _ = timed(valid_events(parsed).count)
         window_ms, delay_ms = window_milliseconds(settings)
         figures["batch_aggregate_s"], rows = timed(
-            lambda: batch_aggregate(raw, window_ms).collect())
+            lambda: batch_aggregate(raw, window_ms).collect()
+        )
         figures["batch_aggregate_rows"] = len(rows)
         window = q.windowed_activity(valid_events(parsed), settings.window, settings.watermark)
         figures["windowed_s"], _ = timed(window.collect)
         figures["bad_records_s"], _ = timed(invalid_records(parsed).count)
 
-        groups = [(r["Device"], r["gt"], r["Model"], r["User"], r["window_start"], r["count"],
-                   r["x_sum"], r["y_sum"], r["z_sum"], r["latest"]) for r in rows if r["ok"]]
+        groups = [
+            (
+                r["Device"],
+                r["gt"],
+                r["Model"],
+                r["User"],
+                r["window_start"],
+                r["count"],
+                r["x_sum"],
+                r["y_sum"],
+                r["z_sum"],
+                r["latest"],
+            )
+            for r in rows
+            if r["ok"]
+        ]
         figures["merge_s"], state = timed(
-            lambda: FusedState().merge(0, groups, 0, window_ms, delay_ms))
+            lambda: FusedState().merge(0, groups, 0, window_ms, delay_ms)
+        )
         historical = {}
         if settings.history:
-            historical = {(row["gt"], row["Model"]): row.asDict()
-                          for row in load_historical_stats(spark, settings).collect()}
+            historical = {
+                (row["gt"], row["Model"]): row.asDict()
+                for row in load_historical_stats(spark, settings).collect()
+            }
         derive: dict[str, float] = {}
         for query in CATALOGUE.values():
             if query.derive is None:
@@ -110,17 +133,33 @@ def main() -> None:
                 parameters["historical"] = historical
 
             def records(query=query, parameters=parameters) -> list:
-                return [query.record.model_validate(row | {"query": query.name, "batch_id": 0})
-                        for row in query.derive(state.totals, **parameters)]
+                return [
+                    query.record.model_validate(row | {"query": query.name, "batch_id": 0})
+                    for row in query.derive(state.totals, **parameters)
+                ]
 
             derive[query.name], _ = timed(records)
         figures["derive_each_s"] = {name: round(value, 4) for name, value in derive.items()}
         figures["derive_total_s"] = sum(derive.values())
-        for key in ("read_s", "json_only_s", "json_keys_s", "parse_s", "batch_aggregate_s",
-                    "windowed_s", "bad_records_s"):
+        for key in (
+            "read_s",
+            "json_only_s",
+            "json_keys_s",
+            "parse_s",
+            "batch_aggregate_s",
+            "windowed_s",
+            "bad_records_s",
+        ):
             figures[key.removesuffix("_s") + "_events_per_s"] = round(events / figures[key])
-        print(json.dumps({key: round(value, 3) if isinstance(value, float) else value
-                          for key, value in figures.items()}, indent=2))
+        print(
+            json.dumps(
+                {
+                    key: round(value, 3) if isinstance(value, float) else value
+                    for key, value in figures.items()
+                },
+                indent=2,
+            )
+        )
     finally:
         spark.stop()
 

@@ -65,27 +65,45 @@ def _producer_rows(producer: dict[str, Any], runs: dict[str, Any]) -> list[list[
         if name == "kcat":
             what, ratio = f"`kcat -P`, one file of {size} JSON lines", f"{rate / bare:.2f}x bare"
         elif name == "bare":
-            what = ("bare confluent-kafka loop (read lines, `produce()`; same compression, "
-                    "linger, batch size, idempotence), same file")
+            what = (
+                "bare confluent-kafka loop (read lines, `produce()`; same compression, "
+                "linger, batch size, idempotence), same file"
+            )
             ratio = "1.00x bare (reference)"
         else:
             workers = _workers(name)
-            what = (f"`hhar produce --max`, {workers} worker{'s' if workers > 1 else ''} "
-                    "(validation, key, timestamp, transactions), same file")
+            what = (
+                f"`hhar produce --max`, {workers} worker{'s' if workers > 1 else ''} "
+                "(validation, key, timestamp, transactions), same file"
+            )
             ratio = f"{rate / bare:.2f}x bare; {rate / kcat:.2f}x kcat"
             if workers > 1 and one:
                 ratio += f"; {rate / one:.2f}x 1 worker"
             time += f" (replay {figures['loop_s']:.2f} s)"
-        rows.append(["1", what, _rate(rate), ratio, time, _mb(figures["peak_rss_mb"]),
-                     f"{figures['load']:.1f}"])
+        rows.append(
+            [
+                "1",
+                what,
+                _rate(rate),
+                ratio,
+                time,
+                _mb(figures["peak_rss_mb"]),
+                f"{figures['load']:.1f}",
+            ]
+        )
     if producer.get("perf_events_per_s"):
         run = runs["producer_performance"]
-        rows.append([
-            "1", "Kafka `ProducerPerformance` (project jars), random lines of the same data, "
-            "no key", _rate(producer["perf_events_per_s"]),
-            f"{producer['perf_events_per_s'] / bare:.2f}x bare", f"{producer['perf_wall_s']:.1f} s",
-            _mb(producer["perf_rss_mb"]), _load(run),
-        ])
+        rows.append(
+            [
+                "1",
+                "Kafka `ProducerPerformance` (project jars), random lines of the same data, no key",
+                _rate(producer["perf_events_per_s"]),
+                f"{producer['perf_events_per_s'] / bare:.2f}x bare",
+                f"{producer['perf_wall_s']:.1f} s",
+                _mb(producer["perf_rss_mb"]),
+                _load(run),
+            ]
+        )
     return rows
 
 
@@ -104,69 +122,102 @@ def table_rows(results: dict[str, Any]) -> list[list[str]]:
             continue
         processor = runs[f"latency_processor_{rate}"]
         producer_run = runs[f"latency_producer_{rate}"]
-        rows.append([
-            "3", f"latency at {int(rate):,} events/s for {latency['seconds']:.0f} s (producer "
-            f"`--rate --now`, commits every {latency['commit_interval_s']:g} s; fused engine, "
-            f"trigger {latency['trigger']}): p50 / p95 / p99 (max)",
-            f"{latency['p50_s']:.2f} / {latency['p95_s']:.2f} / {latency['p99_s']:.2f} s "
-            f"({latency['max_s']:.2f} s)",
-            f"{latency['included']:,} of {latency['events']:,} events",
-            f"{producer_run['wall_s']:.0f} s",
-            f"producer {_mb(producer_run['memory']['python_mb'])}; {_processor_rss(processor)}",
-            f"{latency['load']:.1f}",
-        ])
+        rows.append(
+            [
+                "3",
+                f"latency at {int(rate):,} events/s for {latency['seconds']:.0f} s (producer "
+                f"`--rate --now`, commits every {latency['commit_interval_s']:g} s; fused engine, "
+                f"trigger {latency['trigger']}): p50 / p95 / p99 (max)",
+                f"{latency['p50_s']:.2f} / {latency['p95_s']:.2f} / {latency['p99_s']:.2f} s "
+                f"({latency['max_s']:.2f} s)",
+                f"{latency['included']:,} of {latency['events']:,} events",
+                f"{producer_run['wall_s']:.0f} s",
+                f"producer {_mb(producer_run['memory']['python_mb'])}; {_processor_rss(processor)}",
+                f"{latency['load']:.1f}",
+            ]
+        )
 
     sizes = results["sizes"]
     produced = [runs.get(f"produce_{rows_}") for rows_ in sizes]
     if all(produced):
         label = " / ".join(_rows(size) for size in sizes)
-        rows.append([
-            "4", f"producer peak RSS, `produce --max` of {label} rows",
-            " / ".join(_mb(run["memory"]["python_mb"]) for run in produced), "", "", "", "",
-        ])
+        rows.append(
+            [
+                "4",
+                f"producer peak RSS, `produce --max` of {label} rows",
+                " / ".join(_mb(run["memory"]["python_mb"]) for run in produced),
+                "",
+                "",
+                "",
+                "",
+            ]
+        )
         with_workers = [runs.get(f"produce_workers_{rows_}") for rows_ in sizes]
         if all(with_workers):
-            rows.append([
-                "4", f"producer peak RSS per worker (the largest process), `produce --max "
-                f"--workers 2` of {label} rows",
-                " / ".join(_mb(run["memory"]["python_mb"]) for run in with_workers),
-                " / ".join(f"{run['events_per_s']:,.0f}/s" for run in with_workers), "", "", "",
-            ])
+            rows.append(
+                [
+                    "4",
+                    f"producer peak RSS per worker (the largest process), `produce --max "
+                    f"--workers 2` of {label} rows",
+                    " / ".join(_mb(run["memory"]["python_mb"]) for run in with_workers),
+                    " / ".join(f"{run['events_per_s']:,.0f}/s" for run in with_workers),
+                    "",
+                    "",
+                    "",
+                ]
+            )
     memory = results.get("memory")
     if memory and "jvm" in memory:
         jvm, python = memory["jvm"], memory["python"]
-        rows.append([
-            "4", f"processor memory over {memory['seconds'] / 60:.0f} min at "
-            f"{memory['rate']:,} events/s (fused, all queries, 2 GB driver heap): first third "
-            "-> last third (slope)",
-            f"JVM {jvm['first_third_mb']:,.0f} -> {jvm['last_third_mb']:,.0f} MB "
-            f"({jvm['slope_mb_per_min']:+.1f} MB/min); Python {python['first_third_mb']:,.0f}"
-            f" -> {python['last_third_mb']:,.0f} MB ({python['slope_mb_per_min']:+.1f} MB/min)",
-            f"max JVM {jvm['max_mb']:,.0f} MB",
-            f"{memory['seconds']:.0f} s", "", f"{memory['load']:.1f}",
-        ])
+        rows.append(
+            [
+                "4",
+                f"processor memory over {memory['seconds'] / 60:.0f} min at "
+                f"{memory['rate']:,} events/s (fused, all queries, 2 GB driver heap): first third "
+                "-> last third (slope)",
+                f"JVM {jvm['first_third_mb']:,.0f} -> {jvm['last_third_mb']:,.0f} MB "
+                f"({jvm['slope_mb_per_min']:+.1f} MB/min); Python {python['first_third_mb']:,.0f}"
+                f" -> {python['last_third_mb']:,.0f} MB ({python['slope_mb_per_min']:+.1f} MB/min)",
+                f"max JVM {jvm['max_mb']:,.0f} MB",
+                f"{memory['seconds']:.0f} s",
+                "",
+                f"{memory['load']:.1f}",
+            ]
+        )
 
     full = results.get("full")
     if full:
         produce = runs["full_produce"]
-        rows.append([
-            "5", f"the full {full['events']:,} rows: `produce --max` while `process` (fused, "
-            "all queries) runs, until every event is counted",
-            f"{full['end_to_end_s']} s end to end" if full["end_to_end_s"] else "not all counted",
-            f"{full['events'] / full['end_to_end_s']:,.0f} events/s"
-            if full["end_to_end_s"] else "",
-            f"produce {produce['wall_s']:.0f} s", _processor_rss(runs["full_processor"]),
-            f"{full['load']:.1f}",
-        ])
+        rows.append(
+            [
+                "5",
+                f"the full {full['events']:,} rows: `produce --max` while `process` (fused, "
+                "all queries) runs, until every event is counted",
+                f"{full['end_to_end_s']} s end to end"
+                if full["end_to_end_s"]
+                else "not all counted",
+                f"{full['events'] / full['end_to_end_s']:,.0f} events/s"
+                if full["end_to_end_s"]
+                else "",
+                f"produce {produce['wall_s']:.0f} s",
+                _processor_rss(runs["full_processor"]),
+                f"{full['load']:.1f}",
+            ]
+        )
     demo = results.get("demo")
     if demo:
-        rows.append([
-            "6", f"`hhar demo` for {demo['seconds']:.0f} s: events the processor is behind "
-            "at its end (events topic offsets - counted)",
-            f"{demo['lag_events']:,} events", f"{demo['lag_s']} s of events at "
-            f"{demo['rate']:,.0f} events/s", "", _processor_rss(runs["demo"]),
-            f"{demo['load']:.1f}",
-        ])
+        rows.append(
+            [
+                "6",
+                f"`hhar demo` for {demo['seconds']:.0f} s: events the processor is behind "
+                "at its end (events topic offsets - counted)",
+                f"{demo['lag_events']:,} events",
+                f"{demo['lag_s']} s of events at {demo['rate']:,.0f} events/s",
+                "",
+                _processor_rss(runs["demo"]),
+                f"{demo['load']:.1f}",
+            ]
+        )
     return rows
 
 
@@ -187,21 +238,33 @@ def _engine_rows(results: dict[str, Any]) -> list[list[str]]:
         if name == "fused_engine" and runs.get("per_query_engine"):
             ratio += f"; {run['events_per_s'] / runs['per_query_engine']['events_per_s']:.1f}x "
             ratio += "per-query"
-        rows.append([
-            "2", f"{what}, {_rows(run['events'])} events in Kafka, available-now, "
-            "500k per trigger", _rate(run["events_per_s"]), ratio,
-            f"{run['seconds']:.1f} s{_cpu(run)}", _processor_rss(run), _load(run),
-        ])
+        rows.append(
+            [
+                "2",
+                f"{what}, {_rows(run['events'])} events in Kafka, available-now, 500k per trigger",
+                _rate(run["events_per_s"]),
+                ratio,
+                f"{run['seconds']:.1f} s{_cpu(run)}",
+                _processor_rss(run),
+                _load(run),
+            ]
+        )
     baseline = runs.get("baseline")
     if baseline:
-        rows.append([
-            "2", f"the exercise's way: file source, 1 file per trigger ({baseline['batches']} "
-            f"batches), one `groupBy(gt).count()`, {_rows(baseline['events'])} rows",
-            _rate(baseline["events_per_s"]),
-            f"{baseline['events_per_s'] / ceiling['events_per_s']:.2f}x ceiling"
-            if ceiling else "", f"{baseline['seconds']:.1f} s{_cpu(baseline)}",
-            _processor_rss(baseline), _load(baseline),
-        ])
+        rows.append(
+            [
+                "2",
+                f"the exercise's way: file source, 1 file per trigger ({baseline['batches']} "
+                f"batches), one `groupBy(gt).count()`, {_rows(baseline['events'])} rows",
+                _rate(baseline["events_per_s"]),
+                f"{baseline['events_per_s'] / ceiling['events_per_s']:.2f}x ceiling"
+                if ceiling
+                else "",
+                f"{baseline['seconds']:.1f} s{_cpu(baseline)}",
+                _processor_rss(baseline),
+                _load(baseline),
+            ]
+        )
     return rows
 
 
@@ -218,15 +281,17 @@ def render_table(results: dict[str, Any]) -> str:
         f"{at_end}; the Kafka broker runs on the same machine."
     )
     lines = [
-        header, "",
+        header,
+        "",
         "| # | measurement | result | ratio | time | peak RSS | load |",
         "| --- | --- | ---: | --- | ---: | --- | ---: |",
     ]
     lines += ["| " + " | ".join(row) + " |" for row in table_rows(results)]
     profile = results.get("profile")
     if profile:
-        derive = ", ".join(f"{name} {value * 1000:.1f}" for name, value in
-                           profile["derive_each_s"].items())
+        derive = ", ".join(
+            f"{name} {value * 1000:.1f}" for name, value in profile["derive_each_s"].items()
+        )
         lines += [
             "",
             f"Profile of the processor's stages (bench/profile_processor.py: a batch read of the "
@@ -260,60 +325,107 @@ def goals_table(results: dict[str, Any]) -> str:
     ceiling, fused = runs.get("ceiling"), runs.get("fused_engine")
     if ceiling and fused:
         ratio = fused["events_per_s"] / ceiling["events_per_s"]
-        rows.append((f"fused engine, all results and bad records, {_rows(fused['events'])} "
-                     "events: >= 0.45x the read-only ceiling in the same run",
-                     f"{ratio:.2f}x ({fused['events_per_s']:,.0f} vs "
-                     f"{ceiling['events_per_s']:,.0f} events/s)", ratio >= 0.45))
+        rows.append(
+            (
+                f"fused engine, all results and bad records, {_rows(fused['events'])} "
+                "events: >= 0.45x the read-only ceiling in the same run",
+                f"{ratio:.2f}x ({fused['events_per_s']:,.0f} vs "
+                f"{ceiling['events_per_s']:,.0f} events/s)",
+                ratio >= 0.45,
+            )
+        )
     if fused:
         rate = fused["events_per_s"]
-        rows.append(("fused engine: 200,000 events/s on a quiet machine",
-                     f"{rate:,.0f} events/s (load {fused['load_before']:.1f})", rate >= 200_000))
+        rows.append(
+            (
+                "fused engine: 200,000 events/s on a quiet machine",
+                f"{rate:,.0f} events/s (load {fused['load_before']:.1f})",
+                rate >= 200_000,
+            )
+        )
     for rate, bound in ((5_000, 1.5), (50_000, 3.0)):
         latency = (results.get("latency") or {}).get(str(rate))
         if latency and latency.get("included"):
-            rows.append((f"p99 latency under {bound:g} s at {rate:,} events/s",
-                         f"p99 {latency['p99_s']:.2f} s (p50 {latency['p50_s']:.2f} s)",
-                         latency["p99_s"] < bound))
+            rows.append(
+                (
+                    f"p99 latency under {bound:g} s at {rate:,} events/s",
+                    f"p99 {latency['p99_s']:.2f} s (p50 {latency['p50_s']:.2f} s)",
+                    latency["p99_s"] < bound,
+                )
+            )
     full = results.get("full")
     if full:
         seconds = full["end_to_end_s"]
-        rows.append(("the full data set produced and processed, both at once: under 90 s",
-                     f"{seconds} s" if seconds else "not all counted",
-                     bool(seconds) and seconds < 90))
+        rows.append(
+            (
+                "the full data set produced and processed, both at once: under 90 s",
+                f"{seconds} s" if seconds else "not all counted",
+                bool(seconds) and seconds < 90,
+            )
+        )
     demo = results.get("demo")
     if demo:
-        rows.append(("`make demo`: the processor keeps up; lag at the end under one second "
-                     "of events", f"{demo['lag_events']:,} events = {demo['lag_s']} s",
-                     demo["lag_s"] is not None and demo["lag_s"] < 1))
+        rows.append(
+            (
+                "`make demo`: the processor keeps up; lag at the end under one second of events",
+                f"{demo['lag_events']:,} events = {demo['lag_s']} s",
+                demo["lag_s"] is not None and demo["lag_s"] < 1,
+            )
+        )
     memory = results.get("memory")
     if memory and "jvm" in memory:
         jvm, python = memory["jvm"], memory["python"]
-        flat = all(abs(kind["last_third_mb"] - kind["first_third_mb"])
-                   <= 0.1 * kind["first_third_mb"] for kind in (jvm, python))
-        rows.append((f"memory flat over {memory['seconds'] / 60:.0f} minutes at "
-                     f"{memory['rate']:,} events/s (last third within 10 % of the first)",
-                     f"JVM {jvm['first_third_mb']:,.0f} -> {jvm['last_third_mb']:,.0f} MB, "
-                     f"Python {python['first_third_mb']:,.0f} -> "
-                     f"{python['last_third_mb']:,.0f} MB", flat))
+        flat = all(
+            abs(kind["last_third_mb"] - kind["first_third_mb"]) <= 0.1 * kind["first_third_mb"]
+            for kind in (jvm, python)
+        )
+        rows.append(
+            (
+                f"memory flat over {memory['seconds'] / 60:.0f} minutes at "
+                f"{memory['rate']:,} events/s (last third within 10 % of the first)",
+                f"JVM {jvm['first_third_mb']:,.0f} -> {jvm['last_third_mb']:,.0f} MB, "
+                f"Python {python['first_third_mb']:,.0f} -> "
+                f"{python['last_third_mb']:,.0f} MB",
+                flat,
+            )
+        )
     producer = results.get("producer")
     if producer:
         contenders = producer["contenders"]
         bare, one = contenders["bare"]["rows_per_s"], contenders["hhar-1"]["rows_per_s"]
-        rows.append(("one producer process (`--max`) >= 0.5x the bare client loop",
-                     f"{one / bare:.2f}x ({one:,.0f} vs {bare:,.0f} rows/s)", one / bare >= 0.5))
+        rows.append(
+            (
+                "one producer process (`--max`) >= 0.5x the bare client loop",
+                f"{one / bare:.2f}x ({one:,.0f} vs {bare:,.0f} rows/s)",
+                one / bare >= 0.5,
+            )
+        )
         if "hhar-2" in contenders:
             two = contenders["hhar-2"]["rows_per_s"]
-            rows.append((f"`--workers 2` on {producer['cores']} cores >= 1.5x one worker",
-                         f"{two / one:.2f}x ({two:,.0f} vs {one:,.0f} rows/s)", two / one >= 1.5))
-    for prefix, what in (("produce", "producer memory"),
-                         ("produce_workers", "producer memory per worker (`--workers 2`)")):
+            rows.append(
+                (
+                    f"`--workers 2` on {producer['cores']} cores >= 1.5x one worker",
+                    f"{two / one:.2f}x ({two:,.0f} vs {one:,.0f} rows/s)",
+                    two / one >= 1.5,
+                )
+            )
+    for prefix, what in (
+        ("produce", "producer memory"),
+        ("produce_workers", "producer memory per worker (`--workers 2`)"),
+    ):
         measured = [size for size in results["sizes"] if f"{prefix}_{size}" in runs]
         produced = [runs[f"{prefix}_{size}"]["memory"]["python_mb"] for size in measured]
         if produced:
-            rows.append((f"{what} flat in the input size, < 200 MB",
-                         " / ".join(f"{mb:,.0f}" for mb in produced) + " MB for "
-                         + " / ".join(_rows(size) for size in measured) + " rows",
-                         max(produced) < 200 and max(produced) - min(produced) < 50))
+            rows.append(
+                (
+                    f"{what} flat in the input size, < 200 MB",
+                    " / ".join(f"{mb:,.0f}" for mb in produced)
+                    + " MB for "
+                    + " / ".join(_rows(size) for size in measured)
+                    + " rows",
+                    max(produced) < 200 and max(produced) - min(produced) < 50,
+                )
+            )
     lines = ["| goal | this run | verdict |", "| --- | --- | --- |"]
     lines += [f"| {goal} | {figure} | {_verdict(met)} |" for goal, figure, met in rows]
     return "\n".join(lines) + "\n"
@@ -334,13 +446,21 @@ def plot(results: dict[str, Any], path: Path) -> None:
     if producer:
         for name, figures in producer["contenders"].items():
             label = {"kcat": "kcat -P", "bare": "bare client loop"}.get(
-                name, f"hhar produce --max, {name.removeprefix('hhar-')} worker(s)")
-            bars.append((label, figures["rows_per_s"],
-                         "tab:blue" if name.startswith("hhar") else "tab:gray"))
-    for name, label, color in (("ceiling", "Spark reads and counts (ceiling)", "tab:gray"),
-                               ("fused_engine", "fused engine, all results", "tab:green"),
-                               ("per_query_engine", "per-query engine", "tab:orange"),
-                               ("baseline", "file stream (the exercise)", "tab:gray")):
+                name, f"hhar produce --max, {name.removeprefix('hhar-')} worker(s)"
+            )
+            bars.append(
+                (
+                    label,
+                    figures["rows_per_s"],
+                    "tab:blue" if name.startswith("hhar") else "tab:gray",
+                )
+            )
+    for name, label, color in (
+        ("ceiling", "Spark reads and counts (ceiling)", "tab:gray"),
+        ("fused_engine", "fused engine, all results", "tab:green"),
+        ("per_query_engine", "per-query engine", "tab:orange"),
+        ("baseline", "file stream (the exercise)", "tab:gray"),
+    ):
         if name in runs and runs[name].get("events_per_s"):
             bars.append((label, runs[name]["events_per_s"], color))
     positions = list(range(len(bars)))
@@ -349,19 +469,26 @@ def plot(results: dict[str, Any], path: Path) -> None:
     left.invert_yaxis()
     left.set_xscale("log")
     left.set_xlabel("events/s (log scale)")
-    left.set_title("Throughput (producer: 1M rows; processor: "
-                   f"{_rows(results.get('engines_size', 0))} events)")
+    left.set_title(
+        f"Throughput (producer: 1M rows; processor: {_rows(results.get('engines_size', 0))} events)"
+    )
     for index, (_, value, _) in enumerate(bars):
         left.text(value, index, f" {value:,.0f}", va="center", fontsize=8)
 
-    for (rate, latency), color in zip((results.get("latency") or {}).items(),
-                                      ("tab:blue", "tab:red"), strict=False):
+    for (rate, latency), color in zip(
+        (results.get("latency") or {}).items(), ("tab:blue", "tab:red"), strict=False
+    ):
         if not latency.get("included"):
             continue
         edges = latency["histogram_edges_s"]
-        middle.stairs(latency["histogram_s"], edges, color=color, fill=True, alpha=0.35,
-                      label=f"{int(rate):,}/s: p50 {latency['p50_s']:.2f}, "
-                            f"p99 {latency['p99_s']:.2f} s")
+        middle.stairs(
+            latency["histogram_s"],
+            edges,
+            color=color,
+            fill=True,
+            alpha=0.35,
+            label=f"{int(rate):,}/s: p50 {latency['p50_s']:.2f}, p99 {latency['p99_s']:.2f} s",
+        )
         middle.axvline(latency["p99_s"], color=color, linestyle="--")
     if results.get("latency"):
         middle.legend(fontsize=8)
@@ -372,19 +499,30 @@ def plot(results: dict[str, Any], path: Path) -> None:
     memory = results.get("memory")
     if memory and memory.get("samples"):
         minutes = [sample["t_s"] / 60 for sample in memory["samples"]]
-        right.plot(minutes, [sample["jvm_mb"] for sample in memory["samples"]],
-                   color="tab:green", label="processor JVM RSS (MB)")
-        right.plot(minutes, [sample["python_mb"] for sample in memory["samples"]],
-                   color="tab:blue", label="processor Python RSS (MB)")
+        right.plot(
+            minutes,
+            [sample["jvm_mb"] for sample in memory["samples"]],
+            color="tab:green",
+            label="processor JVM RSS (MB)",
+        )
+        right.plot(
+            minutes,
+            [sample["python_mb"] for sample in memory["samples"]],
+            color="tab:blue",
+            label="processor Python RSS (MB)",
+        )
         right.set_ylim(bottom=0)
         right.set_xlabel("minutes")
         right.set_ylabel("MB")
         right.legend(fontsize=8, loc="center right")
         right.set_title(f"Processor memory at {memory['rate']:,} events/s")
     m = results["machine"]
-    figure.suptitle(f"hhar-stream benchmarks, {m['cores']} cores, {m['memory_gib']} GiB, "
-                    f"load {results['load_at_start'][0]:.1f} at start "
-                    f"({results['started_at']})", fontsize=10)
+    figure.suptitle(
+        f"hhar-stream benchmarks, {m['cores']} cores, {m['memory_gib']} GiB, "
+        f"load {results['load_at_start'][0]:.1f} at start "
+        f"({results['started_at']})",
+        fontsize=10,
+    )
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

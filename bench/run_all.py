@@ -91,8 +91,9 @@ def machine() -> dict[str, Any]:
     total_kb = int(re.search(r"MemTotal:\s+(\d+)", meminfo)[1])
     cpuinfo = Path("/proc/cpuinfo").read_text()
     model = re.search(r"model name\s*:\s*(.+)", cpuinfo)
-    java = subprocess.run([java_executable(), "-version"], capture_output=True, text=True,
-                          check=False).stderr.splitlines()
+    java = subprocess.run(
+        [java_executable(), "-version"], capture_output=True, text=True, check=False
+    ).stderr.splitlines()
     return {
         "cores": os.cpu_count(),
         "memory_gib": round(total_kb / 1024 / 1024, 1),
@@ -100,8 +101,12 @@ def machine() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "java": java[0] if java else "?",
-        "kcat": (subprocess.run(["kcat", "-V"], capture_output=True, text=True, check=False)
-                 .stdout.splitlines() or ["?"])[0],
+        "kcat": (
+            subprocess.run(
+                ["kcat", "-V"], capture_output=True, text=True, check=False
+            ).stdout.splitlines()
+            or ["?"]
+        )[0],
     }
 
 
@@ -129,9 +134,13 @@ def memory_of(measured: Measured) -> dict[str, float]:
         "wait4_mb": round(measured.own_maxrss, 1),
         "cpu_s": round(memory.cpu_seconds, 1),
         "processes": sorted(
-            ([memory.kind_by_pid.get(pid, "?"), round(mb, 1)]
-             for pid, mb in memory.peak_by_pid.items() if mb >= 20),
-            key=lambda item: -item[1]),
+            (
+                [memory.kind_by_pid.get(pid, "?"), round(mb, 1)]
+                for pid, mb in memory.peak_by_pid.items()
+                if mb >= 20
+            ),
+            key=lambda item: -item[1],
+        ),
     }
 
 
@@ -161,21 +170,24 @@ class Suite:
             log(f"warning: no table yet: {error!r}")
 
     # -- helpers -------------------------------------------------------------------------------
-    def run(self, name: str, command: list[str], env: dict[str, str] | None = None,
-            **kwargs: Any) -> Measured:
+    def run(
+        self, name: str, command: list[str], env: dict[str, str] | None = None, **kwargs: Any
+    ) -> Measured:
         log(f"{name}: {' '.join(command[2:8]) if command[0] == sys.executable else command[0]}")
         kwargs.setdefault("timeout", PROCESS_TIMEOUT)
         load = load_average()
-        measured = run(command, self.work, name, env=env or self.env, cwd=REPO,
-                       **kwargs).check()
+        measured = run(command, self.work, name, env=env or self.env, cwd=REPO, **kwargs).check()
         self.results["runs"][name] = {
-            "wall_s": round(measured.wall, 2), "load_before": round(load, 2),
-            "load_after": round(load_average(), 2), "memory": memory_of(measured),
+            "wall_s": round(measured.wall, 2),
+            "load_before": round(load, 2),
+            "load_after": round(load_average(), 2),
+            "memory": memory_of(measured),
         }
         return measured
 
-    def create_topic(self, name: str, config: dict[str, str] | None = None,
-                     partitions: int = PARTITIONS) -> None:
+    def create_topic(
+        self, name: str, config: dict[str, str] | None = None, partitions: int = PARTITIONS
+    ) -> None:
         future = self.admin.create_topics(
             [NewTopic(name, partitions, 1, config={"retention.ms": "-1"} | (config or {}))]
         )[name]
@@ -184,16 +196,29 @@ class Suite:
     def data(self, rows: int) -> Path:
         folder = self.work / f"data-{rows}"
         if not folder.exists():
-            measured = self.run(f"synth_{rows}", hhar("data", "synth", "--out", str(folder),
-                                                       "--rows", str(rows)))
+            measured = self.run(
+                f"synth_{rows}", hhar("data", "synth", "--out", str(folder), "--rows", str(rows))
+            )
             self.results["runs"][f"synth_{rows}"]["rows_per_s"] = round(rows / measured.wall)
         return folder
 
     def produce(self, name: str, source: Path, topic: str, *extra: str) -> dict[str, Any]:
-        measured = self.run(name, hhar("produce", "--source", str(source), "--topic", topic,
-                                       "--partitions", str(PARTITIONS), *extra))
-        delivered = int(re.search(r"delivered ([\d,]+) events", measured.stdout)[1]
-                        .replace(",", ""))
+        measured = self.run(
+            name,
+            hhar(
+                "produce",
+                "--source",
+                str(source),
+                "--topic",
+                topic,
+                "--partitions",
+                str(PARTITIONS),
+                *extra,
+            ),
+        )
+        delivered = int(
+            re.search(r"delivered ([\d,]+) events", measured.stdout)[1].replace(",", "")
+        )
         elapsed = float(re.search(r"elapsed ([\d.]+) s", measured.stdout)[1])
         drift = float(re.search(r"max drift ([\d.]+) s", measured.stdout)[1])
         figures = self.results["runs"][name] | {
@@ -206,17 +231,33 @@ class Suite:
         self.results["runs"][name] = figures
         return figures
 
-    def process(self, name: str, topic: str, history: Path, engine: str,
-                *extra: str) -> dict[str, Any]:
+    def process(
+        self, name: str, topic: str, history: Path, engine: str, *extra: str
+    ) -> dict[str, Any]:
         checkpoint = self.work / "checkpoints" / name
-        measured = self.run(name, hhar(
-            "process", "--topic", topic, "--engine", engine, "--available-now", "--json",
-            "--checkpoint", str(checkpoint), "--history", str(history),
-            "--results-prefix", f"bench.{name}.", *extra,
-        ))
+        measured = self.run(
+            name,
+            hhar(
+                "process",
+                "--topic",
+                topic,
+                "--engine",
+                engine,
+                "--available-now",
+                "--json",
+                "--checkpoint",
+                str(checkpoint),
+                "--history",
+                str(history),
+                "--results-prefix",
+                f"bench.{name}.",
+                *extra,
+            ),
+        )
         summary = processor_summary(measured)
-        per_query = {query: figures.get("input_rows", 0)
-                     for query, figures in summary["queries"].items()}
+        per_query = {
+            query: figures.get("input_rows", 0) for query, figures in summary["queries"].items()
+        }
         figures = self.results["runs"][name] | {
             "engine": engine,
             "events": summary["events"],
@@ -224,24 +265,41 @@ class Suite:
             "events_per_s": summary["events_per_second"],
             "streaming_queries": len(per_query),
             "input_rows_per_query": per_query,
-            "batches": {query: figures.get("batches", 0)
-                        for query, figures in summary["queries"].items()},
-            "last_batch_ms": {query: (figures.get("last_progress") or {}).get("duration_ms")
-                              for query, figures in summary["queries"].items()},
+            "batches": {
+                query: figures.get("batches", 0) for query, figures in summary["queries"].items()
+            },
+            "last_batch_ms": {
+                query: (figures.get("last_progress") or {}).get("duration_ms")
+                for query, figures in summary["queries"].items()
+            },
         }
         self.results["runs"][name] = figures
         return figures
 
     # -- 1. producer ---------------------------------------------------------------------------
     def producer_section(self, rows: int, data: Path) -> None:
-        log(f"1. producer: kcat, the bare client loop and hhar produce with 1, 2 and 4 workers "
-            f"({rows:,} rows), bench/producer_bench.py")
+        log(
+            f"1. producer: kcat, the bare client loop and hhar produce with 1, 2 and 4 workers "
+            f"({rows:,} rows), bench/producer_bench.py"
+        )
         figures = OUT / "producer_bench.json"
-        measured = self.run("producer_bench", [
-            sys.executable, str(REPO / "bench" / "producer_bench.py"), "--rows", str(rows),
-            "--bootstrap", self.bootstrap, "--profile-rows", str(min(rows, 200_000)),
-            "--workers", "1,2,4", "--json", str(figures),
-        ])
+        measured = self.run(
+            "producer_bench",
+            [
+                sys.executable,
+                str(REPO / "bench" / "producer_bench.py"),
+                "--rows",
+                str(rows),
+                "--bootstrap",
+                self.bootstrap,
+                "--profile-rows",
+                str(min(rows, 200_000)),
+                "--workers",
+                "1,2,4",
+                "--json",
+                str(figures),
+            ],
+        )
         (OUT / "producer_bench.txt").write_text(measured.stdout)
         bench = json.loads(figures.read_text())
         self.results["producer"] = {
@@ -274,12 +332,27 @@ class Suite:
         self.create_topic(topic)
         s = self.settings
         command = [
-            java_executable(), "-Xmx512m", "-cp", f"{(REPO / '.hhar' / 'kafka' / 'libs')}/*",
-            "org.apache.kafka.tools.ProducerPerformance", "--bootstrap-server", self.bootstrap,
-            "--topic", topic, "--num-records", str(rows), "--throughput", "-1",
-            "--payload-file", str(payload), "--command-property", f"linger.ms={s.linger_ms}",
-            f"batch.size={s.batch_size}", f"compression.type={s.compression}",
-            "enable.idempotence=true", "acks=all",
+            java_executable(),
+            "-Xmx512m",
+            "-cp",
+            f"{(REPO / '.hhar' / 'kafka' / 'libs')}/*",
+            "org.apache.kafka.tools.ProducerPerformance",
+            "--bootstrap-server",
+            self.bootstrap,
+            "--topic",
+            topic,
+            "--num-records",
+            str(rows),
+            "--throughput",
+            "-1",
+            "--payload-file",
+            str(payload),
+            "--command-property",
+            f"linger.ms={s.linger_ms}",
+            f"batch.size={s.batch_size}",
+            f"compression.type={s.compression}",
+            "enable.idempotence=true",
+            "acks=all",
         ]
         measured = self.run("producer_performance", command)
         # Progress lines every 5 s have the same form as the final summary: take the last.
@@ -301,50 +374,95 @@ class Suite:
         log(f"engines: read-only ceiling, fused and per-query engines on the same {rows:,} events")
         self.produce("engines_produce", full_data, topic, "--max", "--limit", str(rows))
         limit = ["--max-offsets-per-trigger", str(ENGINES_MAX_OFFSETS)]
-        measured = self.run("ceiling", [
-            sys.executable, str(REPO / "bench" / "ceiling.py"), "--topic", topic,
-            "--bootstrap", self.bootstrap, *limit,
-        ])
+        measured = self.run(
+            "ceiling",
+            [
+                sys.executable,
+                str(REPO / "bench" / "ceiling.py"),
+                "--topic",
+                topic,
+                "--bootstrap",
+                self.bootstrap,
+                *limit,
+            ],
+        )
         summary = processor_summary(measured)
         self.results["runs"]["ceiling"] |= {
-            "events": summary["events"], "seconds": summary["seconds"],
-            "events_per_s": summary["events_per_second"], "batches": summary["batches"],
+            "events": summary["events"],
+            "seconds": summary["seconds"],
+            "events_per_s": summary["events_per_second"],
+            "batches": summary["batches"],
         }
         # Each engine right after the ceiling, so that they meet similar load.
         self.process("fused_engine", topic, main_data, "fused", *limit)
         self.process("per_query_engine", topic, main_data, "per-query", *limit)
         log("engines: the exercise's file stream (baseline) on the main size")
-        measured = self.run("baseline", [
-            sys.executable, str(REPO / "bench" / "baseline_file_stream.py"), "--source",
-            str(main_data), "--checkpoint", str(self.work / "checkpoints" / "baseline"),
-        ])
+        measured = self.run(
+            "baseline",
+            [
+                sys.executable,
+                str(REPO / "bench" / "baseline_file_stream.py"),
+                "--source",
+                str(main_data),
+                "--checkpoint",
+                str(self.work / "checkpoints" / "baseline"),
+            ],
+        )
         summary = processor_summary(measured)
         self.results["runs"]["baseline"] |= {
-            "events": summary["events"], "seconds": summary["seconds"],
-            "events_per_s": summary["events_per_second"], "batches": summary["batches"],
+            "events": summary["events"],
+            "seconds": summary["seconds"],
+            "events_per_s": summary["events_per_second"],
+            "batches": summary["batches"],
             "counted": summary["counted"],
         }
 
     def profile_section(self, data: Path) -> None:
         """The processor's stages timed apart (bench/profile_processor.py)."""
         log("profile of the processor's stages on bench.engines")
-        measured = self.run("profile_processor", [
-            sys.executable, str(REPO / "bench" / "profile_processor.py"), "--topic",
-            "bench.engines", "--bootstrap", self.bootstrap, "--history", str(data),
-        ])
+        measured = self.run(
+            "profile_processor",
+            [
+                sys.executable,
+                str(REPO / "bench" / "profile_processor.py"),
+                "--topic",
+                "bench.engines",
+                "--bootstrap",
+                self.bootstrap,
+                "--history",
+                str(data),
+            ],
+        )
         self.results["profile"] = processor_summary(measured)
 
     # -- a processor that runs while the producer does -----------------------------------------
-    def start_processor(self, name: str, topic: str, history: Path, *extra: str,
-                        results_prefix: str | None = None) -> tuple[Running, Path, float]:
+    def start_processor(
+        self, name: str, topic: str, history: Path, *extra: str, results_prefix: str | None = None
+    ) -> tuple[Running, Path, float]:
         """`hhar process` (fused, continuous) on `topic`, waited for until its query runs."""
         checkpoint = self.work / "checkpoints" / name
         load = load_average()
-        processor = Running(hhar(
-            "process", "--topic", topic, "--engine", "fused", "--checkpoint", str(checkpoint),
-            "--history", str(history), "--results-prefix", results_prefix or f"bench.{name}.",
-            "--json", *extra,
-        ), self.work, name, env=self.env, cwd=REPO)
+        processor = Running(
+            hhar(
+                "process",
+                "--topic",
+                topic,
+                "--engine",
+                "fused",
+                "--checkpoint",
+                str(checkpoint),
+                "--history",
+                str(history),
+                "--results-prefix",
+                results_prefix or f"bench.{name}.",
+                "--json",
+                *extra,
+            ),
+            self.work,
+            name,
+            env=self.env,
+            cwd=REPO,
+        )
         status = checkpoint / "status.json"
         self._wait_for(processor, status, lambda fused: fused.get("active"), "query started")
         return processor, status, load
@@ -353,13 +471,16 @@ class Suite:
         processor.stop()
         measured = processor.finish(timeout=120)
         self.results["runs"][name] = {
-            "wall_s": round(measured.wall, 2), "load_before": round(load, 2),
-            "load_after": round(load_average(), 2), "memory": memory_of(measured),
+            "wall_s": round(measured.wall, 2),
+            "load_before": round(load, 2),
+            "load_after": round(load_average(), 2),
+            "memory": memory_of(measured),
         }
         return measured
 
-    def _wait_for(self, processor: Running, status: Path, condition: Any, what: str,
-                  timeout: float = 600) -> bool:
+    def _wait_for(
+        self, processor: Running, status: Path, condition: Any, what: str, timeout: float = 600
+    ) -> bool:
         """Wait until `condition` holds for the fused query's status (False on timeout)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -376,31 +497,58 @@ class Suite:
         log(f"warning: not within {timeout:.0f} s: {what}")
         return False
 
-    def _counted(self, processor: Running, status: Path, events: int,
-                 timeout: float = 600) -> bool:
-        return self._wait_for(processor, status,
-                              lambda fused: fused.get("input_rows", 0) >= events,
-                              f"{events:,} events read", timeout)
+    def _counted(self, processor: Running, status: Path, events: int, timeout: float = 600) -> bool:
+        return self._wait_for(
+            processor,
+            status,
+            lambda fused: fused.get("input_rows", 0) >= events,
+            f"{events:,} events read",
+            timeout,
+        )
 
-    def timed_producer(self, name: str, data: Path, topic: str, seconds: float,
-                       *extra: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    def timed_producer(
+        self,
+        name: str,
+        data: Path,
+        topic: str,
+        seconds: float,
+        *extra: str,
+        env: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
         """`hhar produce` for `seconds`, then stopped as Ctrl+C would (it commits what it
         sent); its figures."""
         load = load_average()
-        producer = Running(hhar("produce", "--source", str(data), "--topic", topic,
-                                "--partitions", str(PARTITIONS), *extra),
-                           self.work, name, env=env or self.env, cwd=REPO)
+        producer = Running(
+            hhar(
+                "produce",
+                "--source",
+                str(data),
+                "--topic",
+                topic,
+                "--partitions",
+                str(PARTITIONS),
+                *extra,
+            ),
+            self.work,
+            name,
+            env=env or self.env,
+            cwd=REPO,
+        )
         deadline = time.monotonic() + seconds
         while producer.alive() and time.monotonic() < deadline:
             time.sleep(0.5)
         producer.stop()
         measured = producer.finish(timeout=120)
-        delivered = int(re.search(r"delivered ([\d,]+) events", measured.stdout)[1]
-                        .replace(",", ""))
+        delivered = int(
+            re.search(r"delivered ([\d,]+) events", measured.stdout)[1].replace(",", "")
+        )
         self.results["runs"][name] = {
-            "wall_s": round(measured.wall, 2), "load_before": round(load, 2),
-            "load_after": round(load_average(), 2), "memory": memory_of(measured),
-            "events": delivered, "events_per_s": round(delivered / measured.wall),
+            "wall_s": round(measured.wall, 2),
+            "load_before": round(load, 2),
+            "load_after": round(load_average(), 2),
+            "memory": memory_of(measured),
+            "events": delivered,
+            "events_per_s": round(delivered / measured.wall),
         }
         return self.results["runs"][name]
 
@@ -413,44 +561,72 @@ class Suite:
 
     def latency_run(self, data: Path, rate: int) -> dict[str, Any]:
         seconds = self.args.latency_seconds
-        log(f"latency: {rate:,} events/s for {seconds:.0f} s, fused engine, trigger "
-            f"{LATENCY_TRIGGER}, producer commits every {LATENCY_COMMIT_INTERVAL} s")
+        log(
+            f"latency: {rate:,} events/s for {seconds:.0f} s, fused engine, trigger "
+            f"{LATENCY_TRIGGER}, producer commits every {LATENCY_COMMIT_INTERVAL} s"
+        )
         topic, prefix = f"bench.latency.{rate}", f"bench.latency.{rate}.results."
         append_time = {"message.timestamp.type": "LogAppendTime"}
         self.create_topic(topic, append_time)
         self.create_topic(prefix + "total_count", append_time)
         # A seed first, so that the first micro-batches (code generation, the first flush)
         # are not measured.
-        seed = self.produce(f"latency_seed_{rate}", data, topic, "--max", "--limit",
-                            str(SEED_EVENTS))["events"]
+        seed = self.produce(
+            f"latency_seed_{rate}", data, topic, "--max", "--limit", str(SEED_EVENTS)
+        )["events"]
         processor, status, load = self.start_processor(
-            f"latency_processor_{rate}", topic, data, "--trigger", LATENCY_TRIGGER,
-            results_prefix=prefix)
+            f"latency_processor_{rate}",
+            topic,
+            data,
+            "--trigger",
+            LATENCY_TRIGGER,
+            results_prefix=prefix,
+        )
         try:
             self._counted(processor, status, seed)
             env = self.env | {"HHAR_COMMIT_INTERVAL": LATENCY_COMMIT_INTERVAL}
-            producer = self.timed_producer(f"latency_producer_{rate}", data, topic, seconds,
-                                           "--rate", str(rate), "--now", "--loop", env=env)
+            producer = self.timed_producer(
+                f"latency_producer_{rate}",
+                data,
+                topic,
+                seconds,
+                "--rate",
+                str(rate),
+                "--now",
+                "--loop",
+                env=env,
+            )
             self._counted(processor, status, seed + producer["events"])
         finally:
             self.finish_processor(f"latency_processor_{rate}", processor, load)
-        appended = np.sort(np.array([ts for ts, _ in self.read_topic(topic, values=False)],
-                                    dtype=np.int64))
-        results = sorted((ts, json.loads(value)["count"])
-                         for ts, value in self.read_topic(prefix + "total_count"))
+        appended = np.sort(
+            np.array([ts for ts, _ in self.read_topic(topic, values=False)], dtype=np.int64)
+        )
+        results = sorted(
+            (ts, json.loads(value)["count"])
+            for ts, value in self.read_topic(prefix + "total_count")
+        )
         return latency_figures(appended, results, skip=seed) | {
-            "rate": rate, "seconds": seconds, "seed_events": seed,
+            "rate": rate,
+            "seconds": seconds,
+            "seed_events": seed,
             "producer_events_per_s": producer["events_per_s"],
-            "trigger": LATENCY_TRIGGER, "commit_interval_s": float(LATENCY_COMMIT_INTERVAL),
+            "trigger": LATENCY_TRIGGER,
+            "commit_interval_s": float(LATENCY_COMMIT_INTERVAL),
             "load": round(load, 2),
         }
 
     def read_topic(self, topic: str, values: bool = True) -> list[tuple[int, Any]]:
         """Every committed record of `topic`: (Kafka timestamp in ms, value or None)."""
-        consumer = Consumer(self.settings.kafka_client_config() | {
-            "group.id": f"bench-{os.getpid()}-{topic}", "enable.auto.commit": False,
-            "isolation.level": "read_committed", "enable.partition.eof": True,
-        })
+        consumer = Consumer(
+            self.settings.kafka_client_config()
+            | {
+                "group.id": f"bench-{os.getpid()}-{topic}",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "enable.partition.eof": True,
+            }
+        )
         metadata = consumer.list_topics(topic, timeout=10).topics[topic]
         partitions = [TopicPartition(topic, p, -2) for p in metadata.partitions]
         consumer.assign(partitions)
@@ -463,8 +639,7 @@ class Suite:
                         if message.error().code() == KafkaError._PARTITION_EOF:
                             pending.discard(message.partition())
                         continue
-                    records.append((message.timestamp()[1],
-                                    message.value() if values else None))
+                    records.append((message.timestamp()[1], message.value() if values else None))
         finally:
             consumer.close()
         return records
@@ -475,20 +650,26 @@ class Suite:
         log(f"full: {FULL_ROWS:,} rows produced with --max while the processor runs")
         self.create_topic(topic)
         self.create_topic(prefix + "total_count", {"message.timestamp.type": "LogAppendTime"})
-        processor, status, load = self.start_processor("full_processor", topic, data,
-                                                        results_prefix=prefix)
+        processor, status, load = self.start_processor(
+            "full_processor", topic, data, results_prefix=prefix
+        )
         started_ms = time.time() * 1000
         try:
             produced = self.produce("full_produce", data, topic, "--max")
             counted = self._counted(processor, status, produced["events"], timeout=1200)
         finally:
             self.finish_processor("full_processor", processor, load)
-        final = [ts for ts, value in self.read_topic(prefix + "total_count")
-                 if json.loads(value)["count"] >= produced["events"]]
+        final = [
+            ts
+            for ts, value in self.read_topic(prefix + "total_count")
+            if json.loads(value)["count"] >= produced["events"]
+        ]
         self.results["full"] = {
-            "events": produced["events"], "all_counted": counted and bool(final),
+            "events": produced["events"],
+            "all_counted": counted and bool(final),
             "end_to_end_s": round((min(final) - started_ms) / 1000, 1) if final else None,
-            "produce_s": produced["wall_s"], "load": round(load, 2),
+            "produce_s": produced["wall_s"],
+            "load": round(load, 2),
         }
 
     # -- demo: how far behind the processor is at the end of make demo -------------------------
@@ -496,21 +677,31 @@ class Suite:
         seconds = self.args.demo_seconds
         log(f"demo: hhar demo for {seconds:.0f} s; the processor's lag at its end")
         data = self.work / "demo-data"  # the demo generates it, as on a fresh clone
-        measured = self.run("demo", hhar("demo", "--seconds", str(seconds)),
-                            env=self.env | {"HHAR_DATA": str(data)}, timeout=seconds + 900)
+        measured = self.run(
+            "demo",
+            hhar("demo", "--seconds", str(seconds)),
+            env=self.env | {"HHAR_DATA": str(data)},
+            timeout=seconds + 900,
+        )
         (OUT / "demo.txt").write_text(measured.stdout[-20_000:])
-        statuses = re.findall(r"in ([\d,]+) ev/s \| last batch \d+ \| counted \d+ \+ \d+ bad \| "
-                              r"lag <= (\d+)", measured.stdout)
+        statuses = re.findall(
+            r"in ([\d,]+) ev/s \| last batch \d+ \| counted \d+ \+ \d+ bad \| "
+            r"lag <= (\d+)",
+            measured.stdout,
+        )
         if not statuses:
             msg = f"no status line in the demo's output:\n{measured.stdout[-3000:]}"
             raise RuntimeError(msg)
         rates = [float(rate.replace(",", "")) for rate, _ in statuses]
         lags = [int(lag) for _, lag in statuses]
-        rate = float(np.median(rates[len(rates) // 2:]))
+        rate = float(np.median(rates[len(rates) // 2 :]))
         self.results["demo"] = {
-            "seconds": seconds, "lag_events": lags[-1], "rate": rate,
+            "seconds": seconds,
+            "lag_events": lags[-1],
+            "rate": rate,
             "lag_s": round(lags[-1] / rate, 2) if rate else None,
-            "lags": lags, "load": self.results["runs"]["demo"]["load_before"],
+            "lags": lags,
+            "load": self.results["runs"]["demo"]["load_before"],
         }
 
     # -- memory: the processor over 15 minutes at a steady rate --------------------------------
@@ -520,9 +711,23 @@ class Suite:
         topic = "bench.memory"
         self.create_topic(topic)
         processor, status, load = self.start_processor("memory_processor", topic, data)
-        producer = Running(hhar("produce", "--source", str(data), "--topic", topic,
-                                "--rate", str(rate), "--now", "--loop"),
-                           self.work, "memory_producer", env=self.env, cwd=REPO)
+        producer = Running(
+            hhar(
+                "produce",
+                "--source",
+                str(data),
+                "--topic",
+                topic,
+                "--rate",
+                str(rate),
+                "--now",
+                "--loop",
+            ),
+            self.work,
+            "memory_producer",
+            env=self.env,
+            cwd=REPO,
+        )
         samples: list[dict[str, float]] = []
         started = time.monotonic()
         try:
@@ -533,24 +738,34 @@ class Suite:
                     raise RuntimeError(msg)
                 rss = rss_by_kind(processor.pid)
                 fused = json.loads(status.read_text())["queries"].get("fused", {})
-                samples.append({"t_s": round(time.monotonic() - started, 1),
-                                "jvm_mb": round(rss["java"], 1),
-                                "python_mb": round(rss["python"], 1),
-                                "events": fused.get("input_rows", 0),
-                                "load": round(load_average(), 2)})
+                samples.append(
+                    {
+                        "t_s": round(time.monotonic() - started, 1),
+                        "jvm_mb": round(rss["java"], 1),
+                        "python_mb": round(rss["python"], 1),
+                        "events": fused.get("input_rows", 0),
+                        "load": round(load_average(), 2),
+                    }
+                )
         finally:
             producer.stop()
             producer.finish(timeout=120)
             self.finish_processor("memory_processor", processor, load)
-        self.results["memory"] = {"rate": rate, "seconds": seconds, "samples": samples,
-                                  "load": round(load, 2)} | memory_trend(samples)
+        self.results["memory"] = {
+            "rate": rate,
+            "seconds": seconds,
+            "samples": samples,
+            "load": round(load, 2),
+        } | memory_trend(samples)
 
     # -- producer memory per size --------------------------------------------------------------
     def producer_sizes(self, rows: int) -> None:
         data = self.data(rows)
         log(f"producer memory: {rows:,} rows, produce --max with 1 and 2 workers")
-        for name, extra in ((f"produce_{rows}", ()), (f"produce_workers_{rows}",
-                                                      ("--workers", "2"))):
+        for name, extra in (
+            (f"produce_{rows}", ()),
+            (f"produce_workers_{rows}", ("--workers", "2")),
+        ):
             topic = f"bench.sizes.{name}"
             self.produce(name, data, topic, "--max", *extra)
             for future in self.admin.delete_topics([topic, f"{topic}.dlq"]).values():
@@ -578,8 +793,9 @@ def memory_trend(samples: list[dict[str, float]]) -> dict[str, Any]:
     return figures
 
 
-def latency_figures(appended: np.ndarray, results: list[tuple[int, int]],
-                    skip: int = 0) -> dict[str, Any]:
+def latency_figures(
+    appended: np.ndarray, results: list[tuple[int, int]], skip: int = 0
+) -> dict[str, Any]:
     """Per-event latency: the first result record whose count includes the event.
 
     `appended`: the events' append times (ms), sorted; the event of rank k (1-based) is
@@ -620,31 +836,54 @@ def parse_sizes(text: str) -> list[int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sections", default=",".join(SECTIONS),
-                        help=f"sections to run (default all: {','.join(SECTIONS)})")
-    parser.add_argument("--sizes", type=parse_sizes,
-                        help="rows of the producer's memory runs (default 100000,1000000,6240991)")
-    parser.add_argument("--main-size", type=int,
-                        help="rows of the producer section and the baseline (default 1,000,000)")
-    parser.add_argument("--engines-size", type=int,
-                        help=f"events of the engines section (default {ENGINES_SIZE:,})")
-    parser.add_argument("--rates", type=parse_sizes,
-                        help="producer rates of the latency runs (default 5000,50000)")
-    parser.add_argument("--latency-seconds", type=float,
-                        help=f"length of each latency run (default {LATENCY_SECONDS:.0f} s)")
-    parser.add_argument("--demo-seconds", type=float,
-                        help=f"length of the demo run (default {DEMO_SECONDS:.0f} s)")
-    parser.add_argument("--memory-seconds", type=float,
-                        help=f"length of the memory run (default {MEMORY_SECONDS:.0f} s)")
-    parser.add_argument("--quick", action="store_true",
-                        help="small sizes and short runs, for a smoke test; "
-                             "does not touch BENCHMARKS.md")
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"sections to run (default all: {','.join(SECTIONS)})",
+    )
+    parser.add_argument(
+        "--sizes",
+        type=parse_sizes,
+        help="rows of the producer's memory runs (default 100000,1000000,6240991)",
+    )
+    parser.add_argument(
+        "--main-size",
+        type=int,
+        help="rows of the producer section and the baseline (default 1,000,000)",
+    )
+    parser.add_argument(
+        "--engines-size", type=int, help=f"events of the engines section (default {ENGINES_SIZE:,})"
+    )
+    parser.add_argument(
+        "--rates", type=parse_sizes, help="producer rates of the latency runs (default 5000,50000)"
+    )
+    parser.add_argument(
+        "--latency-seconds",
+        type=float,
+        help=f"length of each latency run (default {LATENCY_SECONDS:.0f} s)",
+    )
+    parser.add_argument(
+        "--demo-seconds", type=float, help=f"length of the demo run (default {DEMO_SECONDS:.0f} s)"
+    )
+    parser.add_argument(
+        "--memory-seconds",
+        type=float,
+        help=f"length of the memory run (default {MEMORY_SECONDS:.0f} s)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sizes and short runs, for a smoke test; does not touch BENCHMARKS.md",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
-    parser.add_argument("--no-docs", action="store_true",
-                        help="leave BENCHMARKS.md and bench/benchmarks.png alone")
-    parser.add_argument("--render-only", action="store_true",
-                        help="only redraw the table, plot and BENCHMARKS.md from "
-                             "bench/out/results.json")
+    parser.add_argument(
+        "--no-docs", action="store_true", help="leave BENCHMARKS.md and bench/benchmarks.png alone"
+    )
+    parser.add_argument(
+        "--render-only",
+        action="store_true",
+        help="only redraw the table, plot and BENCHMARKS.md from bench/out/results.json",
+    )
     args = parser.parse_args()
     if args.render_only:
         results = json.loads((OUT / "results.json").read_text())
@@ -662,15 +901,15 @@ def main() -> int:
     sections = [item.strip() for item in args.sections.split(",") if item.strip()]
     unknown = set(sections) - set(SECTIONS)
     if unknown:
-        parser.error(f"unknown sections {', '.join(sorted(unknown))}: choose from "
-                     f"{', '.join(SECTIONS)}")
+        parser.error(
+            f"unknown sections {', '.join(sorted(unknown))}: choose from {', '.join(SECTIONS)}"
+        )
     if "producer" in sections and shutil.which("kcat") is None:
         parser.error("kcat not found: apt-get install kcat")
     OUT.mkdir(parents=True, exist_ok=True)
 
     work = Path(tempfile.mkdtemp(prefix="hhar-bench-"))
-    base = Settings(home=REPO / ".hhar", kafka_port=free_port(),
-                    kafka_controller_port=free_port())
+    base = Settings(home=REPO / ".hhar", kafka_port=free_port(), kafka_controller_port=free_port())
     broker = LocalKafka(base, run_dir=work / "kafka")
     started = time.monotonic()
     try:
@@ -680,8 +919,12 @@ def main() -> int:
             "machine": machine(),
             "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "load_at_start": [round(x, 2) for x in os.getloadavg()],
-            "sections": sections, "sizes": sizes, "main_size": main_size,
-            "full_size": full_size, "engines_size": args.engines_size, "quick": quick,
+            "sections": sections,
+            "sizes": sizes,
+            "main_size": main_size,
+            "full_size": full_size,
+            "engines_size": args.engines_size,
+            "quick": quick,
         }
         log(f"broker {broker.bootstrap}; work folder {work}; sections {', '.join(sections)}")
         main_data = suite.data(main_size)

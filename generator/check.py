@@ -77,9 +77,14 @@ def summarise_plan(plan: DatasetPlan) -> DatasetSummary:
             counts[labels[label]] += count
         summary.add(
             +counts,
-            {"Arrival_Time": chunk.arrival_ms, "Creation_Time": chunk.creation_ns,
-             "Index": chunk.sample_index, "x": chunk.kx / GRID, "y": chunk.ky / GRID,
-             "z": chunk.kz / GRID},
+            {
+                "Arrival_Time": chunk.arrival_ms,
+                "Creation_Time": chunk.creation_ns,
+                "Index": chunk.sample_index,
+                "x": chunk.kx / GRID,
+                "y": chunk.ky / GRID,
+                "z": chunk.kz / GRID,
+            },
         )
     return summary
 
@@ -104,9 +109,10 @@ def summarise_folder(folder: Path, batch: int = 100_000) -> DatasetSummary:
 
 
 def _add_rows(summary: DatasetSummary, rows: list[dict[str, Any]]) -> None:
-    summary.add(Counter((row["Device"], row["gt"]) for row in rows),
-                {name: np.array([row[name] for row in rows], dtype=np.float64)
-                 for name in NUMERIC})
+    summary.add(
+        Counter((row["Device"], row["gt"]) for row in rows),
+        {name: np.array([row[name] for row in rows], dtype=np.float64) for name in NUMERIC},
+    )
 
 
 def calibration_rows(summary: DatasetSummary) -> list[tuple[str, float, float]]:
@@ -116,8 +122,7 @@ def calibration_rows(summary: DatasetSummary) -> list[tuple[str, float, float]]:
     scale = summary.rows / REAL_ROWS
     table: list[tuple[str, float, float]] = []
     for (device, gt), real in sorted(REAL_DEVICE_ACTIVITY_COUNTS.items(), key=lambda i: -i[1]):
-        table.append((f"count {device} {gt}", summary.device_activity[(device, gt)],
-                      real * scale))
+        table.append((f"count {device} {gt}", summary.device_activity[(device, gt)], real * scale))
     real_totals: Counter[str] = Counter()
     for (device, _), real in REAL_DEVICE_ACTIVITY_COUNTS.items():
         real_totals[device] += real

@@ -87,8 +87,15 @@ SESSION_STARTS_NS: dict[str, int] = {
 """When each user's session starts (true time, UTC); users overlap as the window counts show."""
 
 USER_WEIGHTS: dict[str, float] = {
-    "a": 8085, "b": 9123, "c": 7715, "d": 8124, "e": 9891,
-    "f": 9206, "g": 9167, "h": 7733, "i": 9255,
+    "a": 8085,
+    "b": 9123,
+    "c": 7715,
+    "d": 8124,
+    "e": 9891,
+    "f": 9206,
+    "g": 9167,
+    "h": 7733,
+    "i": 9255,
 }
 """Relative amount of data per user: the book's per-user counts (§8, dropDuplicates). With
 rows per (User, Device) in these proportions and Index counting from 0, Index's mean and
@@ -96,12 +103,33 @@ stddev come out as the real describe() gives them (174.6k / 102.3k vs 174.5k / 1
 
 USER_ACTIVITY_SHARES: dict[str, dict[str, float]] = {
     # §8, share of gt within user, 7-file subset (e's stairsup is the remainder).
-    "g": {"null": .1909, "walk": .1729, "sit": .1572, "stand": .1441, "bike": .1213,
-          "stairsdown": .1083, "stairsup": .1053},
-    "f": {"bike": .1465, "null": .1493, "stand": .1437, "sit": .1425, "stairsup": .1351,
-          "walk": .1647, "stairsdown": .1182},
-    "e": {"null": .1818, "walk": .1645, "bike": .1508, "sit": .1452, "stand": .1399,
-          "stairsdown": .1041, "stairsup": .1137},
+    "g": {
+        "null": 0.1909,
+        "walk": 0.1729,
+        "sit": 0.1572,
+        "stand": 0.1441,
+        "bike": 0.1213,
+        "stairsdown": 0.1083,
+        "stairsup": 0.1053,
+    },
+    "f": {
+        "bike": 0.1465,
+        "null": 0.1493,
+        "stand": 0.1437,
+        "sit": 0.1425,
+        "stairsup": 0.1351,
+        "walk": 0.1647,
+        "stairsdown": 0.1182,
+    },
+    "e": {
+        "null": 0.1818,
+        "walk": 0.1645,
+        "bike": 0.1508,
+        "sit": 0.1452,
+        "stand": 0.1399,
+        "stairsdown": 0.1041,
+        "stairsup": 0.1137,
+    },
 }
 """Known activity mixes of single users; the others follow the overall mix."""
 
@@ -110,7 +138,15 @@ SPARSE_ACTIVITIES: dict[tuple[str, str], float] = {("h", "sit"): 0.35}
 activity sit" (§9): that user's share of that activity is multiplied by this factor."""
 
 STAIRS_ORIENTATION: dict[str, int] = {
-    "a": 1, "b": -1, "c": 1, "d": -1, "e": 1, "f": -1, "g": 1, "h": 1, "i": -1,
+    "a": 1,
+    "b": -1,
+    "c": 1,
+    "d": -1,
+    "e": 1,
+    "f": -1,
+    "g": 1,
+    "h": 1,
+    "i": -1,
 }
 """How each user wore the phones: the sign of their stairs means (a, c +1 and b -1 as in §6)."""
 
@@ -155,8 +191,13 @@ STAIRS_PATTERN: dict[str, tuple[int, int, int]] = {"stairsdown": (1, 0, -1), "st
 """Axis signs of a +1-oriented user's stairs means (user a: down x+ z-, up x- z+); 0 = random."""
 
 STEP_FREQUENCY_HZ: dict[str, tuple[float, float]] = {
-    "walk": (1.7, 2.0), "stairsup": (1.4, 1.7), "stairsdown": (1.6, 1.9), "bike": (0.9, 1.3),
-    "stand": (0.2, 0.5), "sit": (0.2, 0.5), "null": (0.2, 0.5),
+    "walk": (1.7, 2.0),
+    "stairsup": (1.4, 1.7),
+    "stairsdown": (1.6, 1.9),
+    "bike": (0.9, 1.3),
+    "stand": (0.2, 0.5),
+    "sit": (0.2, 0.5),
+    "null": (0.2, 0.5),
 }
 """Gait / pedalling frequency ranges (sway for the resting activities)."""
 
@@ -283,8 +324,10 @@ def activity_means() -> dict[str, np.ndarray]:
 
 def _user_activity_rows(counts: dict[tuple[str, str], int]) -> dict[tuple[str, str, str], int]:
     """Rows per (user, device, gt): users in USER_WEIGHTS proportions, activities as counted."""
-    overall = {gt: sum(c for (_, g), c in REAL_DEVICE_ACTIVITY_COUNTS.items() if g == gt)
-               for gt in ACTIVITIES}
+    overall = {
+        gt: sum(c for (_, g), c in REAL_DEVICE_ACTIVITY_COUNTS.items() if g == gt)
+        for gt in ACTIVITIES
+    }
     total = sum(overall.values())
     weights = np.empty((len(USERS), len(ACTIVITIES)))
     for u, user in enumerate(USERS):
@@ -306,15 +349,22 @@ def _user_activity_rows(counts: dict[tuple[str, str], int]) -> dict[tuple[str, s
     return rows
 
 
-def _session_segments(user: str, rows: dict[tuple[str, str, str], int],
-                      rng: np.random.Generator) -> list[tuple[str, tuple[int, ...], str]]:
+def _session_segments(
+    user: str, rows: dict[tuple[str, str, str], int], rng: np.random.Generator
+) -> list[tuple[str, tuple[int, ...], str]]:
     """A user's blocks in order: (gt, rows per device, what precedes it: pause/turn/none)."""
-    null_split = [split_counts(rows[(user, device, "null")],
-                               np.array(NULL_WEIGHTS) * rng.uniform(0.8, 1.2, len(NULL_WEIGHTS)))
-                  for device in DEVICES]
+    null_split = [
+        split_counts(
+            rows[(user, device, "null")],
+            np.array(NULL_WEIGHTS) * rng.uniform(0.8, 1.2, len(NULL_WEIGHTS)),
+        )
+        for device in DEVICES
+    ]
     round_weights = rng.uniform(0.8, 1.2, STAIRS_ROUNDS)
-    stairs = {gt: [split_counts(rows[(user, device, gt)], round_weights) for device in DEVICES]
-              for gt in ("stairsup", "stairsdown")}
+    stairs = {
+        gt: [split_counts(rows[(user, device, gt)], round_weights) for device in DEVICES]
+        for gt in ("stairsup", "stairsdown")
+    }
     segments: list[tuple[str, tuple[int, ...], str]] = []
     for position, activity in enumerate(ACTIVITY_ORDER):
         if position:
@@ -332,8 +382,9 @@ def _session_segments(user: str, rows: dict[tuple[str, str, str], int],
     return [segment for segment in segments if any(segment[1])]
 
 
-def _user_means(rows: dict[tuple[str, str, str], int],
-                rng: np.random.Generator) -> dict[tuple[str, str], np.ndarray]:
+def _user_means(
+    rows: dict[tuple[str, str, str], int], rng: np.random.Generator
+) -> dict[tuple[str, str], np.ndarray]:
     """Mean x, y, z per (user, gt): the activity's mean plus a user offset, the offsets centred
     (weighted by rows) so that each activity's overall mean stays the real one."""
     base = activity_means()
@@ -348,8 +399,9 @@ def _user_means(rows: dict[tuple[str, str, str], int],
                 scale = STAIRS_ORIENTATION[user] * (1.0 + 0.25 * draw)
                 draw = np.where(np.array(pattern) != 0, np.array(pattern) * scale, draw)
             offsets[u] = amplitude * draw
-        weight = np.array([sum(rows[(user, device, gt)] for device in DEVICES)
-                           for user in USERS], dtype=float)
+        weight = np.array(
+            [sum(rows[(user, device, gt)] for device in DEVICES) for user in USERS], dtype=float
+        )
         if weight.sum() > 0:
             offsets -= (weight[:, None] * offsets).sum(axis=0) / weight.sum()
         for u, user in enumerate(USERS):
@@ -357,8 +409,9 @@ def _user_means(rows: dict[tuple[str, str, str], int],
     return result
 
 
-def _moving_scale(rows: dict[tuple[str, str, str], int],
-                  means: dict[tuple[str, str], np.ndarray]) -> np.ndarray:
+def _moving_scale(
+    rows: dict[tuple[str, str, str], int], means: dict[tuple[str, str], np.ndarray]
+) -> np.ndarray:
     """Per-axis factor on the moving activities' spread that makes the overall stddev real."""
     total = sum(rows.values())
     second_moment = np.zeros(3)
@@ -400,13 +453,17 @@ def plan_dataset(rows: int = REAL_ROWS, seed: int = 42) -> DatasetPlan:
     streams: list[StreamPlan] = []
     for user in USERS:
         streams.extend(_plan_user(user, user_rows, means, moving_scale, scale, rng))
-    return DatasetPlan(rows=rows, seed=seed, streams=tuple(streams),
-                       device_activity_counts=counts)
+    return DatasetPlan(rows=rows, seed=seed, streams=tuple(streams), device_activity_counts=counts)
 
 
-def _plan_user(user: str, rows: dict[tuple[str, str, str], int],
-               means: dict[tuple[str, str], np.ndarray], moving_scale: np.ndarray,
-               scale: float, rng: np.random.Generator) -> list[StreamPlan]:
+def _plan_user(
+    user: str,
+    rows: dict[tuple[str, str, str], int],
+    means: dict[tuple[str, str], np.ndarray],
+    moving_scale: np.ndarray,
+    scale: float,
+    rng: np.random.Generator,
+) -> list[StreamPlan]:
     intervals = rng.uniform(*SAMPLE_INTERVAL_NS, len(DEVICES))
     clock_offsets = [int(rng.uniform(*CLOCK_OFFSET_NS[device])) for device in DEVICES]
     grid_offsets = rng.integers(0, SENSOR_STEP, (len(DEVICES), 3))
@@ -426,20 +483,32 @@ def _plan_user(user: str, rows: dict[tuple[str, str, str], int],
         for d, count in enumerate(per_device):
             gap_positions, gap_ns = _gaps(count, span - count * intervals[d], rng)
             device_mean = means[(user, gt)] + rng.normal(0.0, 0.1, 3) * USER_OFFSETS[gt]
-            blocks[d].append(DeviceBlock(
-                gt=gt, rows=count, first_index=next_index[d], start_ns=clock,
-                interval_ns=float(intervals[d]), gap_positions=gap_positions, gap_ns=gap_ns,
-                mean=device_mean, periodic_sd=spread * np.sqrt(periodic_share),
-                noise_sd=spread * np.sqrt(1.0 - periodic_share),
-                frequency_hz=float(frequencies[gt] * rng.uniform(0.97, 1.03)),
-                phases=rng.uniform(0.0, 2 * np.pi, (3, len(HARMONICS))),
-            ))
+            blocks[d].append(
+                DeviceBlock(
+                    gt=gt,
+                    rows=count,
+                    first_index=next_index[d],
+                    start_ns=clock,
+                    interval_ns=float(intervals[d]),
+                    gap_positions=gap_positions,
+                    gap_ns=gap_ns,
+                    mean=device_mean,
+                    periodic_sd=spread * np.sqrt(periodic_share),
+                    noise_sd=spread * np.sqrt(1.0 - periodic_share),
+                    frequency_hz=float(frequencies[gt] * rng.uniform(0.97, 1.03)),
+                    phases=rng.uniform(0.0, 2 * np.pi, (3, len(HARMONICS))),
+                )
+            )
             next_index[d] += count
         clock += int(span)
     return [
-        StreamPlan(user=user, device=device, clock_offset_ns=clock_offsets[d],
-                   grid_offsets=grid_offsets[d],
-                   blocks=tuple(block for block in blocks[d] if block.rows))
+        StreamPlan(
+            user=user,
+            device=device,
+            clock_offset_ns=clock_offsets[d],
+            grid_offsets=grid_offsets[d],
+            blocks=tuple(block for block in blocks[d] if block.rows),
+        )
         for d, device in enumerate(DEVICES)
     ]
 

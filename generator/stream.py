@@ -78,8 +78,14 @@ def stream_chunks(plan: DatasetPlan, stream_id: int) -> Iterator[Chunk]:
             yield chunk
 
 
-def _block_pieces(seed: int, stream_id: int, block_id: int, stream: StreamPlan,
-                  block: DeviceBlock, arrival_floor: int) -> Iterator[Chunk]:
+def _block_pieces(
+    seed: int,
+    stream_id: int,
+    block_id: int,
+    stream: StreamPlan,
+    block: DeviceBlock,
+    arrival_floor: int,
+) -> Iterator[Chunk]:
     label = stream_id * len(ACTIVITIES) + ACTIVITIES.index(block.gt)
     elapsed = 0.0  # ns since the block's start, of the previous sample
     noise_tail: np.ndarray | None = None
@@ -106,7 +112,7 @@ def _block_pieces(seed: int, stream_id: int, block_id: int, stream: StreamPlan,
         if noise_tail is None:
             noise_tail = rng.standard_normal((NOISE_TAPS - 1, 3))
         white = np.concatenate([noise_tail, rng.standard_normal((count, 3))])
-        noise_tail = white[-(NOISE_TAPS - 1):]
+        noise_tail = white[-(NOISE_TAPS - 1) :]
         noise = np.stack(
             [np.convolve(white[:, axis], NOISE_KERNEL, mode="valid") for axis in range(3)],
             axis=1,
@@ -124,7 +130,9 @@ def _block_pieces(seed: int, stream_id: int, block_id: int, stream: StreamPlan,
             creation_ns=sample_ns + stream.clock_offset_ns,
             sample_index=np.arange(block.first_index + first, block.first_index + first + count),
             label=np.full(count, label, dtype=np.int16),
-            kx=grid[:, 0], ky=grid[:, 1], kz=grid[:, 2],
+            kx=grid[:, 0],
+            ky=grid[:, 1],
+            kz=grid[:, 2],
         )
 
 

@@ -80,8 +80,9 @@ def grid_value_text(grid: int) -> str:
     shortest = np.format_float_positional(np.float32(grid / GRID), unique=True)
     if 0 < abs(grid) < SMALL_GRID:
         digits = Decimal(shortest)
-        digits = digits.quantize(Decimal(1).scaleb(digits.adjusted() - (SMALL_DIGITS - 1)),
-                                 rounding=ROUND_HALF_EVEN)
+        digits = digits.quantize(
+            Decimal(1).scaleb(digits.adjusted() - (SMALL_DIGITS - 1)), rounding=ROUND_HALF_EVEN
+        )
         shortest = format(digits, "f")
     return java_double(float(shortest))
 
@@ -199,8 +200,9 @@ def write_dataset(
     plan = plan_dataset(rows, seed)
     names, tid = layout_names(files, seed)
     paths = [folder / name for name in names]
-    logger.info("generating %s rows in %d part files into %s (seed %d)",
-                f"{rows:,}", files, folder, seed)
+    logger.info(
+        "generating %s rows in %d part files into %s (seed %d)", f"{rows:,}", files, folder, seed
+    )
     try:
         (folder / f"_started_{tid}").write_bytes(b"")
         written = _write_parts(plan, paths, on_rows)
@@ -215,19 +217,24 @@ def write_dataset(
         raise
     logger.debug("wrote %d rows", written)
     size = sum(path.stat().st_size for path in paths)
-    return SynthResult(folder=folder, rows=rows, part_files=tuple(paths), bytes_written=size,
-                       seconds=time.perf_counter() - started)
+    return SynthResult(
+        folder=folder,
+        rows=rows,
+        part_files=tuple(paths),
+        bytes_written=size,
+        seconds=time.perf_counter() - started,
+    )
 
 
-def _write_parts(plan: DatasetPlan, paths: list[Path],
-                 on_rows: Callable[[int], None] | None) -> int:
+def _write_parts(
+    plan: DatasetPlan, paths: list[Path], on_rows: Callable[[int], None] | None
+) -> int:
     writer = RowWriter(plan)
     files = len(paths)
     written = 0
     with ExitStack() as stack:
         outputs: list[TextIO] = [
-            stack.enter_context(path.open("w", encoding="ascii", newline="\n"))
-            for path in paths
+            stack.enter_context(path.open("w", encoding="ascii", newline="\n")) for path in paths
         ]
         for chunk in merged_chunks(plan):
             for first in range(0, len(chunk), FORMAT_ROWS):
@@ -258,8 +265,11 @@ def _prepare_folder(folder: Path, force: bool) -> bool:
     if not force:
         msg = f"{folder} is not empty: pass --force to replace the data set in it"
         raise ConfigError(msg)
-    others = [entry.name for entry in entries
-              if not (entry.is_file() and _DATASET_FILE.fullmatch(entry.name))]
+    others = [
+        entry.name
+        for entry in entries
+        if not (entry.is_file() and _DATASET_FILE.fullmatch(entry.name))
+    ]
     if others:
         msg = f"{folder} holds files that are not part of a data set ({others[0]}); not replacing"
         raise ConfigError(msg)
@@ -303,8 +313,13 @@ def _progress(total: int) -> Iterator[Callable[[int], None]]:
         if now - state["logged"] >= LOG_EVERY_S:
             state["logged"] = now
             rate = state["done"] / max(now - state["start"], 1e-9)
-            logger.info("synth: %s / %s rows (%.0f%%), %s rows/s", f"{state['done']:,}",
-                        f"{total:,}", 100 * state["done"] / total, f"{rate:,.0f}")
+            logger.info(
+                "synth: %s / %s rows (%.0f%%), %s rows/s",
+                f"{state['done']:,}",
+                f"{total:,}",
+                100 * state["done"] / total,
+                f"{rate:,.0f}",
+            )
 
     yield advance
 
@@ -312,7 +327,8 @@ def _progress(total: int) -> Iterator[Callable[[int], None]]:
 def register(subparsers: Commands) -> None:
     """Add the `data` command group."""
     data = subparsers.add_parser(
-        "data", help="HHAR data sets: generate one like the real activity-data folder",
+        "data",
+        help="HHAR data sets: generate one like the real activity-data folder",
         description="Work with HHAR data folders.",
     )
     actions = data.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -326,18 +342,33 @@ def register(subparsers: Commands) -> None:
             "real set; smaller sizes keep the shares."
         ),
     )
-    add_setting(synth, "--out", field="data", metavar="DIR",
-                help="folder to write (created if missing)")
+    add_setting(
+        synth, "--out", field="data", metavar="DIR", help="folder to write (created if missing)"
+    )
     add_setting(synth, "--seed", field="seed", type=int)
     size = synth.add_mutually_exclusive_group()
-    size.add_argument("--rows", type=int, metavar="N",
-                      help=f"rows in all (default: {REAL_ROWS:,}, the real count)")
-    size.add_argument("--size", choices=sorted(SIZES), metavar="{" + ",".join(SIZES) + "}",
-                      help="a named size: " + ", ".join(f"{k} = {v:,}" for k, v in SIZES.items()))
-    synth.add_argument("--files", type=int, default=REAL_FILES, metavar="F",
-                       help=f"part files (default: {REAL_FILES}, as the real folder)")
-    synth.add_argument("--force", action="store_true",
-                       help="replace the data set already in the folder")
+    size.add_argument(
+        "--rows",
+        type=int,
+        metavar="N",
+        help=f"rows in all (default: {REAL_ROWS:,}, the real count)",
+    )
+    size.add_argument(
+        "--size",
+        choices=sorted(SIZES),
+        metavar="{" + ",".join(SIZES) + "}",
+        help="a named size: " + ", ".join(f"{k} = {v:,}" for k, v in SIZES.items()),
+    )
+    synth.add_argument(
+        "--files",
+        type=int,
+        default=REAL_FILES,
+        metavar="F",
+        help=f"part files (default: {REAL_FILES}, as the real folder)",
+    )
+    synth.add_argument(
+        "--force", action="store_true", help="replace the data set already in the folder"
+    )
     synth.set_defaults(func=_synth)
 
 
@@ -345,9 +376,17 @@ def _synth(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     rows = args.rows if args.rows is not None else SIZES[args.size or "full"]
     with _progress(rows) as advance:
-        result = write_dataset(settings.data, rows=rows, files=args.files, seed=settings.seed,
-                               force=args.force, on_rows=advance)
-    print(f"wrote {result.rows:,} rows in {len(result.part_files)} part files "
-          f"({result.bytes_written / 1e6:,.1f} MB) to {result.folder} "
-          f"in {result.seconds:.1f} s")
+        result = write_dataset(
+            settings.data,
+            rows=rows,
+            files=args.files,
+            seed=settings.seed,
+            force=args.force,
+            on_rows=advance,
+        )
+    print(
+        f"wrote {result.rows:,} rows in {len(result.part_files)} part files "
+        f"({result.bytes_written / 1e6:,.1f} MB) to {result.folder} "
+        f"in {result.seconds:.1f} s"
+    )
     return 0

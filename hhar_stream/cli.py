@@ -58,15 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     schema = subparsers.add_parser(
         "schema", help="print the event schema as Spark's printSchema tree"
     )
-    schema.add_argument(
-        "--json-schema", action="store_true", help="print the JSON Schema instead"
-    )
+    schema.add_argument("--json-schema", action="store_true", help="print the JSON Schema instead")
     schema.set_defaults(func=_schema)
 
     config = subparsers.add_parser("config", help="print the effective settings")
     config.add_argument("--json", action="store_true", help="as JSON (secrets masked)")
     config.add_argument(
-        "--reference", action="store_true",
+        "--reference",
+        action="store_true",
         help="print the reference table of every setting (Markdown, as in README.md)",
     )
     config.set_defaults(func=_config)
@@ -98,8 +97,10 @@ def settings_reference() -> str:
     lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
     for field, info in Settings.model_fields.items():
         shown = default_text(field)
-        lines.append(f"| `{env_var(field)}` | {f'`{shown}`' if shown != '' else '(unset)'} "
-                     f"| {info.description} |")
+        lines.append(
+            f"| `{env_var(field)}` | {f'`{shown}`' if shown != '' else '(unset)'} "
+            f"| {info.description} |"
+        )
     return "\n".join(lines) + "\n"
 
 

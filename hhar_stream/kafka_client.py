@@ -37,9 +37,12 @@ ADMIN_TIMEOUT = 30.0
 """Seconds an admin operation (create, delete) may take."""
 
 _UNREACHABLE = frozenset({KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE, KafkaError._TRANSPORT})
-_AUTHENTICATION_FAILED = frozenset({
-    KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED,
-})
+_AUTHENTICATION_FAILED = frozenset(
+    {
+        KafkaError._AUTHENTICATION,
+        KafkaError.SASL_AUTHENTICATION_FAILED,
+    }
+)
 
 
 # --- is the broker there? -------------------------------------------------------------------
@@ -49,8 +52,11 @@ def broker_answers(
     """True when a Kafka broker at `bootstrap` answers a metadata request (prints nothing)."""
     config = dict(client_config or {})
     # log_level 0: a probe of a broker that is still starting should not print "refused".
-    config |= {"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000),
-               "log_level": 0}
+    config |= {
+        "bootstrap.servers": bootstrap,
+        "socket.timeout.ms": int(timeout * 1000),
+        "log_level": 0,
+    }
     try:
         AdminClient(config).list_topics(timeout=timeout)
     except KafkaException:
@@ -90,8 +96,9 @@ def check_broker(settings: Settings, timeout: float = REACH_TIMEOUT) -> None:
             raise BrokerError(msg)
         causes = [error for error in reported if error.code() in _UNREACHABLE]
         if causes or time.monotonic() >= deadline:
-            detail = min(causes, key=lambda error: error.code() != KafkaError._TRANSPORT,
-                         default=failure).str()
+            detail = min(
+                causes, key=lambda error: error.code() != KafkaError._TRANSPORT, default=failure
+            ).str()
             msg = f"cannot reach Kafka at {settings.bootstrap}: {detail}"
             raise BrokerError(msg)
 
@@ -171,8 +178,9 @@ def ensure_topics(settings: Settings, specs: Mapping[str, TopicSpec]) -> list[st
     admin = admin_client(settings)  # must outlive its futures
     existing = list_topics(settings)
     missing = [
-        NewTopic(name, spec.partitions, settings.replication_factor,
-                 config=full_config(settings, spec))
+        NewTopic(
+            name, spec.partitions, settings.replication_factor, config=full_config(settings, spec)
+        )
         for name, spec in specs.items()
         if name not in existing
     ]
@@ -204,9 +212,15 @@ def _wait_for_leaders(admin: AdminClient, topics: list[str]) -> None:
     for topic in topics:
         while True:
             metadata = admin.list_topics(topic, timeout=REACH_TIMEOUT).topics.get(topic)
-            if metadata is not None and metadata.error is None and metadata.partitions and all(
+            if (
+                metadata is not None
+                and metadata.error is None
+                and metadata.partitions
+                and all(
                     partition.leader >= 0 and partition.error is None
-                    for partition in metadata.partitions.values()):
+                    for partition in metadata.partitions.values()
+                )
+            ):
                 break
             if time.monotonic() > deadline:
                 msg = f"topic {topic} has partitions without a leader after {ADMIN_TIMEOUT:.0f} s"
@@ -233,8 +247,10 @@ def wait_for_brokers(settings: Settings, count: int, timeout: float) -> None:
         if time.monotonic() >= deadline:
             if brokers == 0:
                 check_broker(settings, timeout=1.0)
-            msg = (f"Kafka at {settings.bootstrap} lists {brokers} broker(s) after "
-                   f"{timeout:.0f} s, fewer than the {count} the topics need")
+            msg = (
+                f"Kafka at {settings.bootstrap} lists {brokers} broker(s) after "
+                f"{timeout:.0f} s, fewer than the {count} the topics need"
+            )
             raise BrokerError(msg)
         time.sleep(0.5)
 
@@ -280,17 +296,24 @@ def align_topic_configs(
     changes: dict[str, dict[str, tuple[str | None, str]]] = {}
     for name, current in topic_configs(settings, existing).items():
         wanted = full_config(settings, specs[name])
-        differ = {key: (current.get(key), value) for key, value in wanted.items()
-                  if current.get(key) != value}
+        differ = {
+            key: (current.get(key), value)
+            for key, value in wanted.items()
+            if current.get(key) != value
+        }
         if differ:
             changes[name] = differ
     if not changes:
         return {}
     resources = [
-        ConfigResource(ResourceType.TOPIC, name, incremental_configs=[
-            ConfigEntry(key, new, incremental_operation=AlterConfigOpType.SET)
-            for key, (_, new) in differ.items()
-        ])
+        ConfigResource(
+            ResourceType.TOPIC,
+            name,
+            incremental_configs=[
+                ConfigEntry(key, new, incremental_operation=AlterConfigOpType.SET)
+                for key, (_, new) in differ.items()
+            ],
+        )
         for name, differ in changes.items()
     ]
     admin = admin_client(settings)  # must outlive its futures
@@ -301,8 +324,11 @@ def align_topic_configs(
         except KafkaException as error:
             msg = f"cannot change the configs of topic {resource.name}: {error.args[0].str()}"
             raise BrokerError(msg) from None
-        logger.info("topic %s: set %s", resource.name, ", ".join(
-            f"{key}={new}" for key, (_, new) in changes[resource.name].items()))
+        logger.info(
+            "topic %s: set %s",
+            resource.name,
+            ", ".join(f"{key}={new}" for key, (_, new) in changes[resource.name].items()),
+        )
     return changes
 
 
@@ -324,16 +350,21 @@ def prepare_topics(settings: Settings, specs: Mapping[str, TopicSpec]) -> list[s
         configs = ", ".join(f"{key}={value}" for key, value in full_config(settings, spec).items())
         partitions = len(metadata[name].partitions) if name in metadata else 0
         if name in created:
-            lines.append(f"created topic {name}: {spec.partitions} partitions, replication "
-                         f"factor {settings.replication_factor}, {configs}")
+            lines.append(
+                f"created topic {name}: {spec.partitions} partitions, replication "
+                f"factor {settings.replication_factor}, {configs}"
+            )
             continue
-        done = "; ".join(f"set {key}={new} (was {old})"
-                         for key, (old, new) in changed.get(name, {}).items())
-        lines.append(f"topic {name} exists: {done}" if done else
-                     f"topic {name} exists with {configs}")
+        done = "; ".join(
+            f"set {key}={new} (was {old})" for key, (old, new) in changed.get(name, {}).items()
+        )
+        lines.append(
+            f"topic {name} exists: {done}" if done else f"topic {name} exists with {configs}"
+        )
         if partitions != spec.partitions:
-            lines.append(f"topic {name} has {partitions} partitions, not {spec.partitions}: "
-                         f"left as is")
+            lines.append(
+                f"topic {name} has {partitions} partitions, not {spec.partitions}: left as is"
+            )
     return lines
 
 
@@ -366,7 +397,9 @@ def delete_topics(settings: Settings, topics: Iterable[str]) -> list[str]:
 
 
 def watermark_offsets(
-    settings: Settings, topic: str, partitions: Iterable[int] | None = None,
+    settings: Settings,
+    topic: str,
+    partitions: Iterable[int] | None = None,
     timeout: float = REACH_TIMEOUT,
 ) -> dict[int, tuple[int, int]]:
     """(earliest, end) offsets of the partitions of `topic` (default: all of them).
@@ -374,14 +407,16 @@ def watermark_offsets(
     Raises:
         BrokerError: when the broker does not answer.
     """
-    consumer = Consumer(settings.kafka_client_config() | {
-        "group.id": "hhar-offsets", "enable.auto.commit": False})
+    consumer = Consumer(
+        settings.kafka_client_config() | {"group.id": "hhar-offsets", "enable.auto.commit": False}
+    )
     try:
         if partitions is None:
             partitions = consumer.list_topics(topic, timeout=timeout).topics[topic].partitions
         return {
             number: consumer.get_watermark_offsets(
-                TopicPartition(topic, number), timeout=timeout, cached=False)
+                TopicPartition(topic, number), timeout=timeout, cached=False
+            )
             for number in partitions
         }
     except KafkaException as error:

@@ -12,8 +12,15 @@ from .settings import SETTING_ERROR, Settings, env_var
 
 _PREFIX = "setting__"
 
-__all__ = ["Commands", "Flags", "add_setting", "default_text", "describe_settings_error", "env_var",
-           "settings_from_args"]
+__all__ = [
+    "Commands",
+    "Flags",
+    "add_setting",
+    "default_text",
+    "describe_settings_error",
+    "env_var",
+    "settings_from_args",
+]
 
 
 def default_text(field: str) -> str:
@@ -22,7 +29,8 @@ def default_text(field: str) -> str:
     if default in (None, "", ()) or field == "sasl_password":
         return ""
     shown = Settings.__pydantic_serializer__.to_python(
-        Settings.model_construct(**{field: default}), include={field}, mode="json")[field]
+        Settings.model_construct(**{field: default}), include={field}, mode="json"
+    )[field]
     return str(shown)
 
 

@@ -42,15 +42,31 @@ def _refuse(message: str) -> PydanticCustomError:
 
 
 _UNITS = {
-    "ms": "millisecond", "millisecond": "millisecond", "milliseconds": "millisecond",
-    "s": "second", "sec": "second", "second": "second", "seconds": "second",
-    "m": "minute", "min": "minute", "minute": "minute", "minutes": "minute",
-    "h": "hour", "hour": "hour", "hours": "hour",
-    "d": "day", "day": "day", "days": "day",
+    "ms": "millisecond",
+    "millisecond": "millisecond",
+    "milliseconds": "millisecond",
+    "s": "second",
+    "sec": "second",
+    "second": "second",
+    "seconds": "second",
+    "m": "minute",
+    "min": "minute",
+    "minute": "minute",
+    "minutes": "minute",
+    "h": "hour",
+    "hour": "hour",
+    "hours": "hour",
+    "d": "day",
+    "day": "day",
+    "days": "day",
 }
-_UNIT = {"day": dt.timedelta(days=1), "hour": dt.timedelta(hours=1),
-         "minute": dt.timedelta(minutes=1), "second": dt.timedelta(seconds=1),
-         "millisecond": dt.timedelta(milliseconds=1)}
+_UNIT = {
+    "day": dt.timedelta(days=1),
+    "hour": dt.timedelta(hours=1),
+    "minute": dt.timedelta(minutes=1),
+    "second": dt.timedelta(seconds=1),
+    "millisecond": dt.timedelta(milliseconds=1),
+}
 _INTERVAL = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-z]+)\s*$")
 
 
@@ -78,8 +94,11 @@ def format_duration(duration: dt.timedelta) -> str:
     return f"{round(duration / _UNIT['millisecond'])} milliseconds"
 
 
-Duration = Annotated[dt.timedelta, BeforeValidator(_parse_duration),
-                     PlainSerializer(format_duration, return_type=str)]
+Duration = Annotated[
+    dt.timedelta,
+    BeforeValidator(_parse_duration),
+    PlainSerializer(format_duration, return_type=str),
+]
 """A positive duration, given as ``1s``, ``500ms``, ``10 minutes``..."""
 
 
@@ -97,8 +116,12 @@ def _join(names: tuple[str, ...]) -> str:
     return ",".join(names)
 
 
-NameList = Annotated[tuple[str, ...], NoDecode, BeforeValidator(_parse_names),
-                     PlainSerializer(_join, return_type=str)]
+NameList = Annotated[
+    tuple[str, ...],
+    NoDecode,
+    BeforeValidator(_parse_names),
+    PlainSerializer(_join, return_type=str),
+]
 """A non-empty comma-separated list of names."""
 
 Sink = Literal["kafka", "memory", "console"]
@@ -109,14 +132,20 @@ def _parse_sinks(value: Any, info: ValidationInfo) -> tuple[str, ...]:
     chosen = _parse_names(value, info) if value not in ("", ()) else ()
     unknown = [item for item in chosen if item not in SINKS]
     if unknown or not chosen:
-        msg = (f"invalid sink {', '.join(unknown) or value!r} ({env_var('sink')}): "
-               f"choose any of {', '.join(SINKS)}")
+        msg = (
+            f"invalid sink {', '.join(unknown) or value!r} ({env_var('sink')}): "
+            f"choose any of {', '.join(SINKS)}"
+        )
         raise _refuse(msg)
     return tuple(sink for sink in SINKS if sink in chosen)
 
 
-SinkList = Annotated[tuple[Sink, ...], NoDecode, BeforeValidator(_parse_sinks),
-                     PlainSerializer(_join, return_type=str)]
+SinkList = Annotated[
+    tuple[Sink, ...],
+    NoDecode,
+    BeforeValidator(_parse_sinks),
+    PlainSerializer(_join, return_type=str),
+]
 """Some of `SINKS`, comma-separated, kept in their canonical order."""
 
 
@@ -277,9 +306,7 @@ class Settings(BaseSettings):
     dashboard_port: int = Field(8050, ge=1, le=65535, description="port of the dashboard")
 
     # --- people -------------------------------------------------------------------------------
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
-        "INFO", description="log level"
-    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
 
     @field_validator("bootstrap")
     @classmethod
@@ -313,8 +340,7 @@ class Settings(BaseSettings):
             secret = getattr(self, field)
             if isinstance(secret, SecretStr):
                 values[field] = secret.get_secret_value()
-        return {env_var(field): str(values[field]) for field in fields
-                if values[field] is not None}
+        return {env_var(field): str(values[field]) for field in fields if values[field] is not None}
 
     # --- derived values -----------------------------------------------------------------------
     @property

@@ -69,7 +69,7 @@ class View:
         kept = [r for r in records if self.keep is None or self.keep(r)]
         ordered = sorted(kept, key=self.order)
         if self.last is not None:
-            ordered = ordered[-self.last:]
+            ordered = ordered[-self.last :]
         return [list(self.cells(record)) for record in ordered]
 
 
@@ -113,8 +113,10 @@ def _stairs_parameters(settings: Settings) -> dict[str, Any]:
 
 def window_parameters(settings: Settings) -> dict[str, Any]:
     """``windowed_activity``'s window and watermark delay, as Spark spells them."""
-    return {"window": format_duration(settings.window),
-            "watermark": format_duration(settings.watermark)}
+    return {
+        "window": format_duration(settings.window),
+        "watermark": format_duration(settings.watermark),
+    }
 
 
 def window_milliseconds(settings: Settings) -> tuple[int, int]:
@@ -140,70 +142,137 @@ def _stats_cells(r: ActivityStats) -> tuple[str, ...]:
     return (r.gt, r.model, _number(r.x_avg), _number(r.y_avg), _number(r.z_avg), str(r.count))
 
 
-CATALOGUE: dict[str, Query] = {query.name: query for query in (
-    Query(
-        "total_count", "complete", "totals",
-        View(("count",), lambda r: (str(r.count),), order=lambda r: 0),
-        on_events=q.total_count, derive=derive.total_count,
-    ),
-    Query(
-        "device_activity", "complete", "totals",
-        View(("Device", "gt", "count"), lambda r: (r.device, r.gt, str(r.count)),
-             order=lambda r: (-r.count, r.device, r.gt)),
-        on_events=q.device_activity, derive=derive.device_activity,
-    ),
-    Query(
-        "device_activity_cube", "complete", "totals", _COUNTS_VIEW,
-        on_events=q.device_activity_cube, derive=derive.device_activity_cube,
-    ),
-    Query(
-        "device_activity_rollup", "complete", "totals", _COUNTS_VIEW,
-        on_events=q.device_activity_rollup, derive=derive.device_activity_rollup,
-    ),
-    Query(
-        "stairs_by_user", "update", "totals",
-        View(("User", "count"), lambda r: (r.user, str(r.count)), order=lambda r: r.user),
-        on_events=q.stairs_by_user, derive=derive.stairs_by_user,
-        parameters=_stairs_parameters,
-    ),
-    Query(
-        "activity_stats", "complete", "totals",
-        View(_STATS_COLUMNS, _stats_cells, order=lambda r: (r.gt, r.model),
-             title="{name} where x_avg > 0", keep=lambda r: r.x_avg > 0),
-        on_events=q.activity_stats, derive=derive.activity_stats,
-    ),
-    Query(
-        "live_vs_historical", "complete", "totals",
-        View(
-            ("gt", "Model", "x live", "x hist", "y live", "y hist", "z live", "z hist",
-             "count live", "count hist"),
-            lambda r: (
-                r.gt, r.model, _number(r.x_avg), _number(r.historical_x_avg),
-                _number(r.y_avg), _number(r.historical_y_avg),
-                _number(r.z_avg), _number(r.historical_z_avg), str(r.count),
-                "-" if r.historical_count is None else str(r.historical_count),
-            ),
-            order=lambda r: (r.gt, r.model),
+CATALOGUE: dict[str, Query] = {
+    query.name: query
+    for query in (
+        Query(
+            "total_count",
+            "complete",
+            "totals",
+            View(("count",), lambda r: (str(r.count),), order=lambda r: 0),
+            on_events=q.total_count,
+            derive=derive.total_count,
         ),
-        on_events=q.live_vs_historical, derive=derive.live_vs_historical, uses_history=True,
-    ),
-    Query(
-        "windowed_activity", "append", "windows",
-        View(("window_start", "window_end", "Device", "gt", "count"),
-             lambda r: (_time(r.window_start), r.window_end.strftime("%H:%M:%S"), r.device,
-                        r.gt, str(r.count)),
-             order=lambda r: (r.window_start, r.device, r.gt),
-             title="{name} (last 8 rows)", last=8),
-        on_events=q.windowed_activity, parameters=window_parameters,
-    ),
-    Query(
-        "bad_records", "append", "messages",
-        View(("partition", "offset", "reason"),
-             lambda r: (str(r.partition), str(r.offset), r.reason[:60]),
-             order=lambda r: (r.partition, r.offset),
-             title="{name} ({count} set aside; last 5)", last=5),
-    ),
-)}
+        Query(
+            "device_activity",
+            "complete",
+            "totals",
+            View(
+                ("Device", "gt", "count"),
+                lambda r: (r.device, r.gt, str(r.count)),
+                order=lambda r: (-r.count, r.device, r.gt),
+            ),
+            on_events=q.device_activity,
+            derive=derive.device_activity,
+        ),
+        Query(
+            "device_activity_cube",
+            "complete",
+            "totals",
+            _COUNTS_VIEW,
+            on_events=q.device_activity_cube,
+            derive=derive.device_activity_cube,
+        ),
+        Query(
+            "device_activity_rollup",
+            "complete",
+            "totals",
+            _COUNTS_VIEW,
+            on_events=q.device_activity_rollup,
+            derive=derive.device_activity_rollup,
+        ),
+        Query(
+            "stairs_by_user",
+            "update",
+            "totals",
+            View(("User", "count"), lambda r: (r.user, str(r.count)), order=lambda r: r.user),
+            on_events=q.stairs_by_user,
+            derive=derive.stairs_by_user,
+            parameters=_stairs_parameters,
+        ),
+        Query(
+            "activity_stats",
+            "complete",
+            "totals",
+            View(
+                _STATS_COLUMNS,
+                _stats_cells,
+                order=lambda r: (r.gt, r.model),
+                title="{name} where x_avg > 0",
+                keep=lambda r: r.x_avg > 0,
+            ),
+            on_events=q.activity_stats,
+            derive=derive.activity_stats,
+        ),
+        Query(
+            "live_vs_historical",
+            "complete",
+            "totals",
+            View(
+                (
+                    "gt",
+                    "Model",
+                    "x live",
+                    "x hist",
+                    "y live",
+                    "y hist",
+                    "z live",
+                    "z hist",
+                    "count live",
+                    "count hist",
+                ),
+                lambda r: (
+                    r.gt,
+                    r.model,
+                    _number(r.x_avg),
+                    _number(r.historical_x_avg),
+                    _number(r.y_avg),
+                    _number(r.historical_y_avg),
+                    _number(r.z_avg),
+                    _number(r.historical_z_avg),
+                    str(r.count),
+                    "-" if r.historical_count is None else str(r.historical_count),
+                ),
+                order=lambda r: (r.gt, r.model),
+            ),
+            on_events=q.live_vs_historical,
+            derive=derive.live_vs_historical,
+            uses_history=True,
+        ),
+        Query(
+            "windowed_activity",
+            "append",
+            "windows",
+            View(
+                ("window_start", "window_end", "Device", "gt", "count"),
+                lambda r: (
+                    _time(r.window_start),
+                    r.window_end.strftime("%H:%M:%S"),
+                    r.device,
+                    r.gt,
+                    str(r.count),
+                ),
+                order=lambda r: (r.window_start, r.device, r.gt),
+                title="{name} (last 8 rows)",
+                last=8,
+            ),
+            on_events=q.windowed_activity,
+            parameters=window_parameters,
+        ),
+        Query(
+            "bad_records",
+            "append",
+            "messages",
+            View(
+                ("partition", "offset", "reason"),
+                lambda r: (str(r.partition), str(r.offset), r.reason[:60]),
+                order=lambda r: (r.partition, r.offset),
+                title="{name} ({count} set aside; last 5)",
+                last=5,
+            ),
+        ),
+    )
+}
 """Every query, in the order they are started and shown; ``bad_records`` always runs."""
 
 BAD_RECORDS = "bad_records"

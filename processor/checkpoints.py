@@ -155,8 +155,9 @@ class QueryCheckpoint:
         return self.files.path(self.query)
 
     def _batches(self, log: str) -> list[int]:
-        return sorted(int(name) for name in self.files.names(f"{self.query}/{log}")
-                      if name.isdigit())
+        return sorted(
+            int(name) for name in self.files.names(f"{self.query}/{log}") if name.isdigit()
+        )
 
     def started_batches(self) -> list[int]:
         """Batch ids in Spark's offset log (a batch is logged there before it runs)."""
@@ -223,8 +224,9 @@ class QueryCheckpoint:
         """
         if self.started_batches():
             return []
-        folders = [f"{self.query}/{name}" for name in (*_SPARK_LOGS, _SPARK_STATE,
-                                                      ENGINE_STATE_DIR)]
+        folders = [
+            f"{self.query}/{name}" for name in (*_SPARK_LOGS, _SPARK_STATE, ENGINE_STATE_DIR)
+        ]
         found = [relative for folder in folders for relative in self.files.files_below(folder)]
         if any(not _TEMPORARY.match(relative.rpartition("/")[2]) for relative in found):
             return []
@@ -234,7 +236,8 @@ class QueryCheckpoint:
         if removed:
             logger.warning(
                 "query %s: removed what a crash during its first batch left in %s: %s",
-                self.query, self.location,
+                self.query,
+                self.location,
                 ", ".join(relative.removeprefix(f"{self.query}/") for relative in removed),
             )
         return removed

@@ -39,15 +39,20 @@ def register(subparsers: Commands) -> None:
     )
     add_setting(process, "--bootstrap", field="bootstrap")
     add_setting(process, "--topic", field="topic")
-    add_setting(process, "--queries", field="queries",
-                help="all, or a comma-separated list; -name leaves one out (all,-stairs_by_user)")
+    add_setting(
+        process,
+        "--queries",
+        field="queries",
+        help="all, or a comma-separated list; -name leaves one out (all,-stairs_by_user)",
+    )
     add_setting(process, "--engine", field="engine", choices=["fused", "per-query"])
     add_setting(process, "--sink", field="sink")
     add_setting(process, "--trigger", field="trigger", help="micro-batch interval (1s, 500ms)")
     add_setting(process, "--available-now", field="available_now")
     add_setting(process, "--max-offsets-per-trigger", field="max_offsets_per_trigger", type=int)
-    add_setting(process, "--starting-offsets", field="starting_offsets",
-                choices=["earliest", "latest"])
+    add_setting(
+        process, "--starting-offsets", field="starting_offsets", choices=["earliest", "latest"]
+    )
     add_setting(process, "--fail-on-data-loss", field="fail_on_data_loss")
     add_setting(process, "--checkpoint", field="checkpoint")
     add_setting(process, "--history", field="history")
@@ -61,7 +66,8 @@ def register(subparsers: Commands) -> None:
     add_setting(process, "--spark-ui", field="spark_ui")
     add_setting(process, "--spark-ui-port", field="spark_ui_port", type=int)
     process.add_argument(
-        "--reset", action="store_true",
+        "--reset",
+        action="store_true",
         help="start over: delete the selected queries' checkpoints and result topics",
     )
     process.add_argument("--json", action="store_true", help="print the final summary as JSON")
@@ -72,11 +78,16 @@ def register(subparsers: Commands) -> None:
         help="profile a data set: inventory, schema, counts, describe, partitions",
         description="The static profile of an HHAR folder, file or glob of JSON lines.",
     )
-    add_setting(profile, "--source", field="source",
-                help="folder, file or glob to profile (default: the data folder)")
+    add_setting(
+        profile,
+        "--source",
+        field="source",
+        help="folder, file or glob to profile (default: the data folder)",
+    )
     add_setting(profile, "--data", field="data")
-    profile.add_argument("--repartition", type=int, metavar="N",
-                         help="also show the partitions after repartition(N)")
+    profile.add_argument(
+        "--repartition", type=int, metavar="N", help="also show the partitions after repartition(N)"
+    )
     profile.add_argument("--json", action="store_true", help="print JSON for machines")
     _spark_options(profile)
     profile.set_defaults(func=_profile)
@@ -151,11 +162,17 @@ def _shut_down(processor: Any, spark: Any) -> None:
 
 
 def _watch_with_progress(processor: Any, stop: threading.Event) -> None:
-    columns = (SpinnerColumn(), TextColumn("{task.description:<24}"),
-               TextColumn("{task.fields[text]}"), TimeElapsedColumn())
+    columns = (
+        SpinnerColumn(),
+        TextColumn("{task.description:<24}"),
+        TextColumn("{task.fields[text]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=Console(stderr=True)) as progress:
-        tasks = {name: progress.add_task(name, total=None, text="starting")
-                 for name in processor.streaming_names()}
+        tasks = {
+            name: progress.add_task(name, total=None, text="starting")
+            for name in processor.streaming_names()
+        }
         started = time.monotonic()
         while True:
             done = processor.wait(_POLL_SECONDS)
@@ -181,8 +198,13 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
     for column in ("query", "batches", "input rows", "bad", "late"):
         table.add_column(column, justify="left" if column == "query" else "right")
     for name, query in summary["queries"].items():
-        table.add_row(name, *(f"{query.get(key, 0):,}" for key in
-                              ("batches", "input_rows", "bad_records", "late_rows")))
+        table.add_row(
+            name,
+            *(
+                f"{query.get(key, 0):,}"
+                for key in ("batches", "input_rows", "bad_records", "late_rows")
+            ),
+        )
     console = Console(file=sys.stdout)
     console.print(table)
     rate = summary["events_per_second"]
@@ -191,8 +213,10 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
         + (f" ({rate:,.0f} events/s)" if rate else "")
     )
     if summary["skipped_events"]:
-        console.print(f"{summary['skipped_events']:,} unread events skipped: Kafka had removed "
-                      f"them (fail_on_data_loss is off)")
+        console.print(
+            f"{summary['skipped_events']:,} unread events skipped: Kafka had removed "
+            f"them (fail_on_data_loss is off)"
+        )
 
 
 def _profile(args: argparse.Namespace) -> int:
@@ -205,7 +229,9 @@ def _profile(args: argparse.Namespace) -> int:
     spark = build_session(settings, app_name="hhar-profile")
     try:
         result = profile_dataset(
-            spark, source, repartition=args.repartition,
+            spark,
+            source,
+            repartition=args.repartition,
             shuffle_partitions=settings.shuffle_partitions,
         )
     finally:

@@ -41,8 +41,10 @@ def _per_device_and_gt(totals: FineTotals) -> dict[tuple[str, str], int]:
 
 def device_activity(totals: FineTotals) -> list[Row]:
     """Events per (Device, gt)."""
-    return [{"Device": device, "gt": gt, "count": count}
-            for (device, gt), count in _per_device_and_gt(totals).items()]
+    return [
+        {"Device": device, "gt": gt, "count": count}
+        for (device, gt), count in _per_device_and_gt(totals).items()
+    ]
 
 
 def _subtotals(totals: FineTotals, with_gt_subtotals: bool) -> list[Row]:
@@ -55,8 +57,7 @@ def _subtotals(totals: FineTotals, with_gt_subtotals: bool) -> list[Row]:
     rows = [{"Device": d, "gt": g, "grouping_id": 0, "count": n} for (d, g), n in cells.items()]
     rows += [{"Device": d, "gt": None, "grouping_id": 1, "count": n} for d, n in per_device.items()]
     if with_gt_subtotals:
-        rows += [{"Device": None, "gt": g, "grouping_id": 2, "count": n}
-                 for g, n in per_gt.items()]
+        rows += [{"Device": None, "gt": g, "grouping_id": 2, "count": n} for g, n in per_gt.items()]
     if cells:  # a grouping set over no rows has no row, the grand total included
         rows.append({"Device": None, "gt": None, "grouping_id": 3, "count": sum(cells.values())})
     return rows
@@ -95,14 +96,19 @@ def _stats(totals: FineTotals) -> dict[tuple[str, str], Sums]:
 def activity_stats(totals: FineTotals) -> list[Row]:
     """Mean x, y, z and the count per (gt, Model)."""
     return [
-        {"gt": gt, "Model": model, "x_avg": sx / n, "y_avg": sy / n, "z_avg": sz / n,
-         "count": int(n)}
+        {
+            "gt": gt,
+            "Model": model,
+            "x_avg": sx / n,
+            "y_avg": sy / n,
+            "z_avg": sz / n,
+            "count": int(n),
+        }
         for (gt, model), (n, sx, sy, sz) in _stats(totals).items()
     ]
 
 
-HISTORICAL_FIELDS = ("historical_x_avg", "historical_y_avg", "historical_z_avg",
-                     "historical_count")
+HISTORICAL_FIELDS = ("historical_x_avg", "historical_y_avg", "historical_z_avg", "historical_count")
 
 
 def live_vs_historical(totals: FineTotals, historical: HistoricalStats) -> list[Row]:

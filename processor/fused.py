@@ -56,12 +56,14 @@ WINDOWED = "windowed_activity"
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
-_MESSAGES = StructType([
-    StructField("partition", IntegerType()),
-    StructField("offset", LongType()),
-    StructField("timestamp", TimestampType()),
-    StructField("value", BinaryType()),
-])
+_MESSAGES = StructType(
+    [
+        StructField("partition", IntegerType()),
+        StructField("offset", LongType()),
+        StructField("timestamp", TimestampType()),
+        StructField("value", BinaryType()),
+    ]
+)
 """The columns of the Kafka source the engine reads (`source.MESSAGE_COLUMNS`)."""
 
 _WARM_UP_MESSAGES = [
@@ -136,8 +138,9 @@ class FusedBatches:
         self.emits_windows = any(query.name == WINDOWED for query in run.queries)
         historical = {}
         if run.historical is not None:
-            historical = {(row["gt"], row["Model"]): row.asDict()
-                          for row in run.historical.collect()}
+            historical = {
+                (row["gt"], row["Model"]): row.asDict() for row in run.historical.collect()
+            }
         self.parameters: dict[str, dict[str, Any]] = {}
         for query in self.derived:
             self.parameters[query.name] = query.parameters(run.settings)
@@ -153,20 +156,24 @@ class FusedBatches:
             versions = self.store.of_batch(batch_id)
             aggregate = self._aggregate(messages, batch_id)
             if versions:
-                logger.info("batch %d was merged before the restart: writing its results again",
-                            batch_id)
+                logger.info(
+                    "batch %d was merged before the restart: writing its results again", batch_id
+                )
                 state = versions[-1]
                 closed = [window for version in versions for window in version.closed]
             else:
                 base = self._state_before(batch_id)
-                state = base.merge(batch_id, aggregate.groups, len(aggregate.bad),
-                                   self.window_ms, self.delay_ms)
+                state = base.merge(
+                    batch_id, aggregate.groups, len(aggregate.bad), self.window_ms, self.delay_ms
+                )
                 self.store.save(state)
                 closed = state.closed
             self.state = state
             self._write(state, closed, aggregate.bad, batch_id)
             self.run.status.counted(
-                FUSED_QUERY, batch_id, bad_records=len(aggregate.bad),
+                FUSED_QUERY,
+                batch_id,
+                bad_records=len(aggregate.bad),
                 late_rows=state.batch_late_rows,
                 state_rows=len(state.totals) + len(state.windows),
                 watermark=watermark_text(state.late_watermark_ms),
@@ -178,17 +185,33 @@ class FusedBatches:
         aggregate = BatchAggregate()
         for row in batch_aggregate(messages, self.window_ms).collect():
             if row["ok"]:
-                aggregate.groups.append((
-                    row["Device"], row["gt"], row["Model"], row["User"], row["window_start"],
-                    row["count"], row["x_sum"], row["y_sum"], row["z_sum"], row["latest"]))
+                aggregate.groups.append(
+                    (
+                        row["Device"],
+                        row["gt"],
+                        row["Model"],
+                        row["User"],
+                        row["window_start"],
+                        row["count"],
+                        row["x_sum"],
+                        row["y_sum"],
+                        row["z_sum"],
+                        row["latest"],
+                    )
+                )
                 continue
-            values = {name.removeprefix("bad_"): value for name, value in row.asDict().items()
-                      if name.startswith("bad_")}
+            values = {
+                name.removeprefix("bad_"): value
+                for name, value in row.asDict().items()
+                if name.startswith("bad_")
+            }
             micros = values["timestamp"]
-            values["timestamp"] = (None if micros is None
-                                   else _EPOCH + dt.timedelta(microseconds=micros))
-            aggregate.bad.append(BadRecord.model_validate(
-                values | {"query": BAD_RECORDS, "batch_id": batch_id}))
+            values["timestamp"] = (
+                None if micros is None else _EPOCH + dt.timedelta(microseconds=micros)
+            )
+            aggregate.bad.append(
+                BadRecord.model_validate(values | {"query": BAD_RECORDS, "batch_id": batch_id})
+            )
         aggregate.bad.sort(key=lambda record: (record.partition, record.offset))
         return aggregate
 
@@ -206,8 +229,13 @@ class FusedBatches:
             raise QueryFailedError(msg)
         return previous
 
-    def _write(self, state: FusedState, closed: Sequence[tuple[WindowKey, int]],
-               bad: list[BadRecord], batch_id: int) -> None:
+    def _write(
+        self,
+        state: FusedState,
+        closed: Sequence[tuple[WindowKey, int]],
+        bad: list[BadRecord],
+        batch_id: int,
+    ) -> None:
         """Write the results of `state`: the derived rows that changed, the windows `closed`
         and the `bad` records, to every sink, with one flush."""
         records: dict[str, Sequence[ResultRecord]] = {}
@@ -216,7 +244,8 @@ class FusedBatches:
             changed = []
             for row in self._derive(query, state):
                 record = query.record.model_validate(
-                    row | {"query": query.name, "batch_id": batch_id})
+                    row | {"query": query.name, "batch_id": batch_id}
+                )
                 key = (query.name, record.key_json())
                 value = record.model_dump_json(by_alias=True, exclude={"batch_id"})
                 if self._written.get(key) != value:
@@ -233,14 +262,18 @@ class FusedBatches:
         assert query.derive is not None
         return query.derive(state.totals, **self.parameters[query.name])
 
-    def _windows(self, closed: Sequence[tuple[WindowKey, int]],
-                 batch_id: int) -> list[ResultRecord]:
+    def _windows(
+        self, closed: Sequence[tuple[WindowKey, int]], batch_id: int
+    ) -> list[ResultRecord]:
         return [
             WindowedActivity(
-                query=WINDOWED, batch_id=batch_id,
+                query=WINDOWED,
+                batch_id=batch_id,
                 window_start=_EPOCH + dt.timedelta(milliseconds=start),
                 window_end=_EPOCH + dt.timedelta(milliseconds=start + self.window_ms),
-                device=device, gt=gt, count=count,
+                device=device,
+                gt=gt,
+                count=count,
             )
             for (start, device, gt), count in closed
         ]
@@ -261,8 +294,9 @@ class FusedBatches:
             self.store.save(state)
             self.state = state
             if self.emits_windows and state.closed:
-                self.run.sinks.write({WINDOWED: self._windows(state.closed, state.batch_id)},
-                                     state.batch_id)
+                self.run.sinks.write(
+                    {WINDOWED: self._windows(state.closed, state.batch_id)}, state.batch_id
+                )
             self.run.status.windows_closed(FUSED_QUERY, watermark_text(state.late_watermark_ms))
 
 
@@ -313,12 +347,15 @@ class FusedEngine:
         self.batches = FusedBatches(run, store, state or FusedState())
         self.batches.resume()
         warm_up(run.spark, self.batches.window_ms)
-        query = run.start_stream(FUSED_QUERY, read_event_stream(run.spark, run.settings),
-                                 "append", self.batches)
+        query = run.start_stream(
+            FUSED_QUERY, read_event_stream(run.spark, run.settings), "append", self.batches
+        )
         if not run.settings.available_now:
             trigger = run.settings.trigger.total_seconds()
             self._idle_closer = threading.Thread(
-                target=self._close_when_idle, args=(trigger,), name="hhar-idle-windows",
+                target=self._close_when_idle,
+                args=(trigger,),
+                name="hhar-idle-windows",
                 daemon=True,
             )
             self._idle_closer.start()

@@ -65,7 +65,11 @@ class FusedState:
     """Late rows of batch `batch_id`."""
 
     def merge(
-        self, batch_id: int, groups: Iterable[Group], bad_records: int, window_ms: int,
+        self,
+        batch_id: int,
+        groups: Iterable[Group],
+        bad_records: int,
+        window_ms: int,
         delay_ms: int,
     ) -> FusedState:
         """The state after micro-batch `batch_id`: its aggregate `groups` merged, its windows
@@ -93,10 +97,18 @@ class FusedState:
         if max_event is not None:
             watermark = max(watermark, max_event - delay_ms)
         return FusedState(
-            batch_id=batch_id, seq=0, totals=totals, windows=windows, watermark_ms=watermark,
-            late_watermark_ms=self.watermark_ms, max_event_ms=max_event,
-            late_rows=self.late_rows + late, bad_records=self.bad_records + bad_records,
-            closed=closed, batch_bad_records=bad_records, batch_late_rows=late,
+            batch_id=batch_id,
+            seq=0,
+            totals=totals,
+            windows=windows,
+            watermark_ms=watermark,
+            late_watermark_ms=self.watermark_ms,
+            max_event_ms=max_event,
+            late_rows=self.late_rows + late,
+            bad_records=self.bad_records + bad_records,
+            closed=closed,
+            batch_bad_records=bad_records,
+            batch_late_rows=late,
         )
 
     @property
@@ -109,23 +121,36 @@ class FusedState:
         """The state after a no-data batch: the windows the watermark passed closed."""
         windows = dict(self.windows)
         closed = _close(windows, self.watermark_ms, window_ms)
-        return replace(self, seq=self.seq + 1, windows=windows, closed=closed,
-                       late_watermark_ms=self.watermark_ms, batch_bad_records=0,
-                       batch_late_rows=0)
+        return replace(
+            self,
+            seq=self.seq + 1,
+            windows=windows,
+            closed=closed,
+            late_watermark_ms=self.watermark_ms,
+            batch_bad_records=0,
+            batch_late_rows=0,
+        )
 
     def to_json(self) -> str:
         """The state as one JSON document (floats keep every bit)."""
-        return json.dumps({
-            "format": FORMAT, "batch_id": self.batch_id, "seq": self.seq,
-            "totals": [[*key, *sums] for key, sums in self.totals.items()],
-            "windows": [[*key, count] for key, count in self.windows.items()],
-            "watermark_ms": self.watermark_ms, "late_watermark_ms": self.late_watermark_ms,
-            "max_event_ms": self.max_event_ms, "late_rows": self.late_rows,
-            "bad_records": self.bad_records,
-            "closed": [[*key, count] for key, count in self.closed],
-            "batch_bad_records": self.batch_bad_records,
-            "batch_late_rows": self.batch_late_rows,
-        }, separators=(",", ":"))
+        return json.dumps(
+            {
+                "format": FORMAT,
+                "batch_id": self.batch_id,
+                "seq": self.seq,
+                "totals": [[*key, *sums] for key, sums in self.totals.items()],
+                "windows": [[*key, count] for key, count in self.windows.items()],
+                "watermark_ms": self.watermark_ms,
+                "late_watermark_ms": self.late_watermark_ms,
+                "max_event_ms": self.max_event_ms,
+                "late_rows": self.late_rows,
+                "bad_records": self.bad_records,
+                "closed": [[*key, count] for key, count in self.closed],
+                "batch_bad_records": self.batch_bad_records,
+                "batch_late_rows": self.batch_late_rows,
+            },
+            separators=(",", ":"),
+        )
 
     @classmethod
     def from_json(cls, text: str) -> FusedState:
@@ -135,19 +160,24 @@ class FusedState:
             msg = f"fused engine state of format {data.get('format')!r}, expected {FORMAT}"
             raise ValueError(msg)
         return cls(
-            batch_id=data["batch_id"], seq=data["seq"],
+            batch_id=data["batch_id"],
+            seq=data["seq"],
             totals={tuple(row[:4]): list(row[4:]) for row in data["totals"]},
             windows={(row[0], row[1], row[2]): row[3] for row in data["windows"]},
-            watermark_ms=data["watermark_ms"], late_watermark_ms=data["late_watermark_ms"],
-            max_event_ms=data["max_event_ms"], late_rows=data["late_rows"],
+            watermark_ms=data["watermark_ms"],
+            late_watermark_ms=data["late_watermark_ms"],
+            max_event_ms=data["max_event_ms"],
+            late_rows=data["late_rows"],
             bad_records=data["bad_records"],
             closed=[((row[0], row[1], row[2]), row[3]) for row in data["closed"]],
-            batch_bad_records=data["batch_bad_records"], batch_late_rows=data["batch_late_rows"],
+            batch_bad_records=data["batch_bad_records"],
+            batch_late_rows=data["batch_late_rows"],
         )
 
 
-def _close(windows: dict[WindowKey, int], watermark_ms: int,
-           window_ms: int) -> list[tuple[WindowKey, int]]:
+def _close(
+    windows: dict[WindowKey, int], watermark_ms: int, window_ms: int
+) -> list[tuple[WindowKey, int]]:
     """Remove and return (in key order) the windows that ended at or before `watermark_ms`."""
     ended = sorted(key for key in windows if key[0] + window_ms <= watermark_ms)
     return [(key, windows.pop(key)) for key in ended]
@@ -187,8 +217,10 @@ class FusedStateFiles:
                 raise ValueError(msg)
             return FusedState.from_json(text)
         except ValueError as error:
-            msg = (f"the fused engine's state {self.files.path(path)} cannot be read ({error}): "
-                   f"start over with --reset")
+            msg = (
+                f"the fused engine's state {self.files.path(path)} cannot be read ({error}): "
+                f"start over with --reset"
+            )
             raise QueryFailedError(msg) from None
 
     def latest(self, up_to_batch: int | None = None) -> FusedState | None:
@@ -202,8 +234,7 @@ class FusedStateFiles:
 
     def save(self, state: FusedState) -> None:
         """Write one version (atomically), then drop the versions of batches too old to keep."""
-        self.files.write_text(f"{self.folder}/{state.batch_id}.{state.seq}.json",
-                              state.to_json())
+        self.files.write_text(f"{self.folder}/{state.batch_id}.{state.seq}.json", state.to_json())
         self._versions.append((state.batch_id, state.seq))
         self._versions.sort()
         while self._versions and self._versions[0][0] <= state.batch_id - self.keep_batches:

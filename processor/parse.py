@@ -135,7 +135,9 @@ def _first_broken_rule() -> Column:
     for name in EVENT_COLUMNS:
         kind = EVENT_SCHEMA[name].dataType
         type_name: dict[DataType, str] = {
-            LongType(): "an integer", DoubleType(): "a number", StringType(): "a string"
+            LongType(): "an integer",
+            DoubleType(): "a number",
+            StringType(): "a string",
         }
         wrong = F.col(f"{_PARSED}.{name}").isNull()
         if kind == StringType():
@@ -163,18 +165,15 @@ def parse_events(raw: DataFrame) -> DataFrame:
     """
     text = F.col("value").cast("string")
     kept = [name for name in raw.columns if name != "value"]
-    return (
-        raw.select(
-            *kept,
-            text.alias(_TEXT),
-            F.from_json(text, EVENT_SCHEMA).alias(_PARSED),
-        )
-        .select(
-            *kept,
-            F.col(_TEXT).alias("value"),
-            *(F.col(f"{_PARSED}.{name}").alias(name) for name in EVENT_COLUMNS),
-            _reason().alias(REASON_COLUMN),
-        )
+    return raw.select(
+        *kept,
+        text.alias(_TEXT),
+        F.from_json(text, EVENT_SCHEMA).alias(_PARSED),
+    ).select(
+        *kept,
+        F.col(_TEXT).alias("value"),
+        *(F.col(f"{_PARSED}.{name}").alias(name) for name in EVENT_COLUMNS),
+        _reason().alias(REASON_COLUMN),
     )
 
 
@@ -186,7 +185,8 @@ def valid_events(parsed: DataFrame) -> DataFrame:
 def _max_length(name: str) -> int:
     """The maximum length `BadRecord` allows field `name`."""
     return next(
-        item.max_length for item in BadRecord.model_fields[name].metadata
+        item.max_length
+        for item in BadRecord.model_fields[name].metadata
         if isinstance(item, MaxLen)
     )
 
@@ -198,8 +198,11 @@ def bad_record_columns(parsed: DataFrame) -> dict[str, Column]:
     text = F.make_valid_utf8(F.col("value"))
     keep = _max_length("value")
     return {
-        **{name: F.col(name) for name in ("partition", "offset", "timestamp")
-           if name in parsed.columns},
+        **{
+            name: F.col(name)
+            for name in ("partition", "offset", "timestamp")
+            if name in parsed.columns
+        },
         REASON_COLUMN: F.substring(REASON_COLUMN, 1, _max_length("reason")),
         "value": F.substring(text, 1, keep),
         "value_bytes": F.octet_length("value"),
@@ -211,7 +214,8 @@ def invalid_records(parsed: DataFrame) -> DataFrame:
     """The bad rows of `parse_events` as `BadRecord` rows (`bad_record_columns`)."""
     columns = bad_record_columns(parsed)
     return parsed.where(F.col(REASON_COLUMN).isNotNull()).select(
-        *(column.alias(name) for name, column in columns.items()))
+        *(column.alias(name) for name, column in columns.items())
+    )
 
 
 def count_parse_outcomes(parsed: DataFrame, name: str = "parse") -> DataFrame:

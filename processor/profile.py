@@ -56,8 +56,10 @@ def inventory(source: Path) -> dict[str, Any]:
         msg = f"{source} does not exist or matches nothing"
         raise InputDataError(msg)
     json_files = [
-        item for item in entries
-        if item.is_file() and item.name.endswith((".json", ".json.gz"))
+        item
+        for item in entries
+        if item.is_file()
+        and item.name.endswith((".json", ".json.gz"))
         and not item.name.startswith(("_", "."))
     ]
     return {
@@ -128,9 +130,12 @@ def profile_dataset(
         partitions = {
             "input": frame.rdd.getNumPartitions(),
             "repartition": (
-                {"requested": repartition,
-                 "partitions": frame.repartition(repartition).rdd.getNumPartitions()}
-                if repartition else None
+                {
+                    "requested": repartition,
+                    "partitions": frame.repartition(repartition).rdd.getNumPartitions(),
+                }
+                if repartition
+                else None
             ),
             "shuffle": {
                 "setting": None if shuffle_setting is None else int(shuffle_setting),
@@ -195,23 +200,36 @@ def render_profile(profile: dict[str, Any], console: Console | None = None) -> N
         f"duplicates {profile['duplicates']:,}"
     )
     statistics = ["count", "mean", "stddev", "min", "max"]
-    out.print(_table(
-        "describe()",
-        ["column", *statistics],
-        [[name, *(values.get(item) for item in statistics)]
-         for name, values in profile["describe"].items()],
-    ))
-    out.print(_table(
-        "Model x Device",
-        ["Model", "Device", "count"],
-        [[item["Model"], item["Device"], f"{item['count']:,}"] for item in profile["model_device"]],
-    ))
-    out.print(_table(
-        "Device x gt (by count)",
-        ["Device", "gt", "count"],
-        [[item["Device"], item["gt"], f"{item['count']:,}"]
-         for item in profile["device_activity"]],
-    ))
+    out.print(
+        _table(
+            "describe()",
+            ["column", *statistics],
+            [
+                [name, *(values.get(item) for item in statistics)]
+                for name, values in profile["describe"].items()
+            ],
+        )
+    )
+    out.print(
+        _table(
+            "Model x Device",
+            ["Model", "Device", "count"],
+            [
+                [item["Model"], item["Device"], f"{item['count']:,}"]
+                for item in profile["model_device"]
+            ],
+        )
+    )
+    out.print(
+        _table(
+            "Device x gt (by count)",
+            ["Device", "gt", "count"],
+            [
+                [item["Device"], item["gt"], f"{item['count']:,}"]
+                for item in profile["device_activity"]
+            ],
+        )
+    )
     top = profile["top_device_activity"]
     if top:
         out.print(f"top combination: {top['Device']} / {top['gt']} ({top['count']:,} rows)")

@@ -68,9 +68,7 @@ def stairs_by_user(
 
 def activity_stats(events: DataFrame) -> DataFrame:
     """Mean x, y, z and the count per (gt, Model)."""
-    return events.groupBy("gt", "Model").agg(
-        *(_mean(axis) for axis in AXES), _count()
-    )
+    return events.groupBy("gt", "Model").agg(*(_mean(axis) for axis in AXES), _count())
 
 
 def positive_x(stats: DataFrame) -> DataFrame:

@@ -62,7 +62,10 @@ class Run:
         return parameters
 
     def start_stream(
-        self, name: str, frame: DataFrame, output_mode: str,
+        self,
+        name: str,
+        frame: DataFrame,
+        output_mode: str,
         write_batch: Callable[[DataFrame, int], None],
     ) -> StreamingQuery:
         """Start streaming query `name`: `frame` in `output_mode`, each micro-batch given to
@@ -150,8 +153,10 @@ def describe_failure(error: Exception) -> str:
     if _FOREIGN_STATE.search(line):
         line += " (the checkpoint holds another query's state: start over with --reset)"
     elif _NOT_EMPTY in line:
-        line += (" (it holds files of a batch that never started, which are not the "
-                 "leftovers of a crash: look at them, or start over with --reset)")
+        line += (
+            " (it holds files of a batch that never started, which are not the "
+            "leftovers of a crash: look at them, or start over with --reset)"
+        )
     return line
 
 
@@ -198,7 +203,8 @@ class Processor:
         self.preflight()
         historical = (
             load_historical_stats(spark, self.settings)
-            if "live_vs_historical" in self.names else None
+            if "live_vs_historical" in self.names
+            else None
         )
         files = CheckpointFiles(spark, self.settings.checkpoint)
         if reset:
@@ -217,17 +223,28 @@ class Processor:
         self.status.serving_ui(spark.sparkContext.uiWebUrl)
         spark.streams.addListener(self.listener)
         self._started_at = time.monotonic()
-        run = Run(spark, self.settings, [CATALOGUE[name] for name in self.outputs], self._sinks,
-                  checkpoints, self.status, historical)
+        run = Run(
+            spark,
+            self.settings,
+            [CATALOGUE[name] for name in self.outputs],
+            self._sinks,
+            checkpoints,
+            self.status,
+            historical,
+        )
         try:
             self.queries = self.engine.start(run)
         except Exception:
             self.stop()
             raise
         logger.info(
-            "processing %s from %s with the %s engine (sinks: %s, %s)", ", ".join(self.names),
-            self.settings.topic, self.engine.name, ", ".join(self.sinks),
-            "available now" if self.settings.available_now
+            "processing %s from %s with the %s engine (sinks: %s, %s)",
+            ", ".join(self.names),
+            self.settings.topic,
+            self.engine.name,
+            ", ".join(self.sinks),
+            "available now"
+            if self.settings.available_now
             else f"trigger {format_duration(self.settings.trigger)}",
         )
 
@@ -245,12 +262,17 @@ class Processor:
             gaps = removed_unread(self.settings, checkpoint.committed_offsets(self.settings.topic))
             self.skipped[name] = sum(end - start for start, end in gaps.values())
             if gaps:
-                where = ", ".join(f"partition {partition}: offsets {start} to {end - 1}"
-                                  for partition, (start, end) in sorted(gaps.items()))
+                where = ", ".join(
+                    f"partition {partition}: offsets {start} to {end - 1}"
+                    for partition, (start, end) in sorted(gaps.items())
+                )
                 logger.warning(
                     "query %s skips %d events of %s that Kafka removed before they were read "
-                    "(%s); fail_on_data_loss is off", name, self.skipped[name],
-                    self.settings.topic, where,
+                    "(%s); fail_on_data_loss is off",
+                    name,
+                    self.skipped[name],
+                    self.settings.topic,
+                    where,
                 )
 
     def wait(self, timeout: float) -> bool:
@@ -299,8 +321,9 @@ class Processor:
             self._stopped_at = time.monotonic()
         if self._spark is not None:
             ids = {str(query.id) for query in self.queries.values()}
-            if not self.listener.wait_until_ended(ids, _LISTENER_TIMEOUT,
-                                                  delivering=self._spark_running):
+            if not self.listener.wait_until_ended(
+                ids, _LISTENER_TIMEOUT, delivering=self._spark_running
+            ):
                 logger.warning("the progress of the last batches may be missing from the status")
             self._spark.streams.removeListener(self.listener)
             self._spark = None
@@ -326,8 +349,9 @@ class Processor:
             elapsed = 0.0
         else:
             elapsed = (self._stopped_at or time.monotonic()) - self._started_at
-        events = max((snapshot[name]["input_rows"] for name in self.queries
-                      if name in snapshot), default=0)
+        events = max(
+            (snapshot[name]["input_rows"] for name in self.queries if name in snapshot), default=0
+        )
         return {
             "engine": self.engine.name,
             "queries": {name: snapshot.get(name, {}) for name in self.queries},

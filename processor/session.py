@@ -80,8 +80,11 @@ def spark_conf(settings: Settings, app_name: str) -> SparkConf:
         .set("spark.sql.streaming.forceDeleteTempCheckpointLocation", "true")
         # The validation of parse_events makes one generated method of more than 8000 bytes
         # of bytecode, which HotSpot would otherwise never compile: interpreted, it is slow.
-        .set("spark.driver.extraJavaOptions", f"{_JIT_HUGE_METHODS} {_DRIVER_THREAD_STACK} "
-             f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}")
+        .set(
+            "spark.driver.extraJavaOptions",
+            f"{_JIT_HUGE_METHODS} {_DRIVER_THREAD_STACK} "
+            f"-Dlog4j2.configurationFile={LOG4J2_CONFIG}",
+        )
         .set("spark.executor.extraJavaOptions", _JIT_HUGE_METHODS)
     )
     if settings.master.startswith("local") or "127.0.0.1" in settings.master:

@@ -58,8 +58,10 @@ def collect_records(
     # Timestamps travel as epoch microseconds: Python's collect would make them naive local
     # times, whatever Spark's session time zone says.
     selected = rows.select(
-        *(F.unix_micros(name).alias(name) if name in timestamps else F.col(name)
-          for name in columns)
+        *(
+            F.unix_micros(name).alias(name) if name in timestamps else F.col(name)
+            for name in columns
+        )
     )
     records = []
     for row in selected.collect():
@@ -125,8 +127,12 @@ class ResultSinks:
             for record in rows:
                 while True:
                     try:
-                        self.producer.produce(topic, key=record.key_json(),
-                                              value=record.value_json(), on_delivery=delivered)
+                        self.producer.produce(
+                            topic,
+                            key=record.key_json(),
+                            value=record.value_json(),
+                            on_delivery=delivered,
+                        )
                         break
                     except BufferError:
                         self.producer.poll(0.5)
@@ -176,6 +182,10 @@ def result_producer(settings: Settings) -> Producer:
     """The Kafka producer the result sinks share (idempotent, acks=all)."""
     return Producer(
         settings.kafka_client_config()
-        | {"enable.idempotence": True, "acks": "all", "linger.ms": 5,
-           "compression.type": settings.compression}
+        | {
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": settings.compression,
+        }
     )

@@ -82,8 +82,10 @@ def check_history(settings: Settings) -> None:
     """
     path = history_path(settings)
     if not path.exists():
-        msg = (f"live_vs_historical needs a static history, but {path} does not exist: "
-               f"{_HISTORY_ADVICE}")
+        msg = (
+            f"live_vs_historical needs a static history, but {path} does not exist: "
+            f"{_HISTORY_ADVICE}"
+        )
         raise InputDataError(msg)
 
 
@@ -137,7 +139,12 @@ def removed_unread(settings: Settings, resume: dict[int, int]) -> dict[int, tupl
     """
     if not resume:
         return {}
-    earliest = {partition: low for partition, (low, _) in
-                watermark_offsets(settings, settings.topic, resume).items()}
-    return {partition: (offset, earliest[partition]) for partition, offset in resume.items()
-            if earliest[partition] > offset}
+    earliest = {
+        partition: low
+        for partition, (low, _) in watermark_offsets(settings, settings.topic, resume).items()
+    }
+    return {
+        partition: (offset, earliest[partition])
+        for partition, offset in resume.items()
+        if earliest[partition] > offset
+    }

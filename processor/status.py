@@ -230,8 +230,9 @@ class ProgressListener(StreamingQueryListener):
         self._ended: set[str] = set()
         self._ended_changed = threading.Condition()
 
-    def wait_until_ended(self, query_ids: set[str], timeout: float,
-                         delivering: Callable[[], bool] = lambda: True) -> bool:
+    def wait_until_ended(
+        self, query_ids: set[str], timeout: float, delivering: Callable[[], bool] = lambda: True
+    ) -> bool:
         """Wait until the listener has heard every query in `query_ids` end.
 
         Spark delivers listener events asynchronously, a query's last progress and its end

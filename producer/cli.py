@@ -40,61 +40,111 @@ def register(subparsers: Commands) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     where = parser.add_argument_group("source and destination")
-    add_setting(where, "--source", field="source", help=(
-        "folder of part files, single file or glob (quote it); .json, .jsonl, .csv, .tsv, "
-        "optionally .gz; default: the data folder (HHAR_DATA)"
-    ))
+    add_setting(
+        where,
+        "--source",
+        field="source",
+        help=(
+            "folder of part files, single file or glob (quote it); .json, .jsonl, .csv, .tsv, "
+            "optionally .gz; default: the data folder (HHAR_DATA)"
+        ),
+    )
     add_setting(where, "--order", field="order", choices=["merged", "by-file"])
     add_setting(where, "--topic", field="topic")
     add_setting(where, "--dlq-topic", field="dlq_topic")
     add_setting(where, "--bootstrap", field="bootstrap")
-    add_setting(where, "--partitions", field="partitions", type=int, help=(
-        "partitions of the events and dead-letter topics when the producer creates them"
-    ))
+    add_setting(
+        where,
+        "--partitions",
+        field="partitions",
+        type=int,
+        help=("partitions of the events and dead-letter topics when the producer creates them"),
+    )
     add_setting(where, "--replication-factor", field="replication_factor", type=int)
     add_setting(where, "--state-topic", field="state_topic")
 
     pacing = parser.add_argument_group("pacing (default: real time, as --speedup 1)")
-    add_setting(pacing, "--speedup", field="speedup", type=float, help=(
-        "replay the recording's gaps between Arrival_Times divided by this factor (1 = real time)"
-    ))
+    add_setting(
+        pacing,
+        "--speedup",
+        field="speedup",
+        type=float,
+        help=(
+            "replay the recording's gaps between Arrival_Times divided by this factor (1 = real time)"
+        ),
+    )
     add_setting(pacing, "--rate", field="rate", type=float)
     add_setting(pacing, "--max", field="max_speed")
-    add_setting(pacing, "--max-gap", field="max_gap", type=float, help=(
-        "wait at most this many seconds (of event time) for a gap in the recording; the "
-        "records keep their timestamps"
-    ))
+    add_setting(
+        pacing,
+        "--max-gap",
+        field="max_gap",
+        type=float,
+        help=(
+            "wait at most this many seconds (of event time) for a gap in the recording; the "
+            "records keep their timestamps"
+        ),
+    )
 
     extras = parser.add_argument_group("simulation")
     add_setting(extras, "--limit", field="limit", type=int)
-    add_setting(extras, "--loop", field="loop", help=(
-        "replay forever; each pass has its own run_id header and times shifted past the "
-        "previous pass"
-    ))
-    add_setting(extras, "--devices", field="devices", type=int, help=(
-        "fan each recorded device out into this many virtual devices (Device, Device-v2, ...)"
-    ))
-    add_setting(extras, "--now", field="rebase_now", help=(
-        "stamp every event with the time the pacing sends it (Arrival_Time and the record "
-        "timestamp; Creation_Time moves with them): the recording's gaps with --speedup 1, "
-        "divided with --speedup X, even with --rate; with --max the time it is sent"
-    ))
+    add_setting(
+        extras,
+        "--loop",
+        field="loop",
+        help=(
+            "replay forever; each pass has its own run_id header and times shifted past the "
+            "previous pass"
+        ),
+    )
+    add_setting(
+        extras,
+        "--devices",
+        field="devices",
+        type=int,
+        help=(
+            "fan each recorded device out into this many virtual devices (Device, Device-v2, ...)"
+        ),
+    )
+    add_setting(
+        extras,
+        "--now",
+        field="rebase_now",
+        help=(
+            "stamp every event with the time the pacing sends it (Arrival_Time and the record "
+            "timestamp; Creation_Time moves with them): the recording's gaps with --speedup 1, "
+            "divided with --speedup X, even with --rate; with --max the time it is sent"
+        ),
+    )
     add_setting(extras, "--resume", field="resume")
-    add_setting(extras, "--fail-on-invalid", field="fail_on_invalid", help=(
-        "stop at the first invalid row (with an error) instead of dead-lettering it"
-    ))
+    add_setting(
+        extras,
+        "--fail-on-invalid",
+        field="fail_on_invalid",
+        help=("stop at the first invalid row (with an error) instead of dead-lettering it"),
+    )
 
     tuning = parser.add_argument_group("Kafka producer tuning")
-    add_setting(tuning, "--compression", field="compression",
-                choices=["none", "gzip", "snappy", "lz4", "zstd"])
+    add_setting(
+        tuning,
+        "--compression",
+        field="compression",
+        choices=["none", "gzip", "snappy", "lz4", "zstd"],
+    )
     add_setting(tuning, "--linger-ms", field="linger_ms", type=int)
     add_setting(tuning, "--batch-size", field="batch_size", type=int)
     add_setting(tuning, "--commit-interval", field="commit_interval", type=float)
-    add_setting(tuning, "--workers", field="workers", type=int, help=(
-        "processes sharing the replay, one core each: whole files each when there are at least "
-        "4 per worker, else every N-th line of every file; --rate and --limit are their totals; "
-        "--resume needs as many workers as the stopped replay had"
-    ))
+    add_setting(
+        tuning,
+        "--workers",
+        field="workers",
+        type=int,
+        help=(
+            "processes sharing the replay, one core each: whole files each when there are at least "
+            "4 per worker, else every N-th line of every file; --rate and --limit are their totals; "
+            "--resume needs as many workers as the stopped replay had"
+        ),
+    )
     parser.set_defaults(func=_produce)
 
 

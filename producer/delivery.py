@@ -50,9 +50,13 @@ _CALL_SLICE = 1.0
 _ANY_PARTITION = -1
 """librdkafka's RD_KAFKA_PARTITION_UA: the partitioner picks the partition (by key)."""
 _PURGED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
-_FENCED = frozenset({
-    KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH,
-})
+_FENCED = frozenset(
+    {
+        KafkaError._FENCED,
+        KafkaError.PRODUCER_FENCED,
+        KafkaError.INVALID_PRODUCER_EPOCH,
+    }
+)
 
 
 class TransactionFailedError(Exception):
@@ -93,7 +97,9 @@ class Sender:
     """
 
     def __init__(
-        self, settings: Settings, transactional_id: str,
+        self,
+        settings: Settings,
+        transactional_id: str,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """A producer for `settings`' broker, tuned for throughput, with this transactional id."""
@@ -103,12 +109,15 @@ class Sender:
         self.delivery_errors: Counter[str] = Counter()
         """How often each delivery error happened."""
         self._clock = clock
-        self._producer = Producer(producer_config(settings) | {
-            "transactional.id": transactional_id,
-            "delivery.report.only.error": True,
-            "on_delivery": self._on_delivery_error,
-            "logger": librdkafka_logger,
-        })
+        self._producer = Producer(
+            producer_config(settings)
+            | {
+                "transactional.id": transactional_id,
+                "delivery.report.only.error": True,
+                "on_delivery": self._on_delivery_error,
+                "logger": librdkafka_logger,
+            }
+        )
 
     def start(self) -> None:
         """Register the transactional id (fencing an earlier producer of it) and begin.
@@ -131,7 +140,11 @@ class Sender:
         self._producer.poll(0)
 
     def send_events(
-        self, topic: str, values: list[bytes], keys: list[str], timestamps: list[int],
+        self,
+        topic: str,
+        values: list[bytes],
+        keys: list[str],
+        timestamps: list[int],
         headers: Headers,
     ) -> None:
         """Produce events side by side: value, key and record timestamp, the same headers."""
@@ -145,7 +158,11 @@ class Sender:
                 self.send(topic, value, key, timestamp, headers)
 
     def send(
-        self, topic: str, value: bytes, key: str | None, timestamp: int,
+        self,
+        topic: str,
+        value: bytes,
+        key: str | None,
+        timestamp: int,
         headers: Headers,
     ) -> None:
         """Produce one record (timestamp 0: the time it is sent), waiting while the queue is full.
@@ -185,8 +202,9 @@ class Sender:
 
     def _failure(self, kafka_error: KafkaError) -> str:
         self._producer.poll(0)  # serve the failed deliveries' reports: they name the cause
-        detail = (self.delivery_errors.most_common(1)[0][0] if self.delivery_errors
-                  else kafka_error.str())
+        detail = (
+            self.delivery_errors.most_common(1)[0][0] if self.delivery_errors else kafka_error.str()
+        )
         if kafka_error.code() in _FENCED:
             detail += " (another hhar produce of the same topic and source took over)"
         outcome = "could not be committed"
@@ -231,20 +249,24 @@ class Sender:
         self.delivery_errors[text] += 1
 
 
-_LEADER_NOT_READY = frozenset({
-    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE,
-    KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_PARTITION,
-})
+_LEADER_NOT_READY = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._UNKNOWN_PARTITION,
+    }
+)
 
 
-def _watermarks(consumer: Consumer, partition: TopicPartition,
-                deadline: float) -> tuple[int, int]:
+def _watermarks(consumer: Consumer, partition: TopicPartition, deadline: float) -> tuple[int, int]:
     """A partition's (earliest, end) offsets, asked again while its leader is not ready (a
     topic created a moment ago answers "not leader for partition")."""
     while True:
         try:
             low, high = consumer.get_watermark_offsets(
-                partition, timeout=max(deadline - time.monotonic(), 0.1))
+                partition, timeout=max(deadline - time.monotonic(), 0.1)
+            )
         except KafkaException as error:
             if error.args[0].code() not in _LEADER_NOT_READY or time.monotonic() >= deadline:
                 raise
@@ -264,13 +286,16 @@ def load_positions(
     Raises:
         BrokerError: when the state topic cannot be read to its end in `timeout` seconds.
     """
-    consumer = Consumer(settings.kafka_client_config() | {
-        "group.id": prefix,
-        "enable.auto.commit": False,
-        "isolation.level": "read_committed",
-        "enable.partition.eof": True,
-        "logger": librdkafka_logger,
-    })
+    consumer = Consumer(
+        settings.kafka_client_config()
+        | {
+            "group.id": prefix,
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "logger": librdkafka_logger,
+        }
+    )
     partition = TopicPartition(settings.state_topic, 0, -2)  # -2: OFFSET_BEGINNING
     wanted = prefix.encode()
     positions: dict[str, Any] = {}

@@ -62,8 +62,15 @@ class ReplayStats:
         return self.delivered / self.elapsed if self.elapsed > 0 else 0.0
 
 
-_SUMMED = ("rows_read", "invalid", "events_sent", "delivered", "dead_lettered", "failed",
-           "resumed_rows")
+_SUMMED = (
+    "rows_read",
+    "invalid",
+    "events_sent",
+    "delivered",
+    "dead_lettered",
+    "failed",
+    "resumed_rows",
+)
 
 
 def combine(parts: Sequence[ReplayStats], elapsed: float) -> ReplayStats:
@@ -71,15 +78,18 @@ def combine(parts: Sequence[ReplayStats], elapsed: float) -> ReplayStats:
     of the slowest, the first failure, and why the replay ended (the first reason other than
     its end, in the workers' order)."""
     first = parts[0]
-    total = ReplayStats(topic=first.topic, dead_letter_topic=first.dead_letter_topic,
-                        elapsed=elapsed, workers=len(parts))
+    total = ReplayStats(
+        topic=first.topic,
+        dead_letter_topic=first.dead_letter_topic,
+        elapsed=elapsed,
+        workers=len(parts),
+    )
     for name in _SUMMED:
         setattr(total, name, sum(getattr(part, name) for part in parts))
     total.passes = min(part.passes for part in parts)
     total.drift = max(part.drift for part in parts)
     total.max_drift = max(part.max_drift for part in parts)
-    total.stopped_by = next((part.stopped_by for part in parts if part.stopped_by != "end"),
-                            "end")
+    total.stopped_by = next((part.stopped_by for part in parts if part.stopped_by != "end"), "end")
     total.failure = next((part.failure for part in parts if part.failure), None)
     total.errors = [error for part in parts for error in part.errors]
     return total
@@ -93,6 +103,7 @@ class ProgressReporter(Protocol):
 
     def close(self, stats: ReplayStats) -> None:
         """The replay ended."""
+
 
 LOG_INTERVAL = 5.0
 """Seconds between progress lines when stderr is not a terminal."""
@@ -175,8 +186,12 @@ class LogProgress:
         self._next = now + self._interval
         logger.info(
             "replayed %d rows (%.0f events/s): delivered %d, invalid %d, failed %d, drift %.2f s",
-            stats.rows_read, self._meter.read(stats), stats.delivered, stats.invalid,
-            stats.failed, stats.drift,
+            stats.rows_read,
+            self._meter.read(stats),
+            stats.delivered,
+            stats.invalid,
+            stats.failed,
+            stats.drift,
         )
 
     def close(self, stats: ReplayStats) -> None:

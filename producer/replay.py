@@ -121,8 +121,9 @@ def replay(
     except KafkaException as error:
         msg = f"Kafka at {settings.bootstrap} failed: {error.args[0].str()}"
         raise BrokerError(msg) from None
-    run_share = functools.partial(_run_share, settings, plan, clock=clock, sleep=sleep,
-                                  wall_clock=wall_clock)
+    run_share = functools.partial(
+        _run_share, settings, plan, clock=clock, sleep=sleep, wall_clock=wall_clock
+    )
     if len(plan.shares) == 1:
         return run_share(plan.shares[0], None, stop, progress)
     stats = run_workers(settings, plan.shares, run_share, stop, progress)
@@ -144,13 +145,16 @@ def _plan(settings: Settings) -> _Plan:
         raise InputDataError(msg)
     files = resolve_source(source)
     replay_id = replay_identity(
-        settings.topic, [file.name for file in files],
-        os.path.abspath(os.path.expanduser(source)), settings.order,
+        settings.topic,
+        [file.name for file in files],
+        os.path.abspath(os.path.expanduser(source)),
+        settings.order,
     )
     kafka_client.check_broker(settings)
     kafka_client.ensure_topics(settings, kafka_client.topic_specs(settings))
-    shares = plan_shares([file.path.stat().st_size for file in files], settings.workers,
-                         settings.limit)
+    shares = plan_shares(
+        [file.path.stat().st_size for file in files], settings.workers, settings.limit
+    )
     stored: dict[str, Any] = {}
     if settings.resume:
         stored = load_positions(settings, replay_id)
@@ -175,15 +179,31 @@ def _check_layout(stored: dict[str, Any], replay_id: str, workers: int) -> None:
 
 
 def _run_share(
-    settings: Settings, plan: _Plan, share: Share, link: ParentLink | None,
-    stop: threading.Event, progress: ProgressReporter | None, *,
-    clock: Callable[[], float], sleep: Callable[[float], None], wall_clock: Callable[[], float],
+    settings: Settings,
+    plan: _Plan,
+    share: Share,
+    link: ParentLink | None,
+    stop: threading.Event,
+    progress: ProgressReporter | None,
+    *,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+    wall_clock: Callable[[], float],
 ) -> ReplayStats:
     """Replay one share in this process (`replay`'s, or a worker's)."""
     replay_id = plan.replay_id + share.suffix
     return ShareReplay(
-        settings, [plan.files[number] for number in share.files], share, replay_id,
-        plan.stored.get(replay_id), stop, progress, link, clock, sleep, wall_clock,
+        settings,
+        [plan.files[number] for number in share.files],
+        share,
+        replay_id,
+        plan.stored.get(replay_id),
+        stop,
+        progress,
+        link,
+        clock,
+        sleep,
+        wall_clock,
     ).run()
 
 
@@ -241,15 +261,21 @@ class ShareReplay:
             )
             raise InputDataError(msg)
         self.position = _Position(
-            pass_number=stored["pass"], shift_ms=stored["shift_ms"],
-            pass_first_ms=stored["pass_first_ms"], lines=stored["lines"], keys=stored["keys"],
-            rows=stored["rows"], done=stored["done"],
+            pass_number=stored["pass"],
+            shift_ms=stored["shift_ms"],
+            pass_first_ms=stored["pass_first_ms"],
+            lines=stored["lines"],
+            keys=stored["keys"],
+            rows=stored["rows"],
+            done=stored["done"],
         )
         self.stats.resumed_rows = self.position.rows
         self.counters.rows = self.committed.rows = self.position.rows
         logger.info(
-            "resuming after %d rows (pass %d)%s", self.position.rows,
-            self.position.pass_number + 1, ": the replay had ended" if stored["done"] else "",
+            "resuming after %d rows (pass %d)%s",
+            self.position.rows,
+            self.position.pass_number + 1,
+            ": the replay had ended" if stored["done"] else "",
         )
 
     # -- the run -------------------------------------------------------------------------------
@@ -328,10 +354,17 @@ class ShareReplay:
             self._update_stats()
 
     def _read_pass(self) -> Iterator[RowBlock]:
-        starts = [FilePosition(*pair) for pair in zip(self.position.lines, self.position.keys,
-                                                      strict=True)]
-        return read_blocks(self.files, self.settings.order, starts, stride=self.share.stride,
-                           offset=self.share.offset)
+        starts = [
+            FilePosition(*pair)
+            for pair in zip(self.position.lines, self.position.keys, strict=True)
+        ]
+        return read_blocks(
+            self.files,
+            self.settings.order,
+            starts,
+            stride=self.share.stride,
+            offset=self.share.offset,
+        )
 
     def _scheduled(self, blocks: Iterator[RowBlock]) -> Iterator[RowBlock]:
         """Set up the pacing (the schedule the workers share, through the parent), before the
@@ -341,12 +374,22 @@ class ShareReplay:
         start, origin = self.link.ready(first_key) if self.link is not None else (None, None)
         settings = self.settings
         if settings.rate is not None:
-            self.pacer = Pacer(rate=settings.rate * self.share.rate_fraction, clock=self.clock,
-                               sleep=self.sleep, start=start)
+            self.pacer = Pacer(
+                rate=settings.rate * self.share.rate_fraction,
+                clock=self.clock,
+                sleep=self.sleep,
+                start=start,
+            )
         elif not settings.max_speed:
             shifted = None if origin is None else origin + self.position.shift_ms
-            self.pacer = Pacer(speedup=settings.speedup or 1.0, max_gap=settings.max_gap,
-                               clock=self.clock, sleep=self.sleep, start=start, origin_ms=shifted)
+            self.pacer = Pacer(
+                speedup=settings.speedup or 1.0,
+                max_gap=settings.max_gap,
+                clock=self.clock,
+                sleep=self.sleep,
+                start=start,
+                origin_ms=shifted,
+            )
         return blocks if first is None else itertools.chain([first], blocks)
 
     def _next_pass(self) -> None:
@@ -395,8 +438,9 @@ class ShareReplay:
     def _send_block(self, block: RowBlock, headers: Headers) -> str | None:
         """Route and send a whole block at once (``--max``)."""
         stamp = int(self.wall_clock() * 1000) if self.settings.rebase_now else None
-        routed = self.router.route(block, self._horizon(), shift=self.position.shift_ms,
-                                   stamp=stamp)
+        routed = self.router.route(
+            block, self._horizon(), shift=self.position.shift_ms, stamp=stamp
+        )
         self._send(routed, headers)
         sent = block.head(routed.rows)
         for file_no, place in sent.positions().items():
@@ -405,9 +449,7 @@ class ShareReplay:
         self.counters.invalid += len(routed.letters)
         return self._stopped_by(routed.stop)
 
-    def _send_paced(
-        self, block: RowBlock, headers: Headers, pacer: Pacer
-    ) -> str | None:
+    def _send_paced(self, block: RowBlock, headers: Headers, pacer: Pacer) -> str | None:
         """Send a block row by row, each event when the pacer says it is due."""
         router, counters, position = self.router, self.counters, self.position
         shift, fanout, now = self.position.shift_ms, self.settings.devices, self.settings.rebase_now
@@ -519,6 +561,7 @@ class ShareReplay:
             self.sender.commit(record)
         except TransactionFailedError:
             self.stats.failed = (self._events(counters) - self._events(committed)) + (
-                counters.invalid - committed.invalid)
+                counters.invalid - committed.invalid
+            )
             raise
         committed.rows, committed.invalid = counters.rows, counters.invalid

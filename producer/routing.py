@@ -57,8 +57,10 @@ class DeadLetter:
         """The dead letter's value and headers: the line (cut to `MAX_LINE_BYTES`), the
         reason, the source file and line, the schema version."""
         headers: Headers = [
-            (HEADER_ERROR_REASON, self.reason[:MAX_REASON]), (HEADER_SOURCE_FILE, file_name),
-            (HEADER_SOURCE_LINE, str(self.line_no)), (HEADER_SCHEMA_VERSION, SCHEMA_VERSION),
+            (HEADER_ERROR_REASON, self.reason[:MAX_REASON]),
+            (HEADER_SOURCE_FILE, file_name),
+            (HEADER_SOURCE_LINE, str(self.line_no)),
+            (HEADER_SCHEMA_VERSION, SCHEMA_VERSION),
         ]
         value = self.payload
         if len(value) > MAX_LINE_BYTES:
@@ -112,11 +114,17 @@ class Router:
             shift: milliseconds added to every recorded time.
             stamp: the timestamp of every event instead (epoch ms).
         """
-        if (stamp is None and not shift and self.devices == 1 and not block.invalid
-                and max(block.keys) <= horizon):
+        if (
+            stamp is None
+            and not shift
+            and self.devices == 1
+            and not block.invalid
+            and max(block.keys) <= horizon
+        ):
             events = cast(list[EventFields], block.events)
-            return Routed(block.payloads, [event["device"] for event in events], block.keys,
-                          [], len(block))
+            return Routed(
+                block.payloads, [event["device"] for event in events], block.keys, [], len(block)
+            )
         routed = Routed()
         for row in block.rows():
             if not self.add(routed, row, row[0] + shift if stamp is None else stamp, horizon):
@@ -144,8 +152,11 @@ class Router:
             if names is None:
                 names = self._names[device] = virtual_devices(device, self.devices)
             shift = timestamp - event["arrival_time"]
-            values = [payload] if not shift and self.devices == 1 else rewrite_event(
-                payload, event, shift, names)
+            values = (
+                [payload]
+                if not shift and self.devices == 1
+                else rewrite_event(payload, event, shift, names)
+            )
             routed.values += values
             routed.keys += names
             routed.timestamps += [timestamp] * len(names)

@@ -78,7 +78,11 @@ Order = Literal["merged", "by-file"]
 Format = Literal["json", "csv"]
 
 _FORMATS: dict[str, Format] = {
-    ".json": "json", ".jsonl": "json", ".ndjson": "json", ".csv": "csv", ".tsv": "csv",
+    ".json": "json",
+    ".jsonl": "json",
+    ".ndjson": "json",
+    ".csv": "csv",
+    ".tsv": "csv",
 }
 _GLOB_CHARACTERS = frozenset("*?[")
 _READ_BUFFER = 1 << 16
@@ -119,8 +123,14 @@ class RowBlock:
     _lists: tuple[list[Any], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        self._lists = (self.keys, self.file_nos, self.line_nos, self.payloads, self.events,
-                       self.reasons)
+        self._lists = (
+            self.keys,
+            self.file_nos,
+            self.line_nos,
+            self.payloads,
+            self.events,
+            self.reasons,
+        )
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -143,8 +153,10 @@ class RowBlock:
         """The key of the first valid row, if any."""
         if not self.invalid:
             return self.keys[0] if self.keys else None
-        return next((key for key, event in zip(self.keys, self.events, strict=True)
-                     if event is not None), None)
+        return next(
+            (key for key, event in zip(self.keys, self.events, strict=True) if event is not None),
+            None,
+        )
 
     def positions(self) -> dict[int, FilePosition]:
         """Where the block leaves each of its files: its last line there and that line's key."""
@@ -154,8 +166,7 @@ class RowBlock:
 
 def _block(columns: Sequence[list[Any]]) -> RowBlock:
     keys, file_nos, line_nos, payloads, events, reasons = columns
-    return RowBlock(keys, file_nos, line_nos, payloads, events, reasons,
-                    invalid=events.count(None))
+    return RowBlock(keys, file_nos, line_nos, payloads, events, reasons, invalid=events.count(None))
 
 
 def resolve_source(source: Path | str) -> list[SourceFile]:
@@ -326,8 +337,14 @@ def _sorted(taken: list[tuple[RowBlock, int, int]]) -> RowBlock:
     if len(taken) == 1:
         block, start, end = taken[0]
         return block if start == 0 and end == len(block) else block.slice(start, end)
-    columns = [list(itertools.chain.from_iterable(
-        block._lists[number][start:end] for block, start, end in taken)) for number in range(6)]
+    columns = [
+        list(
+            itertools.chain.from_iterable(
+                block._lists[number][start:end] for block, start, end in taken
+            )
+        )
+        for number in range(6)
+    ]
     keys = columns[0]
     pick = itemgetter(*sorted(range(len(keys)), key=keys.__getitem__))
     if not any(block.invalid for block, _, _ in taken):
@@ -361,8 +378,9 @@ class _Chunks:
     """A file's lines in chunks, numbered from 1, without a byte order mark before the first;
     only the lines after the first `skip` and in the share (``stride``, ``offset``)."""
 
-    def __init__(self, stream: io.BufferedIOBase, skip: int, stride: int, offset: int,
-                 block_bytes: int) -> None:
+    def __init__(
+        self, stream: io.BufferedIOBase, skip: int, stride: int, offset: int, block_bytes: int
+    ) -> None:
         self._stream = stream
         self._skip = skip
         self._stride = stride
@@ -397,7 +415,7 @@ class _Chunks:
             if self._skip >= self._read:
                 continue
             if self._skip >= first:
-                lines = lines[self._skip - first + 1:]
+                lines = lines[self._skip - first + 1 :]
                 first = self._skip + 1
             if stride > 1:
                 kept = (self._offset - (first - 1)) % stride
@@ -407,9 +425,7 @@ class _Chunks:
                 yield range(first, first + len(lines) * stride, stride), lines
 
 
-def _json_blocks(
-    file_no: int, file: SourceFile, chunks: _Chunks, key: int
-) -> Iterator[RowBlock]:
+def _json_blocks(file_no: int, file: SourceFile, chunks: _Chunks, key: int) -> Iterator[RowBlock]:
     for numbers, lines in chunks:
         payloads = [line.rstrip(b"\r\n") for line in lines]
         block = _valid_block(file_no, numbers, payloads)
@@ -430,14 +446,17 @@ def _valid_block(file_no: int, numbers: range, payloads: list[bytes]) -> RowBloc
     except ValidationError:
         return None
     count = len(payloads)
-    return RowBlock([event["arrival_time"] for event in events], [file_no] * count,
-                    list(numbers), payloads, cast(list[EventFields | None], events),
-                    [None] * count)
+    return RowBlock(
+        [event["arrival_time"] for event in events],
+        [file_no] * count,
+        list(numbers),
+        payloads,
+        cast(list[EventFields | None], events),
+        [None] * count,
+    )
 
 
-def _checked_block(
-    file_no: int, numbers: range, payloads: list[bytes], key: int
-) -> RowBlock:
+def _checked_block(file_no: int, numbers: range, payloads: list[bytes], key: int) -> RowBlock:
     """The rows of lines one at a time: invalid ones with their reason, blank ones skipped."""
     validate = parse_event_fields
     columns: tuple[list[Any], ...] = ([], [], [], [], [], [])
@@ -464,9 +483,7 @@ def _checked_block(
     return _block(columns)
 
 
-def _csv_blocks(
-    file_no: int, file: SourceFile, chunks: _Chunks, key: int
-) -> Iterator[RowBlock]:
+def _csv_blocks(file_no: int, file: SourceFile, chunks: _Chunks, key: int) -> Iterator[RowBlock]:
     first = chunks.first_line()
     if first is None:
         return

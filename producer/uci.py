@@ -18,7 +18,16 @@ from pydantic import ValidationError
 from hhar_stream.schemas import SensorEvent, describe_validation_error
 
 UCI_COLUMNS: tuple[str, ...] = (
-    "Index", "Arrival_Time", "Creation_Time", "x", "y", "z", "User", "Model", "Device", "gt",
+    "Index",
+    "Arrival_Time",
+    "Creation_Time",
+    "x",
+    "y",
+    "z",
+    "User",
+    "Model",
+    "Device",
+    "gt",
 )
 """The columns of the UCI HHAR CSV files, in their order (the event's wire names)."""
 

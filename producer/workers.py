@@ -83,8 +83,17 @@ def plan_shares(sizes: Sequence[int], workers: int, limit: int | None = None) ->
     if workers == 1:
         return [Share(tuple(range(count)), limit=limit)]
     if count < FILES_PER_WORKER * workers:
-        shares = [Share(tuple(range(count)), stride=workers, offset=worker, worker=worker,
-                        workers=workers, rate_fraction=1 / workers) for worker in range(workers)]
+        shares = [
+            Share(
+                tuple(range(count)),
+                stride=workers,
+                offset=worker,
+                worker=worker,
+                workers=workers,
+                rate_fraction=1 / workers,
+            )
+            for worker in range(workers)
+        ]
     else:
         loads = [0] * workers
         dealt: list[list[int]] = [[] for _ in range(workers)]
@@ -94,8 +103,12 @@ def plan_shares(sizes: Sequence[int], workers: int, limit: int | None = None) ->
             loads[lightest] += sizes[number]
         total = sum(loads)
         shares = [
-            Share(tuple(sorted(files)), worker=worker, workers=workers,
-                  rate_fraction=loads[worker] / total if total else 1 / workers)
+            Share(
+                tuple(sorted(files)),
+                worker=worker,
+                workers=workers,
+                rate_fraction=loads[worker] / total if total else 1 / workers,
+            )
             for worker, files in enumerate(dealt)
         ]
     if limit is None:
@@ -194,7 +207,10 @@ class _Worker:
 
 
 def run_workers(
-    settings: Settings, shares: Sequence[Share], run_share: RunShare, stop: threading.Event,
+    settings: Settings,
+    shares: Sequence[Share],
+    run_share: RunShare,
+    stop: threading.Event,
     progress: ProgressReporter | None,
 ) -> ReplayStats:
     """Replay each share in a worker process; one progress display, one summary.
@@ -207,12 +223,19 @@ def run_workers(
     try:
         for share in shares:
             ours, theirs = context.Pipe()
-            process = context.Process(target=_work, args=(run_share, share, theirs),
-                                      name=f"hhar-produce{share.suffix}")
+            process = context.Process(
+                target=_work, args=(run_share, share, theirs), name=f"hhar-produce{share.suffix}"
+            )
             process.start()
             theirs.close()
-            workers.append(_Worker(share, process, ours, ReplayStats(
-                topic=settings.topic, dead_letter_topic=settings.dead_letter_topic)))
+            workers.append(
+                _Worker(
+                    share,
+                    process,
+                    ours,
+                    ReplayStats(topic=settings.topic, dead_letter_topic=settings.dead_letter_topic),
+                )
+            )
         return _Supervisor(workers, stop, progress).run()
     except BaseException:
         for worker in workers:
@@ -228,8 +251,9 @@ def run_workers(
 class _Supervisor:
     """The parent's loop: messages and exits of the workers, the start, stops and progress."""
 
-    def __init__(self, workers: list[_Worker], stop: threading.Event,
-                 progress: ProgressReporter | None) -> None:
+    def __init__(
+        self, workers: list[_Worker], stop: threading.Event, progress: ProgressReporter | None
+    ) -> None:
         self.workers = workers
         self.stop = stop
         self.progress = progress
@@ -244,8 +268,7 @@ class _Supervisor:
                 waiting: list[Connection | int] = [
                     worker.connection for worker in self.workers if worker.connected
                 ]
-                waiting += [worker.process.sentinel for worker in self.workers
-                            if not worker.ended]
+                waiting += [worker.process.sentinel for worker in self.workers if not worker.ended]
                 wait(waiting, timeout=_PROGRESS_EVERY)
                 for worker in self.workers:
                     if not worker.ended:
@@ -265,10 +288,12 @@ class _Supervisor:
         return summary
 
     def _combined(self) -> ReplayStats:
-        summary = combine([worker.stats for worker in self.workers],
-                          time.monotonic() - self.started)
-        summary.errors = [f"{worker.share.label}{error}" for worker in self.workers
-                          for error in worker.errors]
+        summary = combine(
+            [worker.stats for worker in self.workers], time.monotonic() - self.started
+        )
+        summary.errors = [
+            f"{worker.share.label}{error}" for worker in self.workers for error in worker.errors
+        ]
         return summary
 
     def _serve(self, worker: _Worker) -> None:
@@ -284,10 +309,14 @@ class _Supervisor:
         worker.ended = True
         if not worker.done:
             code = worker.process.exitcode or 0
-            how = (f"was killed by {signal.Signals(-code).name}" if code < 0
-                   else f"exited with code {code}")
-            error = (f"{how} before it finished: run again with --resume to replay the rest "
-                     f"of its share")
+            how = (
+                f"was killed by {signal.Signals(-code).name}"
+                if code < 0
+                else f"exited with code {code}"
+            )
+            error = (
+                f"{how} before it finished: run again with --resume to replay the rest of its share"
+            )
             worker.errors.append(error)
             logger.error("%s%s", worker.share.label, error)
 
@@ -308,8 +337,9 @@ class _Supervisor:
 
     def _start_when_ready(self) -> None:
         """Start every worker at once when all that are still running are ready."""
-        if self.start is not None or not all(worker.ready or worker.done or worker.ended
-                                             for worker in self.workers):
+        if self.start is not None or not all(
+            worker.ready or worker.done or worker.ended for worker in self.workers
+        ):
             return
         keys = [worker.first_key for worker in self.workers if worker.first_key is not None]
         self.start = (time.monotonic(), min(keys) if keys else None)

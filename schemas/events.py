@@ -64,9 +64,11 @@ class SensorEvent(BaseModel):
         Keys in the real order, integers in full (19-digit nanoseconds are never rounded) and
         doubles in Java's notation (``5.0354E-4``).
         """
-        return "{" + ",".join(
-            f'"{name}":{_json_value(getattr(self, attr))}' for attr, name in _WIRE_NAMES
-        ) + "}"
+        return (
+            "{"
+            + ",".join(f'"{name}":{_json_value(getattr(self, attr))}' for attr, name in _WIRE_NAMES)
+            + "}"
+        )
 
 
 def _json_value(value: Any) -> str:

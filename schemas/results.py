@@ -89,7 +89,7 @@ class DeviceActivitySubtotal(ResultRecord):
     key_fields: ClassVar[tuple[str, ...]] = ("Device", "gt", "grouping_id")
 
     device: str | None = Field(alias="Device", description="null in a row over all devices")
-    gt: str | None = Field(description="null (not the label \"null\") in a row over all gt")
+    gt: str | None = Field(description='null (not the label "null") in a row over all gt')
     grouping_id: int = Field(
         description="0 (Device, gt) cell, 1 Device subtotal, 2 gt subtotal, 3 grand total"
     )
@@ -153,10 +153,14 @@ class BadRecord(ResultRecord):
     partition: int
     offset: int
     timestamp: dt.datetime | None = Field(description="the message's Kafka timestamp")
-    reason: str = Field(max_length=BAD_REASON_MAX_CHARS,
-                        description="why the message was set aside (cut to the maximum length)")
-    value: str | None = Field(max_length=BAD_VALUE_MAX_CHARS,
-                              description="the message value as text: its first characters")
+    reason: str = Field(
+        max_length=BAD_REASON_MAX_CHARS,
+        description="why the message was set aside (cut to the maximum length)",
+    )
+    value: str | None = Field(
+        max_length=BAD_VALUE_MAX_CHARS,
+        description="the message value as text: its first characters",
+    )
     value_bytes: int | None = Field(description="size of the message value in bytes")
     value_truncated: bool = Field(description="true when `value` is only the beginning")
 

@@ -67,10 +67,13 @@ def kafka(base_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> 
 def own_broker(base_settings: Settings, tmp_path: Path) -> Iterator[LocalKafka]:
     """A single-node broker that belongs to one test: stopping or crashing it disturbs no other
     test."""
-    settings = base_settings.changed(**{
-        "kafka_port": free_port(), "kafka_controller_port": free_port(),
-        "kafka_ready_timeout": 120.0,
-    })
+    settings = base_settings.changed(
+        **{
+            "kafka_port": free_port(),
+            "kafka_controller_port": free_port(),
+            "kafka_ready_timeout": 120.0,
+        }
+    )
     broker = LocalKafka(settings, run_dir=tmp_path / "broker")
     broker.up()
     try:

@@ -36,8 +36,9 @@ def test_the_first_signal_stops_and_the_second_aborts() -> None:
 def test_a_pid_file_names_a_live_process_only(tmp_path: Path) -> None:
     pid_file = PidFile(tmp_path / "sleeper.pid")
     assert pid_file.pid() is None
-    process = launch([sys.executable, "-c", "import time; time.sleep(60)"],
-                     tmp_path / "sleeper.log", pid_file)
+    process = launch(
+        [sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "sleeper.log", pid_file
+    )
     assert pid_file.pid() == process.pid
     stop_gracefully({"sleeper": process.pid}, timeout=10)
     process.wait(5)
@@ -47,10 +48,13 @@ def test_a_pid_file_names_a_live_process_only(tmp_path: Path) -> None:
 
 
 def test_a_process_that_ignores_sigterm_is_killed_after_the_timeout(tmp_path: Path) -> None:
-    stubborn = ("import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-                "print('ready', flush=True); time.sleep(60)")
-    process = subprocess.Popen([sys.executable, "-c", stubborn], stdout=subprocess.PIPE,
-                               start_new_session=True)
+    stubborn = (
+        "import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(60)"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", stubborn], stdout=subprocess.PIPE, start_new_session=True
+    )
     assert process.stdout is not None and process.stdout.readline() == b"ready\n"
     stop_child(process, "stubborn", timeout=0.5)
     assert process.returncode == -signal.SIGKILL

@@ -23,8 +23,9 @@ from hhar_stream.settings import Settings, format_duration
         ("1h", dt.timedelta(hours=1), "1 hour"),
     ],
 )
-def test_durations_take_short_and_spark_spellings(text: str, duration: dt.timedelta,
-                                                   shown: str) -> None:
+def test_durations_take_short_and_spark_spellings(
+    text: str, duration: dt.timedelta, shown: str
+) -> None:
     settings = Settings(trigger=text)
     assert settings.trigger == duration
     assert format_duration(settings.trigger) == shown  # how Spark takes it
@@ -45,7 +46,8 @@ def test_a_bad_duration_in_the_environment_fails_when_settings_are_read(monkeypa
     with pytest.raises(ValidationError) as error:
         Settings()
     assert describe_settings_error(error.value) == (
-        "window (HHAR_WINDOW) 'soon' is not a duration such as 1s, 500ms, 10 minutes")
+        "window (HHAR_WINDOW) 'soon' is not a duration such as 1s, 500ms, 10 minutes"
+    )
 
 
 def test_lists_of_names(monkeypatch) -> None:
@@ -62,7 +64,8 @@ def test_sinks_are_kept_in_order_and_checked() -> None:
     with pytest.raises(ValidationError) as error:
         Settings(sink="kafka,disk")
     assert describe_settings_error(error.value) == (
-        "invalid sink 'disk' (HHAR_SINK): choose any of kafka, memory, console")
+        "invalid sink 'disk' (HHAR_SINK): choose any of kafka, memory, console"
+    )
 
 
 def test_other_errors_keep_their_form_beside_ours() -> None:
@@ -71,7 +74,8 @@ def test_other_errors_keep_their_form_beside_ours() -> None:
     assert describe_settings_error(error.value) == (
         "trigger (HHAR_TRIGGER) 'soon' is not a duration such as 1s, 500ms, 10 minutes; "
         "invalid setting partitions (HHAR_PARTITIONS): Input should be greater than or equal "
-        "to 1")
+        "to 1"
+    )
 
 
 def test_a_changed_copy_is_validated() -> None:

@@ -64,56 +64,149 @@ def test_watch_once_prints_the_current_state_per_key(kafka: Settings, topics, tm
     prefix = f"{run}."
     events_topic = f"{run}.events"
     settings = kafka.changed(**{"results_prefix": prefix, "topic": events_topic})
-    queries = ["total_count", "device_activity", "device_activity_rollup", "activity_stats",
-               "live_vs_historical", "windowed_activity"]
+    queries = [
+        "total_count",
+        "device_activity",
+        "device_activity_rollup",
+        "activity_stats",
+        "live_vs_historical",
+        "windowed_activity",
+    ]
     topics.create_named([events_topic] + [settings.result_topic(q) for q in queries], partitions=2)
 
     producer = Producer(settings.kafka_client_config())
 
     def publish(record) -> None:
-        producer.produce(settings.result_topic(record.query), key=record.key_json(),
-                         value=record.value_json())
+        producer.produce(
+            settings.result_topic(record.query), key=record.key_json(), value=record.value_json()
+        )
 
     # Older versions of a key come first: only the last one may be shown.
     publish(TotalCount(query="total_count", batch_id=1, count=10))
     publish(TotalCount(query="total_count", batch_id=4, count=1003))
-    publish(DeviceActivity(query="device_activity", batch_id=2, Device="nexus4_1", gt="walk",
-                           count=7))
-    publish(DeviceActivity(query="device_activity", batch_id=3, Device="nexus4_1", gt="walk",
-                           count=600))
-    publish(DeviceActivity(query="device_activity", batch_id=3, Device="nexus4_2", gt="null",
-                           count=403))
-    for device, gt, level, count in [("nexus4_1", "walk", 0, 600), ("nexus4_2", "null", 0, 403),
-                                     ("nexus4_1", None, 1, 600), ("nexus4_2", None, 1, 403),
-                                     (None, None, 3, 1003)]:
-        publish(DeviceActivitySubtotal(query="device_activity_rollup", batch_id=3, Device=device,
-                                       gt=gt, grouping_id=level, count=count))
-    publish(ActivityStats(query="activity_stats", batch_id=3, gt="walk", Model="nexus4",
-                          x_avg=0.25, y_avg=-0.125, z_avg=0.0, count=600))
-    publish(ActivityStats(query="activity_stats", batch_id=3, gt="null", Model="nexus4",
-                          x_avg=-0.5, y_avg=0.0, z_avg=0.0, count=403))
-    publish(LiveVsHistorical(query="live_vs_historical", batch_id=3, gt="walk", Model="nexus4",
-                             x_avg=0.25, y_avg=-0.125, z_avg=0.0, count=600,
-                             historical_x_avg=0.2, historical_y_avg=None, historical_z_avg=None,
-                             historical_count=7))
-    publish(LiveVsHistorical(query="live_vs_historical", batch_id=3, gt="null", Model="nexus4",
-                             x_avg=-0.5, y_avg=0.0, z_avg=0.0, count=403,
-                             historical_x_avg=-0.4, historical_y_avg=None,
-                             historical_z_avg=None, historical_count=None))
+    publish(
+        DeviceActivity(query="device_activity", batch_id=2, Device="nexus4_1", gt="walk", count=7)
+    )
+    publish(
+        DeviceActivity(query="device_activity", batch_id=3, Device="nexus4_1", gt="walk", count=600)
+    )
+    publish(
+        DeviceActivity(query="device_activity", batch_id=3, Device="nexus4_2", gt="null", count=403)
+    )
+    for device, gt, level, count in [
+        ("nexus4_1", "walk", 0, 600),
+        ("nexus4_2", "null", 0, 403),
+        ("nexus4_1", None, 1, 600),
+        ("nexus4_2", None, 1, 403),
+        (None, None, 3, 1003),
+    ]:
+        publish(
+            DeviceActivitySubtotal(
+                query="device_activity_rollup",
+                batch_id=3,
+                Device=device,
+                gt=gt,
+                grouping_id=level,
+                count=count,
+            )
+        )
+    publish(
+        ActivityStats(
+            query="activity_stats",
+            batch_id=3,
+            gt="walk",
+            Model="nexus4",
+            x_avg=0.25,
+            y_avg=-0.125,
+            z_avg=0.0,
+            count=600,
+        )
+    )
+    publish(
+        ActivityStats(
+            query="activity_stats",
+            batch_id=3,
+            gt="null",
+            Model="nexus4",
+            x_avg=-0.5,
+            y_avg=0.0,
+            z_avg=0.0,
+            count=403,
+        )
+    )
+    publish(
+        LiveVsHistorical(
+            query="live_vs_historical",
+            batch_id=3,
+            gt="walk",
+            Model="nexus4",
+            x_avg=0.25,
+            y_avg=-0.125,
+            z_avg=0.0,
+            count=600,
+            historical_x_avg=0.2,
+            historical_y_avg=None,
+            historical_z_avg=None,
+            historical_count=7,
+        )
+    )
+    publish(
+        LiveVsHistorical(
+            query="live_vs_historical",
+            batch_id=3,
+            gt="null",
+            Model="nexus4",
+            x_avg=-0.5,
+            y_avg=0.0,
+            z_avg=0.0,
+            count=403,
+            historical_x_avg=-0.4,
+            historical_y_avg=None,
+            historical_z_avg=None,
+            historical_count=None,
+        )
+    )
     start = dt.datetime(2015, 2, 23, 10, 10, tzinfo=dt.UTC)
-    publish(WindowedActivity(query="windowed_activity", batch_id=3, window_start=start,
-                             window_end=start + dt.timedelta(minutes=10), Device="nexus4_1",
-                             gt="walk", count=600))
+    publish(
+        WindowedActivity(
+            query="windowed_activity",
+            batch_id=3,
+            window_start=start,
+            window_end=start + dt.timedelta(minutes=10),
+            Device="nexus4_1",
+            gt="walk",
+            count=600,
+        )
+    )
     for index in range(1005):
         producer.produce(events_topic, key="nexus4_1", value=f"event {index}")
     assert producer.flush(30) == 0
 
     result = run_hhar(
-        ["watch", "--once", "--results-prefix", prefix, "--topic", events_topic,
-         *[arg for q in ["total_count", "device_activity", "device_activity_rollup",
-                         "stairs_by_user", "activity_stats", "live_vs_historical",
-                         "windowed_activity"] for arg in ("--query", q)]],
-        hhar_env(settings, ["bootstrap"]), tmp_path, timeout=120,
+        [
+            "watch",
+            "--once",
+            "--results-prefix",
+            prefix,
+            "--topic",
+            events_topic,
+            *[
+                arg
+                for q in [
+                    "total_count",
+                    "device_activity",
+                    "device_activity_rollup",
+                    "stairs_by_user",
+                    "activity_stats",
+                    "live_vs_historical",
+                    "windowed_activity",
+                ]
+                for arg in ("--query", q)
+            ],
+        ],
+        hhar_env(settings, ["bootstrap"]),
+        tmp_path,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == EXPECTED.format(events=events_topic)
@@ -121,8 +214,9 @@ def test_watch_once_prints_the_current_state_per_key(kafka: Settings, topics, tm
 
 @pytest.mark.kafka
 def test_watch_reports_an_unreachable_broker_in_one_line(tmp_path) -> None:
-    result = run_hhar(["watch", "--once"], hhar_env(HHAR_BOOTSTRAP="127.0.0.1:1"), tmp_path,
-                      timeout=60)
+    result = run_hhar(
+        ["watch", "--once"], hhar_env(HHAR_BOOTSTRAP="127.0.0.1:1"), tmp_path, timeout=60
+    )
     assert result.returncode == 1
     assert result.stderr.startswith("error: cannot reach Kafka at 127.0.0.1:1")
     assert "Traceback" not in result.stderr

@@ -52,8 +52,10 @@ def _check_ports(settings: Settings) -> Settings:
     """Refuse a dashboard port that is taken (one line); move Spark's UI to a free port when its
     own is taken, so that the address printed is the one Spark takes."""
     if not port_is_free(settings.dashboard_port, settings.dashboard_host):
-        msg = (f"port {settings.dashboard_port} of the dashboard is already in use: stop what "
-               f"listens there or choose another (HHAR_DASHBOARD_PORT)")
+        msg = (
+            f"port {settings.dashboard_port} of the dashboard is already in use: stop what "
+            f"listens there or choose another (HHAR_DASHBOARD_PORT)"
+        )
         raise ConfigError(msg)
     if port_is_free(settings.spark_ui_port):
         return settings
@@ -78,9 +80,19 @@ def run_demo(settings: Settings, seconds: float | None, rows: int, speedup: floa
     if not _has_data(settings.data):
         print(f"generating {rows:,} HHAR-like rows into {settings.data} ...", flush=True)
         subprocess.run(  # noqa: S603 - our own command line
-            [sys.executable, "-m", "hhar_stream.cli", "data", "synth", "--out",
-             str(settings.data), "--rows", str(rows)],
-            env=env, check=True,
+            [
+                sys.executable,
+                "-m",
+                "hhar_stream.cli",
+                "data",
+                "synth",
+                "--out",
+                str(settings.data),
+                "--rows",
+                str(rows),
+            ],
+            env=env,
+            check=True,
         )
     _clear_topics(settings)
     checkpoints = work / "checkpoints"
@@ -92,8 +104,7 @@ def run_demo(settings: Settings, seconds: float | None, rows: int, speedup: floa
             "HHAR_CHECKPOINT": str(checkpoints),
             # Small micro-batches: the first results show within seconds, not after the
             # whole backlog; short windows so that closed windows appear during the demo.
-            "HHAR_MAX_OFFSETS_PER_TRIGGER": os.environ.get("HHAR_MAX_OFFSETS_PER_TRIGGER",
-                                                           "20000"),
+            "HHAR_MAX_OFFSETS_PER_TRIGGER": os.environ.get("HHAR_MAX_OFFSETS_PER_TRIGGER", "20000"),
             "HHAR_WINDOW": os.environ.get("HHAR_WINDOW", "1 minute"),
             "HHAR_WATERMARK": os.environ.get("HHAR_WATERMARK", "30 seconds"),
             # A live view: a micro-batch twice a second keeps the results within a second of
@@ -108,8 +119,7 @@ def run_demo(settings: Settings, seconds: float | None, rows: int, speedup: floa
             "HHAR_DASHBOARD_HOST": settings.dashboard_host,
             "HHAR_DASHBOARD_PORT": str(settings.dashboard_port),
         }
-        children.append(("dashboard", _child(["dashboard"], dashboard_env,
-                                             work / "dashboard.log")))
+        children.append(("dashboard", _child(["dashboard"], dashboard_env, work / "dashboard.log")))
         producer_env = env | {
             "HHAR_SOURCE": str(settings.data),
             "HHAR_SPEEDUP": str(speedup),
@@ -126,8 +136,11 @@ def run_demo(settings: Settings, seconds: float | None, rows: int, speedup: floa
             flush=True,
         )
         print(f"dashboard: {dashboard_url(settings)}", flush=True)
-        print(f"Spark UI:  http://127.0.0.1:{settings.spark_ui_port} (once the processor has "
-              f"started; Structured Streaming tab)", flush=True)
+        print(
+            f"Spark UI:  http://127.0.0.1:{settings.spark_ui_port} (once the processor has "
+            f"started; Structured Streaming tab)",
+            flush=True,
+        )
         watch_args = ["watch", "--interval", "2"]
         if seconds:
             watch_args += ["--duration", str(seconds)]
@@ -136,8 +149,9 @@ def run_demo(settings: Settings, seconds: float | None, rows: int, speedup: floa
         )
         for name, process in children:
             if process.poll() not in (None, 0):
-                logger.error("%s exited with code %s; see %s", name, process.returncode,
-                             work / f"{name}.log")
+                logger.error(
+                    "%s exited with code %s; see %s", name, process.returncode, work / f"{name}.log"
+                )
                 return 1
         return watch.returncode
     except KeyboardInterrupt:
@@ -162,16 +176,22 @@ def register(subparsers: Commands) -> None:
     add_setting(parser, "--data", field="data")
     add_setting(parser, "--dashboard-port", field="dashboard_port", type=int)
     parser.add_argument(
-        "--seconds", type=float, default=float(os.environ.get("DEMO_SECONDS") or 0) or None,
+        "--seconds",
+        type=float,
+        default=float(os.environ.get("DEMO_SECONDS") or 0) or None,
         help="stop after this many seconds [env: DEMO_SECONDS; default: until Ctrl+C]",
     )
     parser.add_argument(
-        "--rows", type=int, default=200_000,
+        "--rows",
+        type=int,
+        default=200_000,
         help="rows to generate when the data folder is empty (default 200000; the replay "
         "loops, and the processor reads them all once as its history)",
     )
     parser.add_argument(
-        "--speedup", type=float, default=10.0,
+        "--speedup",
+        type=float,
+        default=10.0,
         help="replay speed in event time (default 10: ten minutes of recording per minute, "
         "about 4,000 events/s)",
     )

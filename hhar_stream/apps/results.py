@@ -125,8 +125,13 @@ class ResultReader:
     Topics that do not exist yet are picked up when they appear.
     """
 
-    def __init__(self, settings: Settings, queries: Iterable[str], group: str = "hhar-watch",
-                 broker_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        queries: Iterable[str],
+        group: str = "hhar-watch",
+        broker_timeout: float = 10.0,
+    ) -> None:
         """A consumer of its own (`group`, committing nothing); `broker_timeout` bounds each
         metadata request."""
         self.settings = settings
@@ -134,7 +139,10 @@ class ResultReader:
         self.state = ResultState()
         self.broker_timeout = broker_timeout
         config = settings.kafka_client_config() | {
-            "group.id": group, "enable.auto.commit": False, "log_level": 3}
+            "group.id": group,
+            "enable.auto.commit": False,
+            "log_level": 3,
+        }
         self.consumer = Consumer(config | {"enable.partition.eof": True})
         # Metadata and offsets are asked on a connection of their own: a broker answers one
         # request of a connection at a time, and the reading consumer's fetches wait there
@@ -210,8 +218,7 @@ class ResultReader:
         message = self.consumer.poll(wait)
         while message is not None:
             if not message.error():
-                self.state.apply(self.topic_query[message.topic()], message.key(),
-                                 message.value())
+                self.state.apply(self.topic_query[message.topic()], message.key(), message.value())
                 folded += 1
             message = self.consumer.poll(0)
         return folded
@@ -262,8 +269,9 @@ class ResultReader:
         if events is not None:
             self._arrivals.add(events, now)
         self._processed.add(counted + bad, now)
-        return PipelineFigures(events, self._arrivals.rate, self._processed.rate, counted, bad,
-                               self.state.last_batch())
+        return PipelineFigures(
+            events, self._arrivals.rate, self._processed.rate, counted, bad, self.state.last_batch()
+        )
 
     def close(self) -> None:
         """Leave the topics."""

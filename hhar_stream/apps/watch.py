@@ -90,8 +90,10 @@ def render_rich(tables: list[Table], status: str) -> Group:
 
 def status_line(figures: PipelineFigures, topic: str, with_rate: bool) -> str:
     """Events in, last batch, and how far the processor lags behind the events topic."""
-    parts = [f"events topic {topic}: "
-             + ("no answer yet" if figures.events is None else f"offset {figures.events}")]
+    parts = [
+        f"events topic {topic}: "
+        + ("no answer yet" if figures.events is None else f"offset {figures.events}")
+    ]
     if with_rate and figures.events_per_second is not None:
         parts.append(f"in {figures.events_per_second:,.0f} ev/s")
     batch = figures.last_batch
@@ -115,15 +117,26 @@ def register(subparsers: Commands) -> None:
     add_setting(parser, "--topic", field="topic")
     add_setting(parser, "--results-prefix", field="results_prefix")
     parser.add_argument(
-        "--query", action="append", choices=WATCHED_QUERIES, metavar="NAME",
+        "--query",
+        action="append",
+        choices=WATCHED_QUERIES,
+        metavar="NAME",
         help=f"a query to show (repeatable; default: all of {', '.join(WATCHED_QUERIES)})",
     )
-    parser.add_argument("--interval", type=float, default=2.0,
-                        help="seconds between snapshots (default 2)")
-    parser.add_argument("--once", action="store_true",
-                        help="read everything published so far, print one snapshot, exit")
-    parser.add_argument("--duration", type=float, default=None,
-                        help="stop after this many seconds (default: until Ctrl+C)")
+    parser.add_argument(
+        "--interval", type=float, default=2.0, help="seconds between snapshots (default 2)"
+    )
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="read everything published so far, print one snapshot, exit",
+    )
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="stop after this many seconds (default: until Ctrl+C)",
+    )
     parser.set_defaults(func=_watch)
 
 
@@ -138,8 +151,12 @@ def _watch(args: argparse.Namespace) -> int:
     try:
         if args.once:
             reader.read_to_end()
-            sys.stdout.write(render_plain(build_tables(reader.state, queries),
-                                          status_line(reader.figures(), settings.topic, False)))
+            sys.stdout.write(
+                render_plain(
+                    build_tables(reader.state, queries),
+                    status_line(reader.figures(), settings.topic, False),
+                )
+            )
             return 0
         deadline = None if args.duration is None else time.monotonic() + args.duration
         if sys.stdout.isatty():
@@ -147,8 +164,12 @@ def _watch(args: argparse.Namespace) -> int:
         else:
             while deadline is None or time.monotonic() < deadline:
                 reader.poll(args.interval)
-                sys.stdout.write(render_plain(build_tables(reader.state, queries),
-                                              status_line(reader.figures(), settings.topic, True)))
+                sys.stdout.write(
+                    render_plain(
+                        build_tables(reader.state, queries),
+                        status_line(reader.figures(), settings.topic, True),
+                    )
+                )
                 sys.stdout.flush()
     except KeyboardInterrupt:
         pass

@@ -133,7 +133,9 @@ class LocalKafka:
     INTERNAL_PORT_OFFSET = 5
 
     def __init__(
-        self, settings: Settings, run_dir: Path | None = None,
+        self,
+        settings: Settings,
+        run_dir: Path | None = None,
         properties: Mapping[str, str] | None = None,
     ) -> None:
         """Describe the local cluster of `settings` (state under `run_dir` if given).
@@ -242,8 +244,7 @@ class LocalKafka:
         return [
             f"listeners=CLIENT://127.0.0.1:{node.port},INTERNAL://127.0.0.1:{internal},"
             f"CONTROLLER://127.0.0.1:{node.controller_port}",
-            f"advertised.listeners=CLIENT://127.0.0.1:{node.port},"
-            f"INTERNAL://127.0.0.1:{internal}",
+            f"advertised.listeners=CLIENT://127.0.0.1:{node.port},INTERNAL://127.0.0.1:{internal}",
             "inter.broker.listener.name=INTERNAL",
             "controller.listener.names=CONTROLLER",
             "listener.security.protocol.map="
@@ -365,7 +366,10 @@ class LocalKafka:
         literal, prefixed = ResourcePatternType.LITERAL, ResourcePatternType.PREFIXED
         topic, group = ResourceType.TOPIC, ResourceType.GROUP
         read, write, describe, create = (
-            AclOperation.READ, AclOperation.WRITE, AclOperation.DESCRIBE, AclOperation.CREATE
+            AclOperation.READ,
+            AclOperation.WRITE,
+            AclOperation.DESCRIBE,
+            AclOperation.CREATE,
         )
         grants = {
             # The producer writes the events and dead-letter topics and its resume state.
@@ -379,8 +383,12 @@ class LocalKafka:
             # The processor reads the events and writes (and creates) the result topics.
             PROCESSOR_USER: [
                 (topic, settings.topic, literal, [read, describe]),
-                (topic, settings.results_prefix, prefixed, [read, write, describe, create,
-                                                            AclOperation.DESCRIBE_CONFIGS]),
+                (
+                    topic,
+                    settings.results_prefix,
+                    prefixed,
+                    [read, write, describe, create, AclOperation.DESCRIBE_CONFIGS],
+                ),
                 # Spark's Kafka source names its consumer groups spark-kafka-source-<uuid>...
                 (group, "spark-kafka-", prefixed, [read]),
             ],
@@ -392,8 +400,7 @@ class LocalKafka:
             ],
         }
         bindings = [
-            AclBinding(kind, name, pattern, f"User:{user}", "*", operation,
-                       AclPermissionType.ALLOW)
+            AclBinding(kind, name, pattern, f"User:{user}", "*", operation, AclPermissionType.ALLOW)
             for user, resources in grants.items()
             for kind, name, pattern, operations in resources
             for operation in operations
@@ -429,8 +436,9 @@ class LocalKafka:
             str(config),
         ]
         process = launch(command, node.out_file, node.pid_file, cwd=node.run_dir)
-        logger.info("starting Kafka node %d at %s (pid %d)", node.node_id, node.bootstrap,
-                    process.pid)
+        logger.info(
+            "starting Kafka node %d at %s (pid %d)", node.node_id, node.bootstrap, process.pid
+        )
         return process
 
     def _wait_ready(self, processes: dict[int, subprocess.Popen[bytes]]) -> None:
@@ -446,8 +454,7 @@ class LocalKafka:
                     )
                     raise BrokerError(msg)
             if all(
-                broker_answers(self.node(i).bootstrap, 2.0, self._admin_config())
-                for i in processes
+                broker_answers(self.node(i).bootstrap, 2.0, self._admin_config()) for i in processes
             ):
                 if self.secure:
                     self._grant_client_acls()
@@ -462,8 +469,11 @@ class LocalKafka:
 
     def down(self, timeout: float = 30.0) -> str:
         """Stop every node by its pid (SIGTERM, then SIGKILL after `timeout` seconds)."""
-        running = {f"Kafka node {node.node_id}": pid for node in self.nodes
-                   if (pid := node.pid()) is not None}
+        running = {
+            f"Kafka node {node.node_id}": pid
+            for node in self.nodes
+            if (pid := node.pid()) is not None
+        }
         if running:
             stop_gracefully(running, timeout)
         for node in self.nodes:

@@ -75,8 +75,13 @@ def register(subparsers: Commands) -> None:
     add_setting(create, "--partitions", field="partitions", type=int)
     add_setting(create, "--replication-factor", field="replication_factor", type=int)
     add_setting(create, "--min-insync-replicas", field="min_insync_replicas", type=int)
-    add_setting(create, "--timeout", field="kafka_ready_timeout", type=float,
-                help="seconds to wait for the brokers to answer")
+    add_setting(
+        create,
+        "--timeout",
+        field="kafka_ready_timeout",
+        type=float,
+        help="seconds to wait for the brokers to answer",
+    )
     create.set_defaults(func=_create_topics)
 
 
@@ -114,16 +119,25 @@ def _consume(args: argparse.Namespace) -> int:
     result = local.run_tool(
         "org.apache.kafka.tools.consumer.ConsoleConsumer",
         [
-            "--bootstrap-server", local.settings.bootstrap,
-            "--topic", args.topic,
+            "--bootstrap-server",
+            local.settings.bootstrap,
+            "--topic",
+            args.topic,
             "--from-beginning",
-            "--max-messages", str(args.max),
-            "--timeout-ms", str(args.timeout_ms),
-            "--formatter-property", "print.key=true",
-            "--formatter-property", "print.headers=true",
-            "--formatter-property", "print.timestamp=true",
-            "--formatter-property", "print.partition=true",
-            "--formatter-property", "print.offset=true",
+            "--max-messages",
+            str(args.max),
+            "--timeout-ms",
+            str(args.timeout_ms),
+            "--formatter-property",
+            "print.key=true",
+            "--formatter-property",
+            "print.headers=true",
+            "--formatter-property",
+            "print.timestamp=true",
+            "--formatter-property",
+            "print.partition=true",
+            "--formatter-property",
+            "print.offset=true",
         ],
         stdout=sys.stdout,
         stderr=subprocess.PIPE,
@@ -133,9 +147,13 @@ def _consume(args: argparse.Namespace) -> int:
     lines = result.stderr.splitlines()
     timed_out = "org.apache.kafka.common.errors.TimeoutException" in lines
     for line in lines:
-        if line.startswith("The consumer rebalance protocol (KIP-848)") or (timed_out and (
+        if line.startswith("The consumer rebalance protocol (KIP-848)") or (
+            timed_out
+            and (
                 "Error processing message, terminating" in line
-                or line == "org.apache.kafka.common.errors.TimeoutException")):
+                or line == "org.apache.kafka.common.errors.TimeoutException"
+            )
+        ):
             continue
         print(line, file=sys.stderr)
     if timed_out:

@@ -112,9 +112,12 @@ class LocalSpark:
             self._launch(
                 self.master,
                 "org.apache.spark.deploy.master.Master",
-                "--host", "127.0.0.1",
-                "--port", str(settings.spark_master_port),
-                "--webui-port", str(settings.spark_master_ui_port),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(settings.spark_master_port),
+                "--webui-port",
+                str(settings.spark_master_ui_port),
             )
         for number, worker in enumerate(self.workers, start=1):
             if worker.pid() is None:
@@ -128,10 +131,14 @@ class LocalSpark:
         self._launch(
             worker,
             "org.apache.spark.deploy.worker.Worker",
-            "--host", "127.0.0.1",
-            "--cores", str(self.settings.spark_worker_cores),
-            "--memory", self.settings.spark_worker_memory,
-            "--webui-port", str(self.settings.spark_master_ui_port + number),
+            "--host",
+            "127.0.0.1",
+            "--cores",
+            str(self.settings.spark_worker_cores),
+            "--memory",
+            self.settings.spark_worker_memory,
+            "--webui-port",
+            str(self.settings.spark_master_ui_port + number),
             self.master_url,
         )
         if wait:

@@ -33,8 +33,10 @@ class ComposeError(Exception):
 
 # --- interpolation ----------------------------------------------------------------------------
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
-_TOKEN = re.compile(rf"\$(?:(?P<escaped>\$)|(?P<bare>{_NAME})|\{{(?P<braced>{_NAME})"
-                    r"(?:(?P<op>:?[-?+])(?P<arg>(?:[^{}]|\{[^{}]*\})*))?\})")
+_TOKEN = re.compile(
+    rf"\$(?:(?P<escaped>\$)|(?P<bare>{_NAME})|\{{(?P<braced>{_NAME})"
+    r"(?:(?P<op>:?[-?+])(?P<arg>(?:[^{}]|\{[^{}]*\})*))?\})"
+)
 
 
 def interpolate(text: str, variables: Mapping[str, str]) -> str:
@@ -46,7 +48,7 @@ def interpolate(text: str, variables: Mapping[str, str]) -> str:
     """
     out, position = [], 0
     for match in _TOKEN.finditer(text):
-        out.append(_plain(text[position:match.start()]))
+        out.append(_plain(text[position : match.start()]))
         position = match.end()
         if match["escaped"]:
             out.append("$")
@@ -152,8 +154,14 @@ class Service:
     dockerfile: Path | None = field(default=None)
 
     @classmethod
-    def parse(cls, name: str, raw: dict[str, Any], project: Path, named_volumes: set[str],
-              variables: Mapping[str, str]) -> Service:
+    def parse(
+        cls,
+        name: str,
+        raw: dict[str, Any],
+        project: Path,
+        named_volumes: set[str],
+        variables: Mapping[str, str],
+    ) -> Service:
         """Read one interpolated service definition of the project in folder `project`."""
         image = raw.get("image")
         build = raw.get("build")
@@ -168,8 +176,9 @@ class Service:
         depends = raw.get("depends_on", {})
         if isinstance(depends, list):
             depends = {dependency: {} for dependency in depends}
-        depends_on = {dep: (spec or {}).get("condition", "service_started")
-                      for dep, spec in depends.items()}
+        depends_on = {
+            dep: (spec or {}).get("condition", "service_started") for dep, spec in depends.items()
+        }
         for dep, condition in depends_on.items():
             if condition not in CONDITIONS:
                 msg = f"service {name}: unknown depends_on condition {condition!r} of {dep}"
@@ -259,15 +268,17 @@ class ComposeProject:
     services: dict[str, Service]
 
     @classmethod
-    def load(cls, path: Path = COMPOSE_FILE,
-             variables: Mapping[str, str] | None = None) -> ComposeProject:
+    def load(
+        cls, path: Path = COMPOSE_FILE, variables: Mapping[str, str] | None = None
+    ) -> ComposeProject:
         """Read `path` as compose reads it with `variables` (the user's exported variables)."""
         variables = dict(variables or {})
         document = yaml.safe_load(path.read_text())
         volumes = set(document.get("volumes") or {})
         services = {
-            name: Service.parse(name, _interpolate_values(raw, variables), path.parent, volumes,
-                                variables)
+            name: Service.parse(
+                name, _interpolate_values(raw, variables), path.parent, volumes, variables
+            )
             for name, raw in document["services"].items()
         }
         for service in services.values():
@@ -280,13 +291,19 @@ class ComposeProject:
     def active(self, profiles: tuple[str, ...] = ()) -> list[Service]:
         """The services `docker compose [--profile P...] up` starts (no profile, or one of
         `profiles`), in the file's order."""
-        return [service for service in self.services.values()
-                if not service.profiles or set(service.profiles) & set(profiles)]
+        return [
+            service
+            for service in self.services.values()
+            if not service.profiles or set(service.profiles) & set(profiles)
+        ]
 
     def built_images(self) -> dict[str, Path]:
         """Image name -> the project Dockerfile a service builds it from."""
-        return {service.image: service.dockerfile for service in self.services.values()
-                if service.dockerfile is not None}
+        return {
+            service.image: service.dockerfile
+            for service in self.services.values()
+            if service.dockerfile is not None
+        }
 
 
 # --- Dockerfiles --------------------------------------------------------------------------------

@@ -70,19 +70,33 @@ KAFKA_TOOLS = {
 name them, Kafka 4.3)."""
 KAFKA_TOOLS_DIR = "/opt/kafka/bin"
 
-_BROKER_IDENTITY = frozenset({
-    "node.id", "process.roles", "controller.quorum.voters", "listeners", "advertised.listeners",
-    "listener.security.protocol.map", "inter.broker.listener.name", "controller.listener.names",
-})
+_BROKER_IDENTITY = frozenset(
+    {
+        "node.id",
+        "process.roles",
+        "controller.quorum.voters",
+        "listeners",
+        "advertised.listeners",
+        "listener.security.protocol.map",
+        "inter.broker.listener.name",
+        "controller.listener.names",
+    }
+)
 """Broker properties the local broker sets itself (its own ports on 127.0.0.1)."""
 _IMAGE_DEFAULTS = {"num.partitions": "1"}
 """Kafka's defaults, which the image keeps and the local broker changes."""
 _KAFKA_LOG_DIR = "/tmp/kafka-logs"
 """Kafka's default log.dirs."""
-_JVM_VARIABLES = frozenset({
-    "KAFKA_HEAP_OPTS", "KAFKA_OPTS", "KAFKA_JVM_PERFORMANCE_OPTS", "KAFKA_LOG4J_OPTS",
-    "KAFKA_JMX_OPTS", "KAFKA_GC_LOG_OPTS",
-})
+_JVM_VARIABLES = frozenset(
+    {
+        "KAFKA_HEAP_OPTS",
+        "KAFKA_OPTS",
+        "KAFKA_JVM_PERFORMANCE_OPTS",
+        "KAFKA_LOG4J_OPTS",
+        "KAFKA_JMX_OPTS",
+        "KAFKA_GC_LOG_OPTS",
+    }
+)
 
 PROJECT_PROGRAMS = frozenset({"hhar", "sh", "bash", "/bin/sh", "/bin/bash"})
 SHELLS = frozenset({"sh", "bash", "/bin/sh", "/bin/bash"})
@@ -100,8 +114,9 @@ def kafka_property(variable: str) -> str:
     """The broker property of an apache/kafka ``KAFKA_*`` variable (the image's rule:
     ``___`` -> ``-``, ``__`` -> ``_``, ``_`` -> ``.``, lower case)."""
     name = variable.removeprefix("KAFKA_").lower()
-    return ".".join(part.replace("\0", "_") for part in
-                    name.replace("___", "-").replace("__", "\0").split("_"))
+    return ".".join(
+        part.replace("\0", "_") for part in name.replace("___", "-").replace("__", "\0").split("_")
+    )
 
 
 # --- a service's container ----------------------------------------------------------------------
@@ -131,8 +146,7 @@ class Container:
     def translate(self, text: str) -> str:
         """`text` (an argument, a script, a variable) with container addresses and paths
         replaced by this machine's."""
-        text = _ENDPOINT.sub(
-            lambda m: self.endpoints.get((m[1], m[2]), m[0]), text)
+        text = _ENDPOINT.sub(lambda m: self.endpoints.get((m[1], m[2]), m[0]), text)
         return _PATH.sub(lambda m: self.host_path(m[0]), text)
 
     def volume_of(self, host_path: Path) -> str | None:
@@ -170,8 +184,11 @@ class ProjectImage:
 
     def argv(self, service: Service) -> list[str]:
         """Entrypoint + command, as Docker combines them."""
-        entrypoint = (service.entrypoint if service.entrypoint is not None
-                      else self.dockerfile.entrypoint or [])
+        entrypoint = (
+            service.entrypoint
+            if service.entrypoint is not None
+            else self.dockerfile.entrypoint or []
+        )
         if service.command is not None:
             command = service.command
         else:
@@ -181,15 +198,20 @@ class ProjectImage:
     def check(self, service: Service, argv: Sequence[str]) -> None:
         """Refuse programs the image would not run as the project's, and unknown settings."""
         if not argv or argv[0] not in PROJECT_PROGRAMS:
-            msg = (f"service {service.name} runs {argv[:1]}: the rehearsal runs hhar and shell "
-                   f"scripts in the project's images ({self.dockerfile.path.name})")
+            msg = (
+                f"service {service.name} runs {argv[:1]}: the rehearsal runs hhar and shell "
+                f"scripts in the project's images ({self.dockerfile.path.name})"
+            )
             raise RehearsalError(msg)
         fields = {f"HHAR_{name.upper()}" for name in Settings.model_fields}
-        unknown = sorted(name for name in service.environment
-                         if name.startswith("HHAR_") and name not in fields)
+        unknown = sorted(
+            name for name in service.environment if name.startswith("HHAR_") and name not in fields
+        )
         if unknown:
-            msg = (f"service {service.name} sets {', '.join(unknown)}, which no hhar setting "
-                   f"reads (hhar ignores unknown HHAR_* variables)")
+            msg = (
+                f"service {service.name} sets {', '.join(unknown)}, which no hhar setting "
+                f"reads (hhar ignores unknown HHAR_* variables)"
+            )
             raise RehearsalError(msg)
 
     def path(self) -> str:
@@ -224,8 +246,10 @@ class KafkaImage:
     def check(self, service: Service, argv: Sequence[str]) -> None:
         """Refuse programs other than the image's tools and the shell."""
         if not argv or not (argv[0] in SHELLS or argv[0].startswith(f"{KAFKA_TOOLS_DIR}/")):
-            msg = (f"service {service.name} runs {argv[:1]}: in {KAFKA_IMAGE} the rehearsal "
-                   f"runs {KAFKA_TOOLS_DIR} tools and shell scripts")
+            msg = (
+                f"service {service.name} runs {argv[:1]}: in {KAFKA_IMAGE} the rehearsal "
+                f"runs {KAFKA_TOOLS_DIR} tools and shell scripts"
+            )
             raise RehearsalError(msg)
 
     def path(self) -> str:
@@ -237,8 +261,9 @@ class KafkaImage:
 class ServiceProcess:
     """One service's main process, in a process group of its own."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], cwd: Path,
-                 log: Path) -> None:
+    def __init__(
+        self, name: str, argv: list[str], env: dict[str, str], cwd: Path, log: Path
+    ) -> None:
         """Start `argv` now, its output appended to `log`."""
         self.name = name
         self.log = log
@@ -328,9 +353,15 @@ class Running:
 class Rehearsal:
     """`docker compose up`, `run`, `exec`, `stop` and `down` of one project, on this machine."""
 
-    def __init__(self, project: ComposeProject, workdir: Path, home: Path,
-                 profiles: tuple[str, ...] = (), kept_volumes: Mapping[str, Path] | None = None,
-                 broker_heap: str = "384m") -> None:
+    def __init__(
+        self,
+        project: ComposeProject,
+        workdir: Path,
+        home: Path,
+        profiles: tuple[str, ...] = (),
+        kept_volumes: Mapping[str, Path] | None = None,
+        broker_heap: str = "384m",
+    ) -> None:
         """Plan the services of `project` that `profiles` activate, state under `workdir`.
 
         Args:
@@ -358,11 +389,13 @@ class Rehearsal:
         self.endpoints: dict[tuple[str, str], str] = {}
         self._brokers: dict[str, tuple[LocalKafka, dict[tuple[str, str], str]]] = {}
         for service in project.active(profiles):
-            if isinstance(self._images[service.name], KafkaImage) and KafkaImage.is_broker(
-                    service):
+            if isinstance(self._images[service.name], KafkaImage) and KafkaImage.is_broker(service):
                 self._brokers[service.name] = self._plan_broker(service)
-        self.endpoints = {key: address for _, endpoints in self._brokers.values()
-                          for key, address in endpoints.items()}
+        self.endpoints = {
+            key: address
+            for _, endpoints in self._brokers.values()
+            for key, address in endpoints.items()
+        }
 
     # -- planning ----------------------------------------------------------------------------
     def _plan_images(self) -> dict[str, ProjectImage | KafkaImage | None]:
@@ -377,8 +410,9 @@ class Rehearsal:
             command = shlex.join(self._tools.tool_command(main_class))
             (tools / script).write_text(f'#!/bin/sh\nexec {command} "$@"\n')
             (tools / script).chmod(0o755)
-        built = {image: Dockerfile.parse(path) for image, path in
-                 self.project.built_images().items()}
+        built = {
+            image: Dockerfile.parse(path) for image, path in self.project.built_images().items()
+        }
         images: dict[str, ProjectImage | KafkaImage | None] = {}
         for name, service in self.project.services.items():
             if service.image in built:
@@ -402,12 +436,20 @@ class Rehearsal:
         properties.pop("log.dir", None)
         properties["log.dirs"] = log_dirs
         container = self.container(service)
-        settings = Settings(home=self.home, kafka_port=free_port(),
-                            kafka_controller_port=free_port(), kafka_heap=self.broker_heap)
+        settings = Settings(
+            home=self.home,
+            kafka_port=free_port(),
+            kafka_controller_port=free_port(),
+            kafka_heap=self.broker_heap,
+        )
         local = LocalKafka(
-            settings, run_dir=self.workdir / "brokers" / service.name,
-            properties={key: container.translate(value) for key, value in properties.items()
-                        if key not in _BROKER_IDENTITY}
+            settings,
+            run_dir=self.workdir / "brokers" / service.name,
+            properties={
+                key: container.translate(value)
+                for key, value in properties.items()
+                if key not in _BROKER_IDENTITY
+            }
             | {"log.retention.check.interval.ms": str(RETENTION_CHECK_MS)},
         )
         node = local.nodes[0]
@@ -424,14 +466,17 @@ class Rehearsal:
         """The container `service` runs in: its folders and the addresses it sees."""
         image = self._images[service.name]
         if image is None:
-            msg = (f"service {service.name} uses image {service.image}, which the rehearsal "
-                   f"does not know: it runs the project's images and {KAFKA_IMAGE}")
+            msg = (
+                f"service {service.name} uses image {service.image}, which the rehearsal "
+                f"does not know: it runs the project's images and {KAFKA_IMAGE}"
+            )
             raise RehearsalError(msg)
         folders = dict(image.folders())
         for mount in service.volumes:
             if mount.named:
                 folders[mount.target] = self.kept_volumes.get(
-                    mount.source, self.workdir / "volumes" / mount.source)
+                    mount.source, self.workdir / "volumes" / mount.source
+                )
             elif Path(mount.source).is_absolute():
                 folders[mount.target] = Path(mount.source)
             else:
@@ -444,17 +489,27 @@ class Rehearsal:
             for (_, port), address in self._brokers[service.name][1].items():
                 endpoints |= {("localhost", port): address, ("127.0.0.1", port): address}
         ordered = dict(sorted(folders.items(), key=lambda item: -len(item[0])))
-        return Container(service, self.workdir / "containers" / service.name, ordered,
-                         endpoints, image.workdir(service))
+        return Container(
+            service,
+            self.workdir / "containers" / service.name,
+            ordered,
+            endpoints,
+            image.workdir(service),
+        )
 
     def environment(self, container: Container) -> dict[str, str]:
         """The environment of a container's processes: this machine's (without HHAR_*),
         the image's PATH, the service's variables translated."""
         image = self._images[container.service.name]
         base = {key: value for key, value in os.environ.items() if not key.startswith("HHAR_")}
-        return base | {"PATH": image.path()} | {
-            key: container.translate(value)
-            for key, value in container.service.environment.items()}
+        return (
+            base
+            | {"PATH": image.path()}
+            | {
+                key: container.translate(value)
+                for key, value in container.service.environment.items()
+            }
+        )
 
     # -- compose commands --------------------------------------------------------------------
     def up(self, timeout: float = 300.0) -> None:
@@ -508,8 +563,10 @@ class Rehearsal:
                 if code is None:
                     return False
                 if code != 0:
-                    msg = (f"{service.name}: dependency {dependency} did not complete "
-                           f"successfully (exit {code}):\n{self.log_tail(dependency)}")
+                    msg = (
+                        f"{service.name}: dependency {dependency} did not complete "
+                        f"successfully (exit {code}):\n{self.log_tail(dependency)}"
+                    )
                     raise RehearsalError(msg)
             elif condition == "service_healthy" and not self._healthy(dependency):
                 return False
@@ -534,8 +591,10 @@ class Rehearsal:
         # Checks come faster than every `interval`: only the time to healthy differs.
         running.next_check = time.monotonic() + min(healthcheck.interval, 2.0)
         if not running.healthy and time.monotonic() - running.started > healthcheck.patience:
-            msg = (f"{name} is unhealthy: its healthcheck failed for "
-                   f"{healthcheck.patience:.0f} s:\n{self.log_tail(name)}")
+            msg = (
+                f"{name} is unhealthy: its healthcheck failed for "
+                f"{healthcheck.patience:.0f} s:\n{self.log_tail(name)}"
+            )
             raise RehearsalError(msg)
         return running.healthy
 
@@ -543,15 +602,21 @@ class Rehearsal:
         container = self.container(service)
         if service.name in self._brokers:
             process: ServiceProcess | BrokerProcess = BrokerProcess(
-                service.name, self._brokers[service.name][0])
+                service.name, self._brokers[service.name][0]
+            )
         else:
             image = self._images[service.name]
             argv = image.argv(service)
             image.check(service, argv)
             argv = [container.translate(arg) for arg in argv]
             self._check_tools(service, argv)
-            process = ServiceProcess(service.name, argv, self.environment(container),
-                                     container.cwd, self.logs / f"{service.name}.log")
+            process = ServiceProcess(
+                service.name,
+                argv,
+                self.environment(container),
+                container.cwd,
+                self.logs / f"{service.name}.log",
+            )
         logger.info("rehearsal: started %s", service.name)
         healthcheck = service.healthcheck
         first_check = time.monotonic() + (min(healthcheck.interval, 5.0) if healthcheck else 0)
@@ -562,12 +627,15 @@ class Rehearsal:
         for stand_in in image.folders().values():
             for word in re.findall(rf"{re.escape(str(stand_in))}/[\w.-]+", " ".join(argv)):
                 if not Path(word).exists():
-                    msg = (f"service {service.name} runs {Path(word).name}, which is not among "
-                           f"the image tools the rehearsal maps: {sorted(KAFKA_TOOLS)}")
+                    msg = (
+                        f"service {service.name} runs {Path(word).name}, which is not among "
+                        f"the image tools the rehearsal maps: {sorted(KAFKA_TOOLS)}"
+                    )
                     raise RehearsalError(msg)
 
-    def exec(self, name: str, argv: Sequence[str], timeout: float = 120.0
-             ) -> subprocess.CompletedProcess:
+    def exec(
+        self, name: str, argv: Sequence[str], timeout: float = 120.0
+    ) -> subprocess.CompletedProcess:
         """`docker compose exec NAME ARGV...`: a command in a running service's container."""
         if name not in self.running or self._returncode(name) is not None:
             msg = f"service {name} is not running"
@@ -577,14 +645,20 @@ class Rehearsal:
         self._check_tools(container.service, [container.translate(arg) for arg in argv])
         return self._exec(container, argv, timeout)
 
-    def _exec(self, container: Container, argv: Sequence[str],
-              timeout: float) -> subprocess.CompletedProcess:
+    def _exec(
+        self, container: Container, argv: Sequence[str], timeout: float
+    ) -> subprocess.CompletedProcess:
         """Run `argv` in `container` in a process group of its own; after `timeout` seconds
         the whole group is killed (a tool's JVM too) and TimeoutExpired raised."""
         argv = [container.translate(arg) for arg in argv]
         process = subprocess.Popen(  # noqa: S603 - the compose file's own command
-            argv, env=self.environment(container), cwd=container.cwd, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+            argv,
+            env=self.environment(container),
+            cwd=container.cwd,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
         try:
@@ -608,11 +682,17 @@ class Rehearsal:
             msg = f"hhar config in {name} failed: {result.stderr}"
             raise RehearsalError(msg)
         cwd = self.running[name].container.cwd
-        values = {key: value for key, value in json.loads(result.stdout).items()
-                  if value is not None and key != "sasl_password"}
+        values = {
+            key: value
+            for key, value in json.loads(result.stdout).items()
+            if value is not None and key != "sasl_password"
+        }
         settings = Settings(**values)
-        paths = {key: cwd / value for key, value in settings.model_dump().items()
-                 if isinstance(value, Path) and not value.is_absolute()}
+        paths = {
+            key: cwd / value
+            for key, value in settings.model_dump().items()
+            if isinstance(value, Path) and not value.is_absolute()
+        }
         return settings.changed(**paths)
 
     def stop(self, name: str) -> int | None:
@@ -679,5 +759,10 @@ class Rehearsal:
 
     def leftovers(self) -> list[int]:
         """Live processes of every process group the rehearsal started."""
-        return [pid for running in self.running.values() for group in running.process.groups
-                for pid in group_members(group) if pid_alive(pid)]
+        return [
+            pid
+            for running in self.running.values()
+            for group in running.process.groups
+            for pid in group_members(group)
+            if pid_alive(pid)
+        ]

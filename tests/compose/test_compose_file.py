@@ -33,10 +33,13 @@ COMPOSE_OWN_DEFAULTS = {"SPEEDUP"}
 
 def readme_cluster_variables() -> dict[str, str]:
     """The variables of README.md's `docker compose --profile cluster up` command."""
-    line = next(line for line in (REPO_ROOT / "README.md").read_text().splitlines()
-                if line.endswith("docker compose --profile cluster up"))
+    line = next(
+        line
+        for line in (REPO_ROOT / "README.md").read_text().splitlines()
+        if line.endswith("docker compose --profile cluster up")
+    )
     words = shlex.split(line)
-    return dict(word.split("=", 1) for word in words[:words.index("docker")])
+    return dict(word.split("=", 1) for word in words[: words.index("docker")])
 
 
 def docker_compose_config(variables: dict[str, str], *profiles: str) -> dict:
@@ -46,8 +49,11 @@ def docker_compose_config(variables: dict[str, str], *profiles: str) -> dict:
         pytest.fail("docker-compose not installed: .ci/run installs Debian's docker-compose")
     flags = [flag for profile in profiles for flag in ("--profile", profile)]
     result = subprocess.run(
-        [tool, "-f", str(COMPOSE_FILE), *flags, "config"], capture_output=True, text=True,
-        check=False, env={"PATH": os.environ["PATH"]} | variables,
+        [tool, "-f", str(COMPOSE_FILE), *flags, "config"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": os.environ["PATH"]} | variables,
     )
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
@@ -58,8 +64,9 @@ def test_compose_file_validates_with_docker_compose() -> None:
         docker_compose_config({}, *profiles)
 
 
-@pytest.mark.parametrize("variables", [USER_VARIABLES, readme_cluster_variables()],
-                         ids=["user", "cluster"])
+@pytest.mark.parametrize(
+    "variables", [USER_VARIABLES, readme_cluster_variables()], ids=["user", "cluster"]
+)
 def test_the_rehearsal_reads_the_file_as_docker_compose_does(variables) -> None:
     """Interpolation, anchors and merge keys: each service's command, entrypoint, environment
     and healthcheck as `docker-compose config` prints them (its output keeps $$ escaped)."""
@@ -74,7 +81,8 @@ def test_the_rehearsal_reads_the_file_as_docker_compose_does(variables) -> None:
 
     for name, service in theirs.items():
         assert ours[name].environment == {
-            key: unescape(value) for key, value in service.get("environment", {}).items()}
+            key: unescape(value) for key, value in service.get("environment", {}).items()
+        }
         assert ours[name].command == unescape(service.get("command"))
         assert ours[name].entrypoint == unescape(service.get("entrypoint"))
         if "healthcheck" in service:
@@ -88,8 +96,7 @@ def test_the_readmes_docker_commands_name_services_of_the_file() -> None:
     for line in section.split("\n## ", 1)[0].splitlines():
         if not line.startswith("docker compose "):
             continue
-        words = [word for word in shlex.split(line, comments=True)[2:]
-                 if not word.startswith("-")]
+        words = [word for word in shlex.split(line, comments=True)[2:] if not word.startswith("-")]
         verb, rest = words[0], words[1:]
         if verb == "logs":
             named += rest
@@ -149,24 +156,28 @@ def cluster() -> ComposeProject:
 
 
 def cluster_brokers(project: ComposeProject) -> dict:
-    return {service.name: service for service in project.active(("cluster",))
-            if "cluster" in service.profiles and service.image.startswith("apache/kafka:")}
+    return {
+        service.name: service
+        for service in project.active(("cluster",))
+        if "cluster" in service.profiles and service.image.startswith("apache/kafka:")
+    }
 
 
 def test_cluster_brokers_form_one_quorum(cluster: ComposeProject) -> None:
     brokers = cluster_brokers(cluster)
     assert sorted(brokers) == ["kafka-1", "kafka-2", "kafka-3"]
-    voters = {service.environment["KAFKA_CONTROLLER_QUORUM_VOTERS"]
-              for service in brokers.values()}
+    voters = {service.environment["KAFKA_CONTROLLER_QUORUM_VOTERS"] for service in brokers.values()}
     assert len(voters) == 1
     assert sorted(voters.pop().split(",")) == sorted(
-        f"{s.environment['KAFKA_NODE_ID']}@{s.hostname}:29093" for s in brokers.values())
+        f"{s.environment['KAFKA_NODE_ID']}@{s.hostname}:29093" for s in brokers.values()
+    )
     for name, service in brokers.items():
         env = service.environment
         assert service.hostname == name
         assert f"PLAINTEXT://{name}:19092" in env["KAFKA_ADVERTISED_LISTENERS"]
-        host_port = re.search(r"PLAINTEXT_HOST://localhost:(\d+)",
-                              env["KAFKA_ADVERTISED_LISTENERS"]).group(1)
+        host_port = re.search(
+            r"PLAINTEXT_HOST://localhost:(\d+)", env["KAFKA_ADVERTISED_LISTENERS"]
+        ).group(1)
         assert service.raw["ports"] == [f"{host_port}:{host_port}"]
         assert service.volumes[0].named and service.volumes[0].target == env["KAFKA_LOG_DIRS"]
         for key, value in env.items():
@@ -205,12 +216,20 @@ def test_spark_workers_see_the_processors_folders(cluster: ComposeProject) -> No
     workers write as the processor does (root; apache/spark runs as uid 185 by default)."""
     processor = cluster.services["processor"]
     env = processor.environment
-    shared = {mount.target: mount.source for mount in processor.volumes
-              if any(env[name] == mount.target or env[name].startswith(f"{mount.target}/")
-                     for name in ("HHAR_DATA", "HHAR_CHECKPOINT"))}
+    shared = {
+        mount.target: mount.source
+        for mount in processor.volumes
+        if any(
+            env[name] == mount.target or env[name].startswith(f"{mount.target}/")
+            for name in ("HHAR_DATA", "HHAR_CHECKPOINT")
+        )
+    }
     assert len(shared) == 2
     assert Dockerfile.parse(processor.dockerfile).user in (None, "root")
-    for worker in (s for s in cluster.active(("cluster",)) if s.image == "apache/spark:"
-                   f"{pyspark.__version__}" and "Worker" in " ".join(s.command)):
+    for worker in (
+        s
+        for s in cluster.active(("cluster",))
+        if s.image == f"apache/spark:{pyspark.__version__}" and "Worker" in " ".join(s.command)
+    ):
         assert shared.items() <= {m.target: m.source for m in worker.volumes}.items(), worker
         assert worker.raw.get("user") == "root", worker.name

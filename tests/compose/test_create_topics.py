@@ -21,9 +21,12 @@ def names(kafka: Settings, topics) -> Settings:
 
 
 def create_topics(settings: Settings, workdir) -> HharProcess:
-    process = HharProcess(["kafka", "create-topics"],
-                          hhar_env(settings, ["bootstrap", "topic", "state_topic"]), workdir,
-                          "create-topics")
+    process = HharProcess(
+        ["kafka", "create-topics"],
+        hhar_env(settings, ["bootstrap", "topic", "state_topic"]),
+        workdir,
+        "create-topics",
+    )
     process.wait(60)
     return process
 
@@ -49,19 +52,22 @@ def test_gives_an_existing_topic_the_codes_configs(names: Settings, tmp_path) ->
     process = create_topics(names, tmp_path)
     assert process.process.returncode == 0, process.stderr
     assert topic_configs(names, [names.topic])[names.topic]["retention.ms"] == "-1"
-    assert (f"topic {names.topic} exists: set retention.ms=-1 (was 604800000)"
-            in process.stdout)
+    assert f"topic {names.topic} exists: set retention.ms=-1 (was 604800000)" in process.stdout
     assert f"topic {names.topic} has 1 partitions, not 3: left as is" in process.stdout
 
     again = create_topics(names, tmp_path / "again")
     assert f"topic {names.topic} exists with min.insync.replicas=1, retention.ms=-1" in (
-        again.stdout)
+        again.stdout
+    )
 
 
 def test_an_unreachable_broker_is_one_error_line(tmp_path) -> None:
     settings = Settings(bootstrap="127.0.0.1:1", kafka_ready_timeout=2)
-    process = HharProcess(["kafka", "create-topics"],
-                          hhar_env(settings, ["bootstrap", "kafka_ready_timeout"]), tmp_path,
-                          "create-topics")
+    process = HharProcess(
+        ["kafka", "create-topics"],
+        hhar_env(settings, ["bootstrap", "kafka_ready_timeout"]),
+        tmp_path,
+        "create-topics",
+    )
     assert process.wait(60) == 1
     assert error_line(process.stderr).startswith("error: cannot reach Kafka at 127.0.0.1:1")

@@ -24,8 +24,11 @@ def test_every_image_is_built_from_the_docker_folder_or_pinned() -> None:
     project = ComposeProject.load()
     built = set(project.built_images().values())
     assert built == set(DOCKERFILES)
-    images = [service.image for service in project.services.values()
-              if service.image not in project.built_images()]
+    images = [
+        service.image
+        for service in project.services.values()
+        if service.image not in project.built_images()
+    ]
     images += [Dockerfile.parse(path).base for path in DOCKERFILES]
     for image in images:
         # A version tag (digits), never latest or a bare name.
@@ -51,10 +54,15 @@ def test_python_and_java_are_the_readmes() -> None:
 
 def test_kafka_image_is_the_version_of_the_projects_jars() -> None:
     """The rehearsal stands the image's broker and tools in with the project's jars."""
-    version = re.search(r"<kafka.version>([\d.]+)</kafka.version>",
-                        (REPO_ROOT / "tools" / "kafka" / "pom.xml").read_text()).group(1)
-    images = {service.image for service in ComposeProject.load().services.values()
-              if service.image.startswith(f"{KAFKA_IMAGE}:")}
+    version = re.search(
+        r"<kafka.version>([\d.]+)</kafka.version>",
+        (REPO_ROOT / "tools" / "kafka" / "pom.xml").read_text(),
+    ).group(1)
+    images = {
+        service.image
+        for service in ComposeProject.load().services.values()
+        if service.image.startswith(f"{KAFKA_IMAGE}:")
+    }
     assert images == {f"{KAFKA_IMAGE}:{version}"}
     assert f"| Apache Kafka (broker, tools) | {version} " in README
 
@@ -64,8 +72,11 @@ def test_the_mapped_kafka_tools_are_in_the_jars() -> None:
     classes = set()
     for jar in libs.glob("*.jar"):
         with zipfile.ZipFile(jar) as archive:
-            classes |= {name.removesuffix(".class").replace("/", ".")
-                        for name in archive.namelist() if name.endswith(".class")}
+            classes |= {
+                name.removesuffix(".class").replace("/", ".")
+                for name in archive.namelist()
+                if name.endswith(".class")
+            }
     missing = {script: main for script, main in KAFKA_TOOLS.items() if main not in classes}
     assert not missing
 
@@ -73,9 +84,21 @@ def test_the_mapped_kafka_tools_are_in_the_jars() -> None:
 def built_package(context: Path, out: Path) -> Path:
     """What `pip install` puts in site-packages from `context`: setuptools' build_py."""
     result = subprocess.run(
-        [sys.executable, "-W", "ignore", "-c", "import setuptools; setuptools.setup()",
-         "-q", "build_py", "--build-lib", str(out)],
-        cwd=context, capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            "-W",
+            "ignore",
+            "-c",
+            "import setuptools; setuptools.setup()",
+            "-q",
+            "build_py",
+            "--build-lib",
+            str(out),
+        ],
+        cwd=context,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     return out
@@ -100,8 +123,13 @@ def test_the_image_installs_the_package_make_setup_installs(path: Path, tmp_path
                 target.mkdir(parents=True, exist_ok=True)
                 shutil.copy(REPO_ROOT / source, target)
     checkout = tmp_path / "checkout"
-    shutil.copytree(REPO_ROOT, checkout, ignore=shutil.ignore_patterns(
-        ".git", ".venv", ".hhar", "data", "build", "*.egg-info", "__pycache__"))
+    shutil.copytree(
+        REPO_ROOT,
+        checkout,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", ".hhar", "data", "build", "*.egg-info", "__pycache__"
+        ),
+    )
     installed = built_package(context, tmp_path / "from-image")
     expected = built_package(checkout, tmp_path / "from-checkout")
     comparison = filecmp.dircmp(installed, expected, ignore=["__pycache__"])

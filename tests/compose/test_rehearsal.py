@@ -95,8 +95,12 @@ def caught_up(settings: Settings) -> bool:
 
 def test_docker_compose_up(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     project = ComposeProject.load(COMPOSE_FILE, USER_VARIABLES)
-    rehearsal = Rehearsal(project, tmp_path, home=REPO_ROOT / ".hhar",
-                          kept_volumes={"ivy-cache": IVY_CACHE / "ivy-cache"})
+    rehearsal = Rehearsal(
+        project,
+        tmp_path,
+        home=REPO_ROOT / ".hhar",
+        kept_volumes={"ivy-cache": IVY_CACHE / "ivy-cache"},
+    )
 
     def running(condition) -> bool:
         rehearsal.check()  # a service that failed ends the wait with its log
@@ -104,16 +108,22 @@ def test_docker_compose_up(tmp_path: Path, request: pytest.FixtureRequest) -> No
 
     try:
         rehearsal.up(timeout=START_TIMEOUT)
-        poll_until(lambda: running(lambda: rehearsal.returncode("producer") is not None),
-                   START_TIMEOUT, lambda: f"the replay ended:\n{rehearsal.log_tail('producer')}",
-                   interval=1.0)
+        poll_until(
+            lambda: running(lambda: rehearsal.returncode("producer") is not None),
+            START_TIMEOUT,
+            lambda: f"the replay ended:\n{rehearsal.log_tail('producer')}",
+            interval=1.0,
+        )
         assert rehearsal.returncode("producer") == 0, rehearsal.log_tail("producer")
         replayed_at = time.monotonic()
 
         settings = rehearsal.settings_of("processor")
-        poll_until(lambda: running(lambda: caught_up(settings)), CATCH_UP_TIMEOUT,
-                   lambda: f"the processor caught up:\n{rehearsal.log_tail('processor')}",
-                   interval=1.0)
+        poll_until(
+            lambda: running(lambda: caught_up(settings)),
+            CATCH_UP_TIMEOUT,
+            lambda: f"the processor caught up:\n{rehearsal.log_tail('processor')}",
+            interval=1.0,
+        )
 
         # Nothing data-init wrote was deleted or lost: the topics still start at offset 0, at
         # least three retention checks after the replay (the processor may catch up sooner:
@@ -131,9 +141,13 @@ def test_docker_compose_up(tmp_path: Path, request: pytest.FixtureRequest) -> No
         for broker in rehearsal.brokers:
             for folder in rehearsal.broker_data(broker):
                 assert rehearsal.running[broker].container.volume_of(folder), (
-                    f"{broker} keeps its topics in {folder}, on no volume")
-        assert any((folder / f"{settings.topic}-0").is_dir() for broker in rehearsal.brokers
-                   for folder in rehearsal.broker_data(broker))
+                    f"{broker} keeps its topics in {folder}, on no volume"
+                )
+        assert any(
+            (folder / f"{settings.topic}-0").is_dir()
+            for broker in rehearsal.brokers
+            for folder in rehearsal.broker_data(broker)
+        )
 
         # The topics are exactly those the code declares, with the code's configs.
         specs = topic_specs(settings) | result_topic_specs(settings, CATALOGUE)
@@ -143,17 +157,22 @@ def test_docker_compose_up(tmp_path: Path, request: pytest.FixtureRequest) -> No
             assert {key: configs[key] for key in wanted} == wanted, name
 
         # The README's `docker compose run --rm SERVICE`s run; `hhar watch` counts every event.
-        runs = [next(word for word in run if not word.startswith("-"))
-                for run in readme_docker_commands("run")]
-        watchers = [name for name in runs if project.services[name].command[:2] == [
-            "hhar", "watch"]]
+        runs = [
+            next(word for word in run if not word.startswith("-"))
+            for run in readme_docker_commands("run")
+        ]
+        watchers = [
+            name for name in runs if project.services[name].command[:2] == ["hhar", "watch"]
+        ]
         assert watchers, "README shows no docker compose run of hhar watch"
         for service in runs:
             rehearsal.run(service)
         for service in watchers:
-            poll_until(lambda s=service: running(lambda: watched(rehearsal.log(s)) == len(events)),
-                       60, lambda s=service: f"{s} counted {len(events)} events:\n"
-                                             f"{rehearsal.log_tail(s)}")
+            poll_until(
+                lambda s=service: running(lambda: watched(rehearsal.log(s)) == len(events)),
+                60,
+                lambda s=service: f"{s} counted {len(events)} events:\n{rehearsal.log_tail(s)}",
+            )
         # The README's commands inside a container (the console consumer in kafka) work.
         execs = readme_docker_commands("exec")
         assert execs, "README shows no docker compose exec command"
@@ -163,8 +182,7 @@ def test_docker_compose_up(tmp_path: Path, request: pytest.FixtureRequest) -> No
 
         assert rehearsal.stop("processor") == 0, rehearsal.log_tail("processor")
         spark = request.getfixturevalue("spark")  # started now: the processor's JVM is gone
-        assert_results_equal_batch(
-            spark, settings, emitted_watermark(Path(settings.checkpoint)))
+        assert_results_equal_batch(spark, settings, emitted_watermark(Path(settings.checkpoint)))
     finally:
         rehearsal.down()
     assert rehearsal.leftovers() == []

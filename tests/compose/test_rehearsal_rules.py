@@ -31,7 +31,8 @@ def test_kafka_variables_become_broker_properties_as_in_the_image() -> None:
     assert kafka_property("KAFKA_LOG_DIRS") == "log.dirs"
     assert kafka_property("KAFKA_AUTO_CREATE_TOPICS_ENABLE") == "auto.create.topics.enable"
     assert kafka_property("KAFKA_LISTENER_NAME_CLIENT_SCRAM___SHA___256_SASL__X") == (
-        "listener.name.client.scram-sha-256.sasl_x")
+        "listener.name.client.scram-sha-256.sasl_x"
+    )
 
 
 def test_a_container_sees_services_and_volumes_at_local_addresses(tmp_path: Path) -> None:
@@ -46,24 +47,30 @@ def test_a_container_sees_services_and_volumes_at_local_addresses(tmp_path: Path
     volumes = tmp_path / "rehearsal" / "volumes"
     assert processor.translate("/state/checkpoints") == f"{volumes}/processor-state/checkpoints"
     assert processor.translate("--source=/data/activity-data") == (
-        f"--source={tmp_path}/rehearsal/project/data/activity-data")
+        f"--source={tmp_path}/rehearsal/project/data/activity-data"
+    )
     assert processor.translate(">/dev/null spark://spark-master:7077") == (
-        ">/dev/null spark://spark-master:7077")
+        ">/dev/null spark://spark-master:7077"
+    )
     own = tmp_path / "rehearsal" / "containers" / "processor"
     assert processor.translate("/var/lib/x") == f"{own}/var/lib/x"
     assert kafka.translate("/opt/kafka/bin/kafka-topics.sh").endswith("kafka-bin/kafka-topics.sh")
 
 
 def test_a_service_of_an_unknown_image_fails(tmp_path: Path) -> None:
-    rehearsal = altered(tmp_path, lambda services: services.update(
-        dashboard={"image": "nginx:1.27", "ports": ["8050:80"]}))
+    rehearsal = altered(
+        tmp_path,
+        lambda services: services.update(dashboard={"image": "nginx:1.27", "ports": ["8050:80"]}),
+    )
     with pytest.raises(RehearsalError, match="image nginx:1.27, which the rehearsal does not"):
         rehearsal.run("dashboard")
 
 
 def test_a_program_other_than_hhar_or_the_shell_fails(tmp_path: Path) -> None:
-    rehearsal = altered(tmp_path, lambda services: services["data-init"].update(
-        command=["python", "-m", "http.server"]))
+    rehearsal = altered(
+        tmp_path,
+        lambda services: services["data-init"].update(command=["python", "-m", "http.server"]),
+    )
     with pytest.raises(RehearsalError, match=r"data-init runs \['python'\]"):
         rehearsal.run("data-init")
 
@@ -78,8 +85,15 @@ def test_a_misspelt_setting_fails(tmp_path: Path) -> None:
 
 
 def test_a_kafka_tool_the_rehearsal_does_not_map_fails(tmp_path: Path) -> None:
-    rehearsal = altered(tmp_path, lambda services: services.update(mirror={
-        "image": "apache/kafka:4.3.0", "command": ["/opt/kafka/bin/kafka-mirror-maker.sh"]}))
+    rehearsal = altered(
+        tmp_path,
+        lambda services: services.update(
+            mirror={
+                "image": "apache/kafka:4.3.0",
+                "command": ["/opt/kafka/bin/kafka-mirror-maker.sh"],
+            }
+        ),
+    )
     with pytest.raises(RehearsalError, match="kafka-mirror-maker.sh, which is not among"):
         rehearsal.run("mirror")
 
@@ -93,8 +107,11 @@ def test_a_command_with_a_missing_option_fails_with_its_error_line(tmp_path: Pat
     try:
         rehearsal.run("data-init")
         with pytest.raises(RehearsalError) as failure:
-            poll_until(lambda: rehearsal.check() or rehearsal.returncode("data-init") is not None,
-                       60, "data-init ended")
+            poll_until(
+                lambda: rehearsal.check() or rehearsal.returncode("data-init") is not None,
+                60,
+                "data-init ended",
+            )
             rehearsal.check()
     finally:
         rehearsal.down()

@@ -85,7 +85,10 @@ def test_readme_quickstart_demo_on_a_clean_copy(tmp_path: Path) -> None:
     # The working tree under test, not only what is committed.
     for path in subprocess.run(
         ["git", "ls-files", "--modified", "--others", "--exclude-standard"],
-        cwd=REPO, capture_output=True, text=True, check=True,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split():
         if (REPO / path).is_file():
             (copy / path).parent.mkdir(parents=True, exist_ok=True)
@@ -95,7 +98,8 @@ def test_readme_quickstart_demo_on_a_clean_copy(tmp_path: Path) -> None:
 
     port = free_port()
     env = {
-        key: value for key, value in os.environ.items()
+        key: value
+        for key, value in os.environ.items()
         if not key.startswith(("HHAR_", "PYTEST", "VIRTUAL_ENV"))
     }
     env |= {
@@ -112,8 +116,9 @@ def test_readme_quickstart_demo_on_a_clean_copy(tmp_path: Path) -> None:
     }
     out, err = tmp_path / "demo.stdout", tmp_path / "demo.stderr"
     with out.open("w") as stdout, err.open("w") as stderr:
-        process = subprocess.Popen(commands[0].split(), cwd=copy, env=env, stdout=stdout,
-                                   stderr=stderr, text=True)
+        process = subprocess.Popen(
+            commands[0].split(), cwd=copy, env=env, stdout=stdout, stderr=stderr, text=True
+        )
         try:
             counted = dashboard_count(f"http://127.0.0.1:{env['HHAR_DASHBOARD_PORT']}", process)
             process.wait(timeout=900)
@@ -121,8 +126,9 @@ def test_readme_quickstart_demo_on_a_clean_copy(tmp_path: Path) -> None:
             if process.poll() is None:
                 process.kill()
                 process.wait()
-    demo = subprocess.CompletedProcess(process.args, process.returncode, out.read_text(),
-                                       err.read_text())
+    demo = subprocess.CompletedProcess(
+        process.args, process.returncode, out.read_text(), err.read_text()
+    )
     output = demo.stdout[-4000:] + demo.stderr[-4000:]
     assert demo.returncode == 0, output
     assert f"dashboard: http://127.0.0.1:{env['HHAR_DASHBOARD_PORT']}" in demo.stdout, output
@@ -130,8 +136,11 @@ def test_readme_quickstart_demo_on_a_clean_copy(tmp_path: Path) -> None:
     assert counted, f"the dashboard never showed a count during the demo\n{output}"
     tables = last_snapshot(demo.stdout)
     assert set(tables) == set(WATCHED_QUERIES), output
-    empty = [name for name, lines in tables.items()
-             if name != "bad_records" and lines[:1] == ["(no results yet)"]]
+    empty = [
+        name
+        for name, lines in tables.items()
+        if name != "bad_records" and lines[:1] == ["(no results yet)"]
+    ]
     assert not empty, f"result topics without data: {empty}\n{output}"
     assert processes_under(copy) == []
     assert processes_under(env_dir) == []

@@ -41,8 +41,9 @@ def make_events(count: int, seed: int = 7) -> list[SensorEvent]:
 def produce(settings: Settings, topic: str, events: list[SensorEvent]) -> None:
     producer = Producer(settings.kafka_client_config() | {"enable.idempotence": True})
     for event in events:
-        producer.produce(topic, key=event.device, value=event.to_json(),
-                         timestamp=event.arrival_time)
+        producer.produce(
+            topic, key=event.device, value=event.to_json(), timestamp=event.arrival_time
+        )
     assert producer.flush(30) == 0
 
 
@@ -90,10 +91,21 @@ def test_console_consumer_shows_keys(kafka: Settings, topics, tmp_path) -> None:
     produce(kafka, topic, make_events(5))
     result = LocalKafka(kafka, run_dir=tmp_path).run_tool(
         "org.apache.kafka.tools.consumer.ConsoleConsumer",
-        ["--bootstrap-server", kafka.bootstrap, "--topic", topic, "--from-beginning",
-         "--max-messages", "5", "--timeout-ms", "20000",
-         "--formatter-property", "print.key=true"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        [
+            "--bootstrap-server",
+            kafka.bootstrap,
+            "--topic",
+            topic,
+            "--from-beginning",
+            "--max-messages",
+            "5",
+            "--timeout-ms",
+            "20000",
+            "--formatter-property",
+            "print.key=true",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     lines = result.stdout.splitlines()
     assert result.returncode == 0, result.stderr
@@ -106,8 +118,10 @@ def test_independent_consumer_sees_every_event(kafka: Settings, topics) -> None:
     topic = topics.create("plain")
     events = make_events(50, seed=3)
     produce(kafka, topic, events)
-    consumer = Consumer(kafka.kafka_client_config() | {
-        "group.id": f"check-{topic}", "auto.offset.reset": "earliest"})
+    consumer = Consumer(
+        kafka.kafka_client_config()
+        | {"group.id": f"check-{topic}", "auto.offset.reset": "earliest"}
+    )
     consumer.subscribe([topic])
     seen = []
     try:
@@ -121,14 +135,19 @@ def test_independent_consumer_sees_every_event(kafka: Settings, topics) -> None:
     assert sorted(seen, key=lambda event: event.index) == events
 
 
-def test_consume_command_ends_quietly_at_the_end_of_a_topic(kafka: Settings, topics,
-                                                             tmp_path) -> None:
+def test_consume_command_ends_quietly_at_the_end_of_a_topic(
+    kafka: Settings, topics, tmp_path
+) -> None:
     """`hhar kafka consume` (what `make consume` runs) on a topic with fewer records than asked
     for: the records, then one line saying none came in time, no Java error, exit 0."""
     topic = topics.create("consume", partitions=1)
     produce(kafka, topic, make_events(2))
-    result = run_hhar(["kafka", "consume", topic, "--max", "5", "--timeout-ms", "3000"],
-                      hhar_env(kafka, ["bootstrap", "home"]), tmp_path, timeout=120)
+    result = run_hhar(
+        ["kafka", "consume", topic, "--max", "5", "--timeout-ms", "3000"],
+        hhar_env(kafka, ["bootstrap", "home"]),
+        tmp_path,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == 2
     assert result.stderr.splitlines()[-1] == "no more records within 3 s", result.stderr

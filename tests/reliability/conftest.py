@@ -48,8 +48,16 @@ class Ledger:
 
     runs: list[ScenarioRun] = field(default_factory=list)
 
-    def record(self, scenario: str, trials: int, expected: int, seen: int, lost: int,
-               duplicated: int, note: str = "") -> ScenarioRun:
+    def record(
+        self,
+        scenario: str,
+        trials: int,
+        expected: int,
+        seen: int,
+        lost: int,
+        duplicated: int,
+        note: str = "",
+    ) -> ScenarioRun:
         """Add what one run of a scenario measured (temporary paths in `note` become <tmp>)."""
         note = re.sub(re.escape(tempfile.gettempdir()) + r"/\S*", "<tmp>", note)
         run = ScenarioRun(scenario, trials, expected, seen, lost, duplicated, note)

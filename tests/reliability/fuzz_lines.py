@@ -22,8 +22,7 @@ from hhar_stream.schemas.events import MAX_EPOCH_MILLIS
 VALID, INVALID, BLANK = "valid", "invalid", "blank"
 LONG_MIN, LONG_MAX = -(2**63), 2**63 - 1
 NAME_FIELDS = ("Device", "Model", "User")
-FIELDS = ("Arrival_Time", "Creation_Time", "Device", "Index", "Model", "User", "gt", "x", "y",
-          "z")
+FIELDS = ("Arrival_Time", "Creation_Time", "Device", "Index", "Model", "User", "gt", "x", "y", "z")
 
 Event = dict[str, Any]
 Line = tuple[bytes, str, Event | None]
@@ -43,8 +42,16 @@ def _with_raw(event: Event, field: str, raw: str) -> bytes:
 
 def _unicode_name(rng: random.Random) -> str:
     """1 to 64 characters from all over Unicode (no surrogates; controls are escaped)."""
-    planes = [(0x20, 0x7E), (0xA0, 0x2FF), (0x370, 0x52F), (0x4E00, 0x9FFF), (0x1F300, 0x1FAFF),
-              (0x0, 0x1F), (0x2028, 0x2029), (0xFEFF, 0xFEFF)]
+    planes = [
+        (0x20, 0x7E),
+        (0xA0, 0x2FF),
+        (0x370, 0x52F),
+        (0x4E00, 0x9FFF),
+        (0x1F300, 0x1FAFF),
+        (0x0, 0x1F),
+        (0x2028, 0x2029),
+        (0xFEFF, 0xFEFF),
+    ]
     characters = []
     for _ in range(rng.randint(1, 64)):
         low, high = rng.choice(planes)
@@ -104,8 +111,17 @@ def _blanks_around(e: Event, r: random.Random) -> Line:
 
 @mutation("valid, extreme values")
 def _extremes(e: Event, r: random.Random) -> Line:
-    return _valid(e | {"Arrival_Time": 0, "Index": LONG_MAX, "Creation_Time": LONG_MIN,
-                       "x": 1.7976931348623157e308, "y": -5e-324, "z": -0.0})
+    return _valid(
+        e
+        | {
+            "Arrival_Time": 0,
+            "Index": LONG_MAX,
+            "Creation_Time": LONG_MIN,
+            "x": 1.7976931348623157e308,
+            "y": -5e-324,
+            "z": -0.0,
+        }
+    )
 
 
 @mutation("valid, integer readings")
@@ -116,7 +132,7 @@ def _integer_readings(e: Event, r: random.Random) -> Line:
 @mutation("truncated")
 def _truncated(e: Event, r: random.Random) -> Line:
     line = dump(e)
-    return _invalid(line[:r.randrange(1, len(line))])
+    return _invalid(line[: r.randrange(1, len(line))])
 
 
 @mutation("NaN")
@@ -277,23 +293,27 @@ def random_event(rng: random.Random) -> Event:
 
 
 names = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=64)
-events = st.fixed_dictionaries({
-    "Arrival_Time": st.integers(0, MAX_EPOCH_MILLIS),
-    "Creation_Time": st.integers(LONG_MIN, LONG_MAX),
-    "Device": names,
-    "Index": st.integers(0, LONG_MAX),
-    "Model": names,
-    "User": names,
-    "gt": st.sampled_from(ACTIVITY_LABELS),
-    "x": st.floats(allow_nan=False, allow_infinity=False),
-    "y": st.floats(allow_nan=False, allow_infinity=False),
-    "z": st.floats(allow_nan=False, allow_infinity=False),
-})
+events = st.fixed_dictionaries(
+    {
+        "Arrival_Time": st.integers(0, MAX_EPOCH_MILLIS),
+        "Creation_Time": st.integers(LONG_MIN, LONG_MAX),
+        "Device": names,
+        "Index": st.integers(0, LONG_MAX),
+        "Model": names,
+        "User": names,
+        "gt": st.sampled_from(ACTIVITY_LABELS),
+        "x": st.floats(allow_nan=False, allow_infinity=False),
+        "y": st.floats(allow_nan=False, allow_infinity=False),
+        "z": st.floats(allow_nan=False, allow_infinity=False),
+    }
+)
 """Valid events: any values the model accepts (Arrival_Time up to 9999-12-31)."""
 
 lines = st.builds(
     lambda mutation, event, seed: MUTATIONS[mutation](event, random.Random(seed)),
-    st.sampled_from(sorted(MUTATIONS)), events, st.integers(0, 2**32),
+    st.sampled_from(sorted(MUTATIONS)),
+    events,
+    st.integers(0, 2**32),
 )
 """One line of any kind of the catalogue."""
 

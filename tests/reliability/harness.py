@@ -29,17 +29,21 @@ class Message:
     headers: dict[str, str]
 
 
-def read_messages(settings: Settings, topic: str, isolation: str = "read_committed",
-                  timeout: float = 30.0) -> list[Message]:
+def read_messages(
+    settings: Settings, topic: str, isolation: str = "read_committed", timeout: float = 30.0
+) -> list[Message]:
     """Every record of `topic`, from the beginning to the end of each partition, read by a
     consumer of its own (a fresh group that commits nothing)."""
-    consumer = Consumer(settings.kafka_client_config() | {
-        "group.id": f"reliability-check-{uuid.uuid4().hex[:8]}",
-        "isolation.level": isolation,
-        "enable.partition.eof": True,
-        "enable.auto.commit": False,
-        "fetch.message.max.bytes": 4_000_000,
-    })
+    consumer = Consumer(
+        settings.kafka_client_config()
+        | {
+            "group.id": f"reliability-check-{uuid.uuid4().hex[:8]}",
+            "isolation.level": isolation,
+            "enable.partition.eof": True,
+            "enable.auto.commit": False,
+            "fetch.message.max.bytes": 4_000_000,
+        }
+    )
     try:
         metadata = consumer.list_topics(topic, timeout=timeout).topics[topic]
         assert metadata.error is None, f"{topic}: {metadata.error}"
@@ -52,11 +56,15 @@ def read_messages(settings: Settings, topic: str, isolation: str = "read_committ
             if message.error():
                 at_end.add(message.partition())
                 continue
-            messages.append(Message(
-                partition=message.partition(), offset=message.offset(), key=message.key(),
-                value=message.value(),
-                headers={name: value.decode() for name, value in message.headers() or []},
-            ))
+            messages.append(
+                Message(
+                    partition=message.partition(),
+                    offset=message.offset(),
+                    key=message.key(),
+                    value=message.value(),
+                    headers={name: value.decode() for name, value in message.headers() or []},
+                )
+            )
         return messages
     finally:
         consumer.close()
@@ -74,13 +82,16 @@ def row_identities(values: Iterable[bytes | str]) -> Counter[tuple]:
 
 def end_offsets(settings: Settings, topic: str) -> dict[int, int]:
     """The end (high watermark) of every partition of `topic`."""
-    consumer = Consumer(settings.kafka_client_config() | {
-        "group.id": f"reliability-ends-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False})
+    consumer = Consumer(
+        settings.kafka_client_config()
+        | {"group.id": f"reliability-ends-{uuid.uuid4().hex[:8]}", "enable.auto.commit": False}
+    )
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
         return {
-            number: consumer.get_watermark_offsets(TopicPartition(topic, number), timeout=10,
-                                                   cached=False)[1]
+            number: consumer.get_watermark_offsets(
+                TopicPartition(topic, number), timeout=10, cached=False
+            )[1]
             for number in partitions
         }
     finally:

@@ -91,8 +91,9 @@ def emitted_watermark(checkpoint_root: Path) -> str:
     return watermark_text(FusedState.from_json(newest.read_text()).late_watermark_ms)
 
 
-def assert_results_equal_batch(spark, settings: Settings, watermark: str, raw=None,
-                               queries: Sequence[str] = tuple(CATALOGUE)) -> None:
+def assert_results_equal_batch(
+    spark, settings: Settings, watermark: str, raw=None, queries: Sequence[str] = tuple(CATALOGUE)
+) -> None:
     """The result topic of each of `queries` equals the query run in batch over `raw`
     (default: every message of the events topic); windows only up to `watermark`."""
     raw = raw if raw is not None else topic_messages(spark, settings)
@@ -111,16 +112,20 @@ def processor_settings(kafka: Settings, workdir: Path, topic: str, **changes: An
     history = workdir / "history"
     history.mkdir()
     (history / "part-00000.json").write_text(
-        "\n".join(event.to_json() for event in make_events(300, seed=5)) + "\n")
-    return kafka.changed(**{
-        "topic": topic,
-        "results_prefix": f"{topic}.results.",
-        "checkpoint": workdir / "checkpoints",
-        "history": history,
-        "window": "30 seconds",
-        "watermark": "30 seconds",
-        "trigger": "1 second",
-    } | changes)
+        "\n".join(event.to_json() for event in make_events(300, seed=5)) + "\n"
+    )
+    return kafka.changed(
+        **{
+            "topic": topic,
+            "results_prefix": f"{topic}.results.",
+            "checkpoint": workdir / "checkpoints",
+            "history": history,
+            "window": "30 seconds",
+            "watermark": "30 seconds",
+            "trigger": "1 second",
+        }
+        | changes
+    )
 
 
 def available_now_run(spark, settings: Settings) -> tuple[Processor, str | None]:
@@ -138,7 +143,8 @@ def available_now_run(spark, settings: Settings) -> tuple[Processor, str | None]
 
 def failed_queries(processor: Processor) -> dict[str, str]:
     """The queries that ended with an error, as the progress listener saw them."""
-    return {name: query["exception"]
-            for name, query in processor.status.snapshot()["queries"].items()
-            if query["exception"]}
-
+    return {
+        name: query["exception"]
+        for name, query in processor.status.snapshot()["queries"].items()
+        if query["exception"]
+    }

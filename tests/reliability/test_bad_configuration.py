@@ -62,57 +62,119 @@ class Places:
 
 CASES = {
     "process: unreachable bootstrap": Case(
-        ("process", "--queries", "total_count", "--bootstrap", "{unused}"), 1,
-        "error: cannot reach Kafka at {unused}: "),
+        ("process", "--queries", "total_count", "--bootstrap", "{unused}"),
+        1,
+        "error: cannot reach Kafka at {unused}: ",
+    ),
     "watch: unreachable bootstrap": Case(
-        ("watch", "--once", "--bootstrap", "{unused}"), 1,
-        "error: cannot reach Kafka at {unused}: "),
+        ("watch", "--once", "--bootstrap", "{unused}"), 1, "error: cannot reach Kafka at {unused}: "
+    ),
     "produce: unresolvable bootstrap": Case(
-        ("produce", "--source", "{data}", "--max", "--bootstrap", "no-such-host.invalid:9092"), 1,
-        "error: cannot reach Kafka at no-such-host.invalid:9092: "),
+        ("produce", "--source", "{data}", "--max", "--bootstrap", "no-such-host.invalid:9092"),
+        1,
+        "error: cannot reach Kafka at no-such-host.invalid:9092: ",
+    ),
     "process: missing topic (auto-creation off), available-now": Case(
-        ("process", "--available-now", "--queries", "total_count", "--topic", "{topic}.missing",
-         "--bootstrap", "{bootstrap}"), 1,
-        "error: topic '{topic}.missing' does not exist at {bootstrap}: produce events first"),
+        (
+            "process",
+            "--available-now",
+            "--queries",
+            "total_count",
+            "--topic",
+            "{topic}.missing",
+            "--bootstrap",
+            "{bootstrap}",
+        ),
+        1,
+        "error: topic '{topic}.missing' does not exist at {bootstrap}: produce events first",
+    ),
     "produce: source folder without data files": Case(
-        ("produce", "--source", "{empty}", "--max", "--bootstrap", "{unused}"), 1,
-        "error: no data files in {empty} (looked for .json"),
+        ("produce", "--source", "{empty}", "--max", "--bootstrap", "{unused}"),
+        1,
+        "error: no data files in {empty} (looked for .json",
+    ),
     "produce: unreadable source (corrupt gzip)": Case(
-        ("produce", "--source", "{corrupt}", "--max", "--topic", "{topic}.events",
-         "--state-topic", "{topic}.state", "--bootstrap", "{bootstrap}"), 1,
-        "error: cannot read part-00000.json.gz: ", before_io=False),
+        (
+            "produce",
+            "--source",
+            "{corrupt}",
+            "--max",
+            "--topic",
+            "{topic}.events",
+            "--state-topic",
+            "{topic}.state",
+            "--bootstrap",
+            "{bootstrap}",
+        ),
+        1,
+        "error: cannot read part-00000.json.gz: ",
+        before_io=False,
+    ),
     "produce: HHAR_PARTITIONS=0": Case(
-        ("produce", "--source", "{data}", "--max"), 2,
+        ("produce", "--source", "{data}", "--max"),
+        2,
         "error: invalid setting partitions (HHAR_PARTITIONS): Input should be greater than or "
-        "equal to 1", env={"HHAR_PARTITIONS": "0"}),
+        "equal to 1",
+        env={"HHAR_PARTITIONS": "0"},
+    ),
     "process: HHAR_BOOTSTRAP without a port": Case(
-        ("process",), 2,
+        ("process",),
+        2,
         "error: invalid setting bootstrap (HHAR_BOOTSTRAP): Value error, bootstrap server "
-        "'kafka' is not host:port", env={"HHAR_BOOTSTRAP": "kafka"}),
+        "'kafka' is not host:port",
+        env={"HHAR_BOOTSTRAP": "kafka"},
+    ),
     "process: --trigger soon": Case(
-        ("process", "--trigger", "soon"), 2,
-        "error: trigger (HHAR_TRIGGER) 'soon' is not a duration such as 1s, 500ms, 10 minutes"),
+        ("process", "--trigger", "soon"),
+        2,
+        "error: trigger (HHAR_TRIGGER) 'soon' is not a duration such as 1s, 500ms, 10 minutes",
+    ),
     "process: unknown query": Case(
-        ("process", "--queries", "all,total"), 2,
-        "error: unknown query 'total' in queries (HHAR_QUERIES): choose all or any of "),
+        ("process", "--queries", "all,total"),
+        2,
+        "error: unknown query 'total' in queries (HHAR_QUERIES): choose all or any of ",
+    ),
     "process: unknown sink": Case(
-        ("process", "--sink", "kafka,disk"), 2,
-        "error: invalid sink ", mentions=("disk", "HHAR_SINK", "kafka, memory, console")),
+        ("process", "--sink", "kafka,disk"),
+        2,
+        "error: invalid sink ",
+        mentions=("disk", "HHAR_SINK", "kafka, memory, console"),
+    ),
     "watch: --interval 0": Case(
-        ("watch", "--interval", "0", "--bootstrap", "{unused}"), 2,
-        "error: --interval must be positive"),
+        ("watch", "--interval", "0", "--bootstrap", "{unused}"),
+        2,
+        "error: --interval must be positive",
+    ),
     "any command: HHAR_LOG_LEVEL=LOUD": Case(
-        ("produce", "--source", "{data}", "--max"), 2,
+        ("produce", "--source", "{data}", "--max"),
+        2,
         "error: invalid setting log_level (HHAR_LOG_LEVEL): Input should be 'DEBUG', 'INFO', "
-        "'WARNING' or 'ERROR'", env={"HHAR_LOG_LEVEL": "LOUD"}),
+        "'WARNING' or 'ERROR'",
+        env={"HHAR_LOG_LEVEL": "LOUD"},
+    ),
     "produce: empty source file": Case(
-        ("produce", "--source", "{empty_file}", "--max", "--topic", "{topic}.events",
-         "--state-topic", "{topic}.state", "--bootstrap", "{bootstrap}"), 1,
-        "error: the source {empty_file} holds no rows", before_io=False),
+        (
+            "produce",
+            "--source",
+            "{empty_file}",
+            "--max",
+            "--topic",
+            "{topic}.events",
+            "--state-topic",
+            "{topic}.state",
+            "--bootstrap",
+            "{bootstrap}",
+        ),
+        1,
+        "error: the source {empty_file} holds no rows",
+        before_io=False,
+    ),
     "produce: --partitions abc": Case(
-        ("produce", "--source", "{data}", "--partitions", "abc"), 2,
+        ("produce", "--source", "{data}", "--partitions", "abc"),
+        2,
         "error: argument --partitions: invalid int value: 'abc'",
-        mentions=("hhar produce --help",)),
+        mentions=("hhar produce --help",),
+    ),
 }
 
 
@@ -129,8 +191,12 @@ def places(kafka: Settings, module_topics, tmp_path_factory: pytest.TempPathFact
     corrupt.mkdir()
     (corrupt / "part-00000.json.gz").write_bytes(gzip.compress(data.read_bytes())[:200])
     yield Places(
-        bootstrap=kafka.bootstrap, unused=f"127.0.0.1:{free_port()}", data=data,
-        empty=root / "empty", empty_file=root / "empty-file", corrupt=corrupt,
+        bootstrap=kafka.bootstrap,
+        unused=f"127.0.0.1:{free_port()}",
+        data=data,
+        empty=root / "empty",
+        empty_file=root / "empty-file",
+        corrupt=corrupt,
         topic=module_topics.name("reliability-bad-config"),
     )
 
@@ -138,7 +204,8 @@ def places(kafka: Settings, module_topics, tmp_path_factory: pytest.TempPathFact
 def run_case(case: Case, places: Places, workdir: Path) -> tuple[HharProcess, int]:
     """Run one case to its end; the process and its exit code."""
     env = hhar_env(HHAR_BOOTSTRAP=places.unused) | {
-        name: places.fill(value) for name, value in case.env.items()}
+        name: places.fill(value) for name, value in case.env.items()
+    }
     process = HharProcess([places.fill(arg) for arg in case.args], env, workdir, "hhar")
     return process, process.wait(60)
 
@@ -148,8 +215,9 @@ def check_case(case: Case, places: Places, workdir: Path, ledger, name: str) -> 
     process, code = run_case(case, places, workdir)
     stderr = process.stderr
     first_line = stderr.splitlines()[-1] if stderr else "(nothing on stderr)"
-    ledger.record(f"6. {name}", 1, 0, 0, 0, 0,
-                  f"exit {code} in {process.seconds:.1f} s: {first_line[:100]}")
+    ledger.record(
+        f"6. {name}", 1, 0, 0, 0, 0, f"exit {code} in {process.seconds:.1f} s: {first_line[:100]}"
+    )
     assert code == case.code, stderr[-3000:]
     assert process.seconds < LIMIT_SECONDS
     line = error_line(stderr)
@@ -176,28 +244,49 @@ def test_a_checkpoint_of_another_query_is_one_error_line(
     `hhar process` must refuse it in one line (the 15 s bound cannot hold: Spark has to start
     before it can read the checkpoint)."""
     topic = topics.create("reliability-foreign-checkpoint")
-    settings = processor_settings(kafka, tmp_path, topic, queries="windowed_activity",
-                                  engine="per-query")
+    settings = processor_settings(
+        kafka, tmp_path, topic, queries="windowed_activity", engine="per-query"
+    )
     produce(settings, settings.topic, make_events(60, seed=61))
     _, error = available_now_run(spark, settings)
     assert error is None, error
     foreign = tmp_path / "foreign-checkpoints"
     shutil.copytree(Path(settings.checkpoint) / "windowed_activity", foreign / "fused")
     process = HharProcess(
-        ["process", "--available-now", "--queries", "total_count",
-         "--checkpoint", str(foreign)],
-        hhar_env(settings, ["bootstrap", "home", "master", "shuffle_partitions",
-                            "driver_memory", "topic", "results_prefix"]),
-        tmp_path, "process")
+        ["process", "--available-now", "--queries", "total_count", "--checkpoint", str(foreign)],
+        hhar_env(
+            settings,
+            [
+                "bootstrap",
+                "home",
+                "master",
+                "shuffle_partitions",
+                "driver_memory",
+                "topic",
+                "results_prefix",
+            ],
+        ),
+        tmp_path,
+        "process",
+    )
     code = process.wait(300)
     stderr = process.stderr
-    ledger.record("6. process: checkpoint of another query", 1, 0, 0, 0, 0,
-                  f"exit {code} in {process.seconds:.1f} s: {stderr.splitlines()[-1][:100]}")
+    ledger.record(
+        "6. process: checkpoint of another query",
+        1,
+        0,
+        0,
+        0,
+        0,
+        f"exit {code} in {process.seconds:.1f} s: {stderr.splitlines()[-1][:100]}",
+    )
     assert code == 1, stderr[-3000:]
     line = error_line(stderr)
-    assert line == (f"error: query fused cannot start: its checkpoint {foreign / 'fused'} belongs "
-                    f"to query windowed_activity; choose another --checkpoint, or start over "
-                    f"with --reset"), line
+    assert line == (
+        f"error: query fused cannot start: its checkpoint {foreign / 'fused'} belongs "
+        f"to query windowed_activity; choose another --checkpoint, or start over "
+        f"with --reset"
+    ), line
 
 
 @pytest.mark.kafka
@@ -209,8 +298,7 @@ def test_a_checkpoint_of_the_earlier_fused_engine_is_one_error_line(
     """The fused engine of earlier versions kept Spark state in its ``fused`` folder; the
     engine now keeps its own and cannot continue from it: one line that names --reset."""
     topic = topics.create("reliability-old-fused-checkpoint")
-    settings = processor_settings(kafka, tmp_path, topic, queries="total_count",
-                                  engine="per-query")
+    settings = processor_settings(kafka, tmp_path, topic, queries="total_count", engine="per-query")
     produce(settings, settings.topic, make_events(60, seed=62))
     _, error = available_now_run(spark, settings)
     assert error is None, error
@@ -220,15 +308,36 @@ def test_a_checkpoint_of_the_earlier_fused_engine_is_one_error_line(
     (old / "fused" / "hhar-query").write_text("fused\n")
     process = HharProcess(
         ["process", "--available-now", "--checkpoint", str(old)],
-        hhar_env(settings, ["bootstrap", "home", "master", "shuffle_partitions",
-                            "driver_memory", "topic", "results_prefix", "history"]),
-        tmp_path, "process")
+        hhar_env(
+            settings,
+            [
+                "bootstrap",
+                "home",
+                "master",
+                "shuffle_partitions",
+                "driver_memory",
+                "topic",
+                "results_prefix",
+                "history",
+            ],
+        ),
+        tmp_path,
+        "process",
+    )
     code = process.wait(300)
     stderr = process.stderr
-    ledger.record("6. process: checkpoint of the earlier fused engine", 1, 0, 0, 0, 0,
-                  f"exit {code} in {process.seconds:.1f} s: {stderr.splitlines()[-1][:100]}")
+    ledger.record(
+        "6. process: checkpoint of the earlier fused engine",
+        1,
+        0,
+        0,
+        0,
+        0,
+        f"exit {code} in {process.seconds:.1f} s: {stderr.splitlines()[-1][:100]}",
+    )
     assert code == 1, stderr[-3000:]
     assert error_line(stderr) == (
         f"error: query fused cannot start: its checkpoint {old / 'fused'} was written by the "
         f"fused engine of an earlier hhar-stream (Spark state; the engine now keeps its own): "
-        f"start over with --reset")
+        f"start over with --reset"
+    )

@@ -49,7 +49,7 @@ def test_a_broker_outage_during_a_max_replay_loses_and_duplicates_nothing(
 ) -> None:
     data = tmp_path / "data"
     paths = write_part_files(data, files=FILES, rows_per_file=ROWS_PER_FILE, step_ms=1)
-    for number, path in enumerate(paths[:len(INVALID_LINES)]):
+    for number, path in enumerate(paths[: len(INVALID_LINES)]):
         lines = path.read_text().splitlines()
         lines.insert(ROWS_PER_FILE // 2, INVALID_LINES[number])
         path.write_text("\n".join(lines) + "\n")
@@ -58,14 +58,16 @@ def test_a_broker_outage_during_a_max_replay_loses_and_duplicates_nothing(
     topic = "reliability.broker-crash"
 
     producer = HharProcess(
-        ["produce", "--source", str(data), "--topic", topic, "--max",
-         "--commit-interval", "0.2"],
-        hhar_env(settings, ["bootstrap"]), tmp_path, "produce",
+        ["produce", "--source", str(data), "--topic", topic, "--max", "--commit-interval", "0.2"],
+        hhar_env(settings, ["bootstrap"]),
+        tmp_path,
+        "produce",
     )
     counter = CommittedCounter(settings, topic)
     try:
-        committed = poll_until(lambda: counter() or not producer.running(), 60,
-                               "the first committed transaction")
+        committed = poll_until(
+            lambda: counter() or not producer.running(), 60, "the first committed transaction"
+        )
         assert producer.running(), f"the replay ended before the outage:\n{producer.stdout}"
         own_broker.kill_node(1)
         down_since = time.monotonic()
@@ -86,7 +88,12 @@ def test_a_broker_outage_during_a_max_replay_loses_and_duplicates_nothing(
     lost, duplicated, unexpected = count_exactness(expected, seen)
     uncommitted = len(read_messages(settings, topic, isolation="read_uncommitted"))
     ledger.record(
-        "2. broker kill -9 during --max", 1, len(expected), len(events), lost, duplicated,
+        "2. broker kill -9 during --max",
+        1,
+        len(expected),
+        len(events),
+        lost,
+        duplicated,
         f"unavailable {down_for:.0f} s (killed, restarted) after {committed:,} committed events; "
         f"{uncommitted - len(events):,} records of aborted transactions invisible to "
         f"read_committed readers",

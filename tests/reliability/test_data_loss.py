@@ -52,8 +52,11 @@ READ, REMOVED, LATER = 300, 150, 300
 def data_loss(kafka: Settings, spark, module_topics, tmp_path_factory: pytest.TempPathFactory):
     """The three runs over one single-partition topic: before the loss, after it with
     failOnDataLoss, after it without."""
-    settings = processor_settings(kafka, tmp_path_factory.mktemp("data-loss"),
-                                  module_topics.create("reliability-data-loss", partitions=1))
+    settings = processor_settings(
+        kafka,
+        tmp_path_factory.mktemp("data-loss"),
+        module_topics.create("reliability-data-loss", partitions=1),
+    )
     admin = AdminClient(kafka.kafka_client_config())
     events = make_events(READ + REMOVED + LATER, seed=51)
     produce(settings, settings.topic, events[:READ])
@@ -70,16 +73,21 @@ def data_loss(kafka: Settings, spark, module_topics, tmp_path_factory: pytest.Te
     failing, failing_error = available_now_run(spark, settings)
     failures = {
         name: f"query {name} failed: {describe_failure(query.exception())}"
-        for name, query in failing.queries.items() if query.exception() is not None
+        for name, query in failing.queries.items()
+        if query.exception() is not None
     }
     committed_after_failure = last_committed(checkpoint)
     continuing, continue_error = available_now_run(
-        spark, settings.changed(**{"fail_on_data_loss": False}))
+        spark, settings.changed(**{"fail_on_data_loss": False})
+    )
     yield SimpleNamespace(
-        settings=settings, every_message=every_message, failures=failures,
+        settings=settings,
+        every_message=every_message,
+        failures=failures,
         failing_error=failing_error,
         read_up_to=read_up_to,
-        committed_after_failure=committed_after_failure, continuing=continuing,
+        committed_after_failure=committed_after_failure,
+        continuing=continuing,
         continue_error=continue_error,
     )
 
@@ -102,8 +110,12 @@ def test_without_fail_on_data_loss_it_continues_past_the_gap(data_loss, spark, l
     (total,) = read_results(settings, settings.result_topic("total_count")).values()
     expected = READ + LATER
     ledger.record(
-        "7. broker removed unread events", 1, expected, total.count,
-        max(expected - total.count, 0), max(total.count - expected, 0),
+        "7. broker removed unread events",
+        1,
+        expected,
+        total.count,
+        max(expected - total.count, 0),
+        max(total.count - expected, 0),
         f"{REMOVED} unread events deleted (log start moved); failOnDataLoss=true: "
         f"{len(data_loss.failures)} queries stopped, checkpoint unchanged; false: "
         f"continued without them",
@@ -111,7 +123,8 @@ def test_without_fail_on_data_loss_it_continues_past_the_gap(data_loss, spark, l
     assert data_loss.continue_error is None and not failed_queries(data_loss.continuing)
     assert total.count == expected
     remaining = data_loss.every_message.where(
-        (F.col("offset") < READ) | (F.col("offset") >= READ + REMOVED))
+        (F.col("offset") < READ) | (F.col("offset") >= READ + REMOVED)
+    )
     watermark = emitted_watermark(Path(settings.checkpoint))
     assert_results_equal_batch(spark, settings, watermark, remaining)
 

@@ -45,8 +45,9 @@ ATTRIBUTES = {name: name.lower() for name in FIELDS}
 BOM = b"\xef\xbb\xbf"
 
 
-def write_files(folder: Path, files: list[list[tuple[Line, bytes]]],
-                final_newline: bool, bom: bool = False) -> list[Path]:
+def write_files(
+    folder: Path, files: list[list[tuple[Line, bytes]]], final_newline: bool, bom: bool = False
+) -> list[Path]:
     """Write each file's lines with their terminators (the last one dropped unless
     `final_newline`), after a byte order mark with `bom`; their paths.
 
@@ -122,9 +123,21 @@ def replay_one_file(kafka: Settings, folder: Path, prefix: str, *args: str) -> t
     events and the dead letters it wrote (the replay must end by itself, exit 0)."""
     topic = f"{prefix}.events"
     producer = HharProcess(
-        ["produce", "--source", str(folder / "part-00000.json"), "--topic", topic,
-         "--state-topic", f"{prefix}.state", *args, "--max"],
-        hhar_env(kafka, ["bootstrap"]), folder, "produce")
+        [
+            "produce",
+            "--source",
+            str(folder / "part-00000.json"),
+            "--topic",
+            topic,
+            "--state-topic",
+            f"{prefix}.state",
+            *args,
+            "--max",
+        ],
+        hhar_env(kafka, ["bootstrap"]),
+        folder,
+        "produce",
+    )
     code = producer.wait(120)
     events = read_messages(kafka, topic)
     letters = read_messages(kafka, f"{topic}.dlq")
@@ -159,8 +172,9 @@ def test_a_row_from_the_future_does_not_end_the_replay(
     rows = [random_event(rng) for _ in range(3)]
     rows[1]["Arrival_Time"] = int(time.time() * 1000) + 2 * 86_400_000
     (tmp_path / "part-00000.json").write_bytes(b"".join(dump(row) + b"\n" for row in rows))
-    events, letters = replay_one_file(kafka, tmp_path, topics.name("reliability-future-row"),
-                                      "--order", "by-file")
+    events, letters = replay_one_file(
+        kafka, tmp_path, topics.name("reliability-future-row"), "--order", "by-file"
+    )
     assert sorted(m.value for m in events) == sorted([dump(rows[0]), dump(rows[2])])
     [letter] = letters
     assert letter.value == dump(rows[1]) and letter.headers["source_line"] == "2"
@@ -175,21 +189,37 @@ def test_a_generated_file_of_fuzzed_lines_through_a_real_replay(
     rng = random.Random(20150223)
     data = tmp_path / "data"
     data.mkdir()
-    files = [[(line, rng.choice([b"\n", b"\r\n"])) for line in generated_lines(rng, FILE_LINES)]
-             for _ in range(2)]
+    files = [
+        [(line, rng.choice([b"\n", b"\r\n"])) for line in generated_lines(rng, FILE_LINES)]
+        for _ in range(2)
+    ]
     paths = write_files(data, files, final_newline=True)
     placed = {
-        kind: {(path.name, number): line
-               for path, file_lines in zip(paths, files, strict=True)
-               for number, ((line, line_kind, _), _) in enumerate(file_lines, 1)
-               if line_kind == kind}
+        kind: {
+            (path.name, number): line
+            for path, file_lines in zip(paths, files, strict=True)
+            for number, ((line, line_kind, _), _) in enumerate(file_lines, 1)
+            if line_kind == kind
+        }
         for kind in (VALID, INVALID, BLANK)
     }
     prefix = topics.name("reliability-fuzz")
     topic = f"{prefix}.events"
     producer = HharProcess(
-        ["produce", "--source", str(data), "--topic", topic, "--state-topic",
-         f"{prefix}.state", "--max"], hhar_env(kafka, ["bootstrap"]), tmp_path, "produce")
+        [
+            "produce",
+            "--source",
+            str(data),
+            "--topic",
+            topic,
+            "--state-topic",
+            f"{prefix}.state",
+            "--max",
+        ],
+        hhar_env(kafka, ["bootstrap"]),
+        tmp_path,
+        "produce",
+    )
     assert producer.wait(120) == 0, producer.stderr[-3000:]
     assert "Traceback" not in producer.stderr
     events = read_messages(kafka, topic)
@@ -200,15 +230,20 @@ def test_a_generated_file_of_fuzzed_lines_through_a_real_replay(
     expected_events = Counter(placed[VALID].values())
     seen_events = Counter(m.value for m in events)
     expected_letters = {(*place, line) for place, line in placed[INVALID].items()}
-    letters_at = Counter((m.headers["source_file"], int(m.headers["source_line"]), m.value)
-                         for m in letters)
+    letters_at = Counter(
+        (m.headers["source_file"], int(m.headers["source_line"]), m.value) for m in letters
+    )
     lost, duplicated, unexpected = count_exactness(expected_letters, letters_at)
     lost += (expected_events - seen_events).total()
     duplicated += (seen_events - expected_events).total()
     expected = expected_events.total() + len(expected_letters)
     ledger.record(
-        "5. fuzzed input file, real replay", len(placed[INVALID]) + len(placed[BLANK]),
-        expected, seen_events.total() + letters_at.total(), lost, duplicated,
+        "5. fuzzed input file, real replay",
+        len(placed[INVALID]) + len(placed[BLANK]),
+        expected,
+        seen_events.total() + letters_at.total(),
+        lost,
+        duplicated,
         f"{len(placed[VALID]):,} valid, {len(placed[INVALID]):,} invalid and "
         f"{len(placed[BLANK]):,} blank lines; hypothesis: 300 files of up to 75 lines",
     )

@@ -67,8 +67,11 @@ def _remove_state(query: Path, keep_batch_zero: bool) -> None:
         for store in state.rglob("*"):
             # Spark's store version N is batch N-1's: keep version 1 and the metadata.
             version = store.name.split(".")[0]
-            if store.is_file() and store.suffix in (".delta", ".snapshot", ".zip") and (
-                    not keep_batch_zero or version != "1"):
+            if (
+                store.is_file()
+                and store.suffix in (".delta", ".snapshot", ".zip")
+                and (not keep_batch_zero or version != "1")
+            ):
                 store.unlink()
     engine = query / "engine"
     if engine.is_dir():
@@ -127,18 +130,25 @@ def finished(kafka: Settings, spark, module_topics, tmp_path_factory: pytest.Tem
     produce(settings, settings.topic, make_events(EVENTS, seed=71), BAD_MESSAGES)
     runs = {}
     for engine in ("fused", "per-query"):
-        engine_settings = settings.changed(**{
-            "engine": engine, "checkpoint": work / engine / "checkpoints",
-            "results_prefix": f"{settings.topic}.{engine}.first.",
-        })
+        engine_settings = settings.changed(
+            **{
+                "engine": engine,
+                "checkpoint": work / engine / "checkpoints",
+                "results_prefix": f"{settings.topic}.{engine}.first.",
+            }
+        )
         processor, error = available_now_run(spark, engine_settings)
         assert error is None, error
         runs[engine] = engine_settings, processor.streaming_names()
     yield SimpleNamespace(settings=settings, runs=runs, work=work)
 
 
-CASES = [(engine, crash) for crash in CRASHES for engine in ("fused", "per-query")
-         if engine == "fused" or crash in ("offset log cut short", "state written, no commit")]
+CASES = [
+    (engine, crash)
+    for crash in CRASHES
+    for engine in ("fused", "per-query")
+    if engine == "fused" or crash in ("offset log cut short", "state written, no commit")
+]
 """Every case for the fused engine; for the per-query engine (nine streaming queries, slower
 to restart) the two that differ for Spark's own state store: nothing started, and its state
 written without a commit. The claim and the logged batch are the same for both engines."""
@@ -153,17 +163,26 @@ def test_a_restart_after_a_crash_in_the_first_batch_gives_exact_results(
     shutil.copytree(first.checkpoint, root)
     for name in names:
         CRASHES[crash](root / name)
-    settings = first.changed(**{
-        "checkpoint": root,
-        "results_prefix": f"{finished.settings.topic}.{engine}.{uuid.uuid4().hex[:6]}.",
-    })
+    settings = first.changed(
+        **{
+            "checkpoint": root,
+            "results_prefix": f"{finished.settings.topic}.{engine}.{uuid.uuid4().hex[:6]}.",
+        }
+    )
     processor, error = available_now_run(spark, settings)
     assert error is None, error
     assert all((root / name / "hhar-query").read_text() == f"{name}\n" for name in names)
     (total,) = read_results(settings, settings.result_topic("total_count")).values()
-    ledger.record(f"1b. {engine}: crash, {crash}", 1, EVENTS, total.count,
-                  max(EVENTS - total.count, 0), max(total.count - EVENTS, 0),
-                  "restart on the checkpoint a kill leaves there; every result topic compared "
-                  "with the batch run")
-    assert_results_equal_batch(spark, settings, windows_watermark(processor),
-                               queries=tuple(CATALOGUE))
+    ledger.record(
+        f"1b. {engine}: crash, {crash}",
+        1,
+        EVENTS,
+        total.count,
+        max(EVENTS - total.count, 0),
+        max(total.count - EVENTS, 0),
+        "restart on the checkpoint a kill leaves there; every result topic compared "
+        "with the batch run",
+    )
+    assert_results_equal_batch(
+        spark, settings, windows_watermark(processor), queries=tuple(CATALOGUE)
+    )

@@ -55,24 +55,26 @@ POISON: dict[str, bytes | None] = {
     "a number": b"42",
     "truncated event": _VALID[:60].encode(),
     "event with a 20-digit time": _VALID.replace(
-        _VALID[:_VALID.index(",")], '{"Arrival_Time":12345678901234567890').encode(),
+        _VALID[: _VALID.index(",")], '{"Arrival_Time":12345678901234567890'
+    ).encode(),
     **{f"tests' bad message {number}": value for number, value in enumerate(BAD_MESSAGES, 1)},
 }
 """What a careless or hostile producer may write to the events topic, by name. The messages
 that used to stop or fool the processor have a test of their own below."""
 
 ONE_MEGABYTE_VALUE = b'{"Arrival_Time":1,"Device":"' + b"x" * 1_000_000 + b'"}'
-INVALID_UTF8_EVENT = _VALID.replace('"Model":"nexus4"', '"Model":"nex\xff\xfeus"').encode(
-    "latin-1")
+INVALID_UTF8_EVENT = _VALID.replace('"Model":"nexus4"', '"Model":"nex\xff\xfeus"').encode("latin-1")
 """A valid event but for two bytes of its Model that are not UTF-8."""
-BEYOND_SPARK_TIMESTAMPS = make_events(1, seed=3)[0].model_copy(
-    update={"arrival_time": 10**16}).to_json().encode()
+BEYOND_SPARK_TIMESTAMPS = (
+    make_events(1, seed=3)[0].model_copy(update={"arrival_time": 10**16}).to_json().encode()
+)
 """A valid `SensorEvent` (Arrival_Time is any non-negative long) whose Arrival_Time, as
 milliseconds, overflows Spark's microsecond timestamps (year 318857)."""
 
 
-def produce_poison(settings: Settings, topic: str,
-                   poison: list[bytes | None]) -> set[tuple[int, int]]:
+def produce_poison(
+    settings: Settings, topic: str, poison: list[bytes | None]
+) -> set[tuple[int, int]]:
     """Write the poison messages (up to 2 MB each); their (partition, offset)."""
     written: list[tuple[int, int]] = []
 
@@ -91,8 +93,12 @@ def produce_poison(settings: Settings, topic: str,
 def test_poison_messages_are_counted_and_change_no_result(
     kafka: Settings, spark, topics, tmp_path: Path, ledger
 ) -> None:
-    settings = processor_settings(kafka, tmp_path, topics.create("reliability-poison"),
-                                  watermark=f"{WATERMARK_SECONDS} seconds")
+    settings = processor_settings(
+        kafka,
+        tmp_path,
+        topics.create("reliability-poison"),
+        watermark=f"{WATERMARK_SECONDS} seconds",
+    )
     before = make_events(EVENTS_BEFORE, seed=41)
     after = make_events(EVENTS_AFTER, first_index=EVENTS_BEFORE, seed=42)
     final_watermark = watermark_text(after[-1].arrival_time - WATERMARK_SECONDS * 1000)
@@ -108,8 +114,10 @@ def test_poison_messages_are_counted_and_change_no_result(
         """Messages each streaming query has read in batches that ended."""
         processor.wait(0.5)
         assert not failed_queries(processor)
-        return {name: query["input_rows"]
-                for name, query in processor.status.snapshot()["queries"].items()}
+        return {
+            name: query["input_rows"]
+            for name, query in processor.status.snapshot()["queries"].items()
+        }
 
     def windows_closed_up_to_the_end() -> bool:
         progress = processor.status.snapshot()["queries"][FUSED_QUERY]["last_progress"]
@@ -122,10 +130,12 @@ def test_poison_messages_are_counted_and_change_no_result(
         poll_until(lambda: counted() == EVENTS_BEFORE, RUN_TIMEOUT, "the first events counted")
         poison = produce_poison(settings, settings.topic, list(POISON.values()))
         produce(settings, settings.topic, after)
-        poll_until(lambda: set(read_by_every_query().values()) == {messages}, RUN_TIMEOUT,
-                   lambda: f"{messages} messages read by every query: {read_by_every_query()}")
-        poll_until(windows_closed_up_to_the_end, RUN_TIMEOUT,
-                   f"the watermark at {final_watermark}")
+        poll_until(
+            lambda: set(read_by_every_query().values()) == {messages},
+            RUN_TIMEOUT,
+            lambda: f"{messages} messages read by every query: {read_by_every_query()}",
+        )
+        poll_until(windows_closed_up_to_the_end, RUN_TIMEOUT, f"the watermark at {final_watermark}")
         still_running = {name: query.isActive for name, query in processor.queries.items()}
     finally:
         processor.stop()
@@ -135,7 +145,11 @@ def test_poison_messages_are_counted_and_change_no_result(
     bad = processor.summary()["queries"]
     kept = read_results(settings, settings.result_topic(BAD_RECORDS))
     ledger.record(
-        "4. poison messages", len(POISON), expected, total, max(expected - total, 0),
+        "4. poison messages",
+        len(POISON),
+        expected,
+        total,
+        max(expected - total, 0),
         max(total - expected, 0),
         f"{len(kept)} of {len(POISON)} poison messages in bad_records; processor kept running",
     )
@@ -147,11 +161,14 @@ def test_poison_messages_are_counted_and_change_no_result(
     assert all(record.reason for record in kept.values())
 
     raw = topic_messages(spark, settings)
-    is_poison = reduce(lambda either, one: either | one, (
-        (F.col("partition") == partition) & (F.col("offset") == offset)
-        for partition, offset in poison))
-    assert_results_equal_batch(spark, settings, final_watermark, raw.where(~is_poison),
-                               QUERY_NAMES)
+    is_poison = reduce(
+        lambda either, one: either | one,
+        (
+            (F.col("partition") == partition) & (F.col("offset") == offset)
+            for partition, offset in poison
+        ),
+    )
+    assert_results_equal_batch(spark, settings, final_watermark, raw.where(~is_poison), QUERY_NAMES)
     assert_results_equal_batch(spark, settings, final_watermark, raw, [BAD_RECORDS])
 
 
@@ -193,10 +210,12 @@ def test_a_query_that_failed_is_reported_by_wait(
 ) -> None:
     """The bad_records output topic takes records of at most 64 bytes, so that query fails at
     its first bad record; `wait` is called only once the failure is known."""
-    settings = processor_settings(kafka, tmp_path, topics.create("reliability-poison-failed"),
-                                  queries="total_count")
-    topics.create_named([settings.result_topic(BAD_RECORDS)], partitions=1,
-                        config={"max.message.bytes": "64"})
+    settings = processor_settings(
+        kafka, tmp_path, topics.create("reliability-poison-failed"), queries="total_count"
+    )
+    topics.create_named(
+        [settings.result_topic(BAD_RECORDS)], partitions=1, config={"max.message.bytes": "64"}
+    )
     processor = Processor(settings)
     try:
         produce(settings, settings.topic, make_events(20, seed=45), [b"poison"])

@@ -57,9 +57,19 @@ FILES, ROWS_PER_FILE = 2, 750
 FIRST_ROWS = 600
 MAX_OFFSETS_PER_TRIGGER = 700
 PROCESSOR_FIELDS = (
-    "bootstrap", "home", "master", "shuffle_partitions", "driver_memory", "topic",
-    "results_prefix", "checkpoint", "history", "window", "watermark",
-    "max_offsets_per_trigger", "trigger",
+    "bootstrap",
+    "home",
+    "master",
+    "shuffle_partitions",
+    "driver_memory",
+    "topic",
+    "results_prefix",
+    "checkpoint",
+    "history",
+    "window",
+    "watermark",
+    "max_offsets_per_trigger",
+    "trigger",
 )
 START_TIMEOUT = 240.0
 """Seconds for a processor to start its JVM and reach a kill point (CI machines are slow)."""
@@ -87,9 +97,18 @@ def query_started_by(process: HharProcess, settings: Settings) -> bool:
 def replay(settings: Settings, data: Path, workdir: Path, name: str, *args: str) -> None:
     """`hhar produce` of `data` into the events topic, as fast as possible, to its end."""
     producer = HharProcess(
-        ["produce", "--source", str(data), "--max", "--state-topic",
-         f"{settings.results_prefix}producer-state", *args],
-        hhar_env(settings, ["bootstrap", "topic"]), workdir, name,
+        [
+            "produce",
+            "--source",
+            str(data),
+            "--max",
+            "--state-topic",
+            f"{settings.results_prefix}producer-state",
+            *args,
+        ],
+        hhar_env(settings, ["bootstrap", "topic"]),
+        workdir,
+        name,
     )
     assert producer.wait(120) == 0, producer.stderr[-3000:]
 
@@ -100,16 +119,18 @@ def test_kill_9_during_the_first_batch_between_batches_and_during_a_batch(
     prefix = topics.name("reliability-processor-crash")
     data = tmp_path / "data"
     write_part_files(data, files=FILES, rows_per_file=ROWS_PER_FILE, step_ms=200)
-    settings = kafka.changed(**{
-        "topic": f"{prefix}.events",
-        "results_prefix": f"{prefix}.results.",
-        "checkpoint": tmp_path / "checkpoints",
-        "history": data,
-        "window": "30 seconds",
-        "watermark": "1 minute",
-        "max_offsets_per_trigger": MAX_OFFSETS_PER_TRIGGER,
-        "trigger": "1 second",
-    })
+    settings = kafka.changed(
+        **{
+            "topic": f"{prefix}.events",
+            "results_prefix": f"{prefix}.results.",
+            "checkpoint": tmp_path / "checkpoints",
+            "history": data,
+            "window": "30 seconds",
+            "watermark": "1 minute",
+            "max_offsets_per_trigger": MAX_OFFSETS_PER_TRIGGER,
+            "trigger": "1 second",
+        }
+    )
     fused = Path(settings.checkpoint) / FUSED_QUERY
     env = hhar_env(settings, PROCESSOR_FIELDS)
     processes: list[HharProcess] = []
@@ -120,8 +141,7 @@ def test_kill_9_during_the_first_batch_between_batches_and_during_a_batch(
         return process
 
     def kill_when(process: HharProcess, condition, what: str) -> None:
-        poll_until(lambda: condition() or not process.running(), START_TIMEOUT, what,
-                   interval=0.02)
+        poll_until(lambda: condition() or not process.running(), START_TIMEOUT, what, interval=0.02)
         assert process.running(), f"the processor ended by itself:\n{process.stderr[-3000:]}"
         process.crash()
 
@@ -135,8 +155,11 @@ def test_kill_9_during_the_first_batch_between_batches_and_during_a_batch(
         kills.append("during batch 0")
 
         again = start_processor()
-        kill_when(again, lambda: query_started_by(again, settings) and open_batch(fused) == 0,
-                  "the restarted query redoing batch 0")
+        kill_when(
+            again,
+            lambda: query_started_by(again, settings) and open_batch(fused) == 0,
+            "the restarted query redoing batch 0",
+        )
         assert open_batch(fused) == 0 and last_committed(fused) == -1
         kills.append("during batch 0 again (its replay)")
 
@@ -149,8 +172,11 @@ def test_kill_9_during_the_first_batch_between_batches_and_during_a_batch(
         replay(settings, data, tmp_path, "produce-2", "--resume")
         produce(settings, settings.topic, [], BAD_MESSAGES)
         third = start_processor()
-        kill_when(third, lambda: (open_batch(fused) or -1) >= caught_up_at + 2,
-                  f"batch {caught_up_at + 2} started")
+        kill_when(
+            third,
+            lambda: (open_batch(fused) or -1) >= caught_up_at + 2,
+            f"batch {caught_up_at + 2} started",
+        )
         during = open_batch(fused)
         assert during is not None and during >= caught_up_at + 2
         kills.append(f"during batch {during}")
@@ -167,8 +193,12 @@ def test_kill_9_during_the_first_batch_between_batches_and_during_a_batch(
         (total,) = read_results(settings, settings.result_topic("total_count")).values()
         expected = FILES * ROWS_PER_FILE
         ledger.record(
-            "1. processor kill -9, restart", len(kills), expected, total.count,
-            max(expected - total.count, 0), max(total.count - expected, 0),
+            "1. processor kill -9, restart",
+            len(kills),
+            expected,
+            total.count,
+            max(expected - total.count, 0),
+            max(total.count - expected, 0),
             f"killed {', '.join(kills)}; every result topic compared with the batch run",
         )
         assert total.count == expected

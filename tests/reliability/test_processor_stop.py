@@ -36,13 +36,31 @@ def test_a_stop_during_the_first_batch_ends_cleanly(
     settings = processor_settings(kafka, tmp_path, topics.create("reliability-stop"))
     for first in range(0, EVENTS, 20_000):
         produce(settings, settings.topic, make_events(20_000, first_index=first, seed=91))
-    process = HharProcess(["process"], hhar_env(settings, [
-        "bootstrap", "home", "master", "shuffle_partitions", "driver_memory", "topic",
-        "results_prefix", "checkpoint", "history", "window", "watermark"]),
-        tmp_path, "process")
+    process = HharProcess(
+        ["process"],
+        hhar_env(
+            settings,
+            [
+                "bootstrap",
+                "home",
+                "master",
+                "shuffle_partitions",
+                "driver_memory",
+                "topic",
+                "results_prefix",
+                "checkpoint",
+                "history",
+                "window",
+                "watermark",
+            ],
+        ),
+        tmp_path,
+        "process",
+    )
     batch_zero = Path(settings.checkpoint) / FUSED_QUERY / "offsets" / "0"
-    poll_until(lambda: batch_zero.exists() or not process.running(), 240,
-               "the first micro-batch started")
+    poll_until(
+        lambda: batch_zero.exists() or not process.running(), 240, "the first micro-batch started"
+    )
     assert process.running(), process.stderr[-3000:]
     process.send_signal(signal.SIGTERM)
     code = process.wait(120)

@@ -58,20 +58,35 @@ class Source:
         paths[broken_file].write_text("\n".join(lines) + "\n")
         places = line_places(paths)
         valid = {place for line, place in places.items() if line != INVALID_LINE.encode()}
-        args = ["produce", "--source", str(folder), "--topic", f"{prefix}.events",
-                "--state-topic", f"{prefix}.state", "--commit-interval", "0.2"]
+        args = [
+            "produce",
+            "--source",
+            str(folder),
+            "--topic",
+            f"{prefix}.events",
+            "--state-topic",
+            f"{prefix}.state",
+            "--commit-interval",
+            "0.2",
+        ]
         return cls(folder, places, valid, f"{prefix}.events", args)
 
-    def check_exactly_once(self, kafka: Settings, ledger: Ledger, scenario: str, trials: int,
-                           note: str, letter_lines: list[int]) -> None:
+    def check_exactly_once(
+        self,
+        kafka: Settings,
+        ledger: Ledger,
+        scenario: str,
+        trials: int,
+        note: str,
+        letter_lines: list[int],
+    ) -> None:
         """Every valid row once in the topic (by line and by identity), every invalid one once
         in the dead-letter topic; the ledger records what was seen."""
         events = read_messages(kafka, self.topic)
         by_line = Counter(self.places.get(m.value, ("?", 0)) for m in events)
         lost, duplicated, unexpected = count_exactness(self.valid_lines, by_line)
         identities = row_identities(m.value for m in events)
-        ledger.record(scenario, trials, len(self.valid_lines), len(events), lost, duplicated,
-                      note)
+        ledger.record(scenario, trials, len(self.valid_lines), len(events), lost, duplicated, note)
         assert (lost, duplicated, unexpected) == (0, 0, 0)
         assert len(identities) == len(self.valid_lines) and max(identities.values()) == 1
 
@@ -80,13 +95,15 @@ class Source:
         assert {m.value for m in letters} == {INVALID_LINE.encode()}
 
 
-def when_committed(settings: Settings, topic: str, committed: int,
-                   producer: HharProcess) -> None:
+def when_committed(settings: Settings, topic: str, committed: int, producer: HharProcess) -> None:
     """Wait until `topic` holds `committed` committed events, the producer still running."""
     counter = CommittedCounter(settings, topic)
     try:
-        poll_until(lambda: counter() >= committed or not producer.running(), 60,
-                   f"{committed} committed events")
+        poll_until(
+            lambda: counter() >= committed or not producer.running(),
+            60,
+            f"{committed} committed events",
+        )
         assert producer.running(), producer.stderr[-2000:]
     finally:
         counter.close()
@@ -102,8 +119,9 @@ def resume(args: list[str], env: dict[str, str], workdir: Path) -> None:
 def test_kill_9_twice_then_resume_delivers_every_row_exactly_once(
     kafka: Settings, topics, tmp_path, ledger
 ) -> None:
-    source = Source.write(tmp_path / "data", 2, (1450, 800, 5),
-                          topics.name("reliability-producer-crash"))
+    source = Source.write(
+        tmp_path / "data", 2, (1450, 800, 5), topics.name("reliability-producer-crash")
+    )
     env = hhar_env(kafka, ["bootstrap"])
     for trial, committed in enumerate(KILL_AFTER_COMMITTED):
         args = [*source.args, *(["--resume"] if trial else []), "--rate", "1500"]
@@ -115,9 +133,13 @@ def test_kill_9_twice_then_resume_delivers_every_row_exactly_once(
         assert crashed.process.returncode == -signal.SIGKILL
     resume(source.args, env, tmp_path)
     source.check_exactly_once(
-        kafka, ledger, "3. producer kill -9, --resume", len(KILL_AFTER_COMMITTED),
+        kafka,
+        ledger,
+        "3. producer kill -9, --resume",
+        len(KILL_AFTER_COMMITTED),
         f"killed after {' and '.join(map(str, KILL_AFTER_COMMITTED))} committed events",
-        [6, 802, 1453])
+        [6, 802, 1453],
+    )
 
 
 def worker_pids(parent: int) -> list[int]:
@@ -132,8 +154,9 @@ def test_kill_9_of_one_worker_then_resume_delivers_every_row_exactly_once(
     """Two workers share three files line by line; one is killed with SIGKILL mid-replay. The
     other finishes its share, the command ends with one error line naming the killed worker,
     and ``--resume`` delivers the rest: every row once, every invalid row dead-lettered once."""
-    source = Source.write(tmp_path / "data", 1, (1200, 601, 4),
-                          topics.name("reliability-worker-crash"))
+    source = Source.write(
+        tmp_path / "data", 1, (1200, 601, 4), topics.name("reliability-worker-crash")
+    )
     args = [*source.args, "--workers", "2"]
     env = hhar_env(kafka, ["bootstrap"])
     producer = HharProcess([*args, "--rate", "1500"], env, tmp_path, "produce-2-workers")
@@ -145,10 +168,15 @@ def test_kill_9_of_one_worker_then_resume_delivers_every_row_exactly_once(
         producer.crash()
     assert error_line(producer.stderr) == (
         "error: worker 2/2: was killed by SIGKILL before it finished: run again with "
-        "--resume to replay the rest of its share")
+        "--resume to replay the rest of its share"
+    )
     assert len(read_messages(kafka, source.topic)) < len(source.valid_lines)
     resume(args, env, tmp_path)
     source.check_exactly_once(
-        kafka, ledger, "3. producer worker kill -9 (--workers 2), --resume", 1,
+        kafka,
+        ledger,
+        "3. producer worker kill -9 (--workers 2), --resume",
+        1,
         "worker 2 of 2 killed after 1200 committed events; the other one finished",
-        [5, 603, 1203])
+        [5, 603, 1203],
+    )

@@ -26,8 +26,9 @@ LOG_LINE = re.compile(r"^\d\d:\d\d:\d\d (DEBUG|INFO|WARNING|ERROR|CRITICAL) +[\w
 """A log record in the format of `hhar_stream.cli.configure_logging`."""
 
 
-def hhar_env(settings: Settings | None = None, fields: Iterable[str] = (),
-             **extra: str) -> dict[str, str]:
+def hhar_env(
+    settings: Settings | None = None, fields: Iterable[str] = (), **extra: str
+) -> dict[str, str]:
     """The environment of a user: no inherited HHAR_* variable, then `fields` of `settings`
     as HHAR_* variables (secrets revealed: the variables are how a user passes them), then
     `extra` (HHAR_ names or others)."""
@@ -41,8 +42,9 @@ class HharProcess:
     """One `hhar` command in its own process group, its output in files under `workdir` (also
     its working folder)."""
 
-    def __init__(self, args: Iterable[str], env: dict[str, str], workdir: Path,
-                 name: str = "hhar") -> None:
+    def __init__(
+        self, args: Iterable[str], env: dict[str, str], workdir: Path, name: str = "hhar"
+    ) -> None:
         """Start ``hhar <args>`` now."""
         workdir.mkdir(parents=True, exist_ok=True)
         self.name = name
@@ -53,8 +55,13 @@ class HharProcess:
         self.ended: float | None = None
         with self.stdout_path.open("wb") as out, self.stderr_path.open("wb") as err:
             self.process = subprocess.Popen(  # noqa: S603 - our own command line
-                [*HHAR, *self.args], stdout=out, stderr=err, stdin=subprocess.DEVNULL,
-                env=env, cwd=workdir, start_new_session=True,
+                [*HHAR, *self.args],
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=workdir,
+                start_new_session=True,
             )
 
     @property
@@ -107,8 +114,9 @@ class HharProcess:
             pass
         self.process.wait(timeout=timeout)
         self.ended = self.ended or time.monotonic()
-        poll_until(lambda: not group_members(self.pid), timeout,
-                   f"every process of {self.name} gone")
+        poll_until(
+            lambda: not group_members(self.pid), timeout, f"every process of {self.name} gone"
+        )
 
     @property
     def stdout(self) -> str:
@@ -121,8 +129,13 @@ class HharProcess:
         return self.stderr_path.read_text(errors="replace")
 
 
-def run_hhar(args: Iterable[str], env: dict[str, str], workdir: Path, name: str = "hhar",
-             timeout: float = 600.0) -> HharProcess:
+def run_hhar(
+    args: Iterable[str],
+    env: dict[str, str],
+    workdir: Path,
+    name: str = "hhar",
+    timeout: float = 600.0,
+) -> HharProcess:
     """Run ``hhar <args>`` to its end (fails after `timeout`); the ended command, with its
     ``returncode``, ``stdout`` and ``stderr``."""
     process = HharProcess(args, env, workdir, name)

@@ -7,8 +7,12 @@ from collections.abc import Callable
 from typing import Any
 
 
-def poll_until(condition: Callable[[], Any], timeout: float, what: str | Callable[[], str],
-               interval: float = 0.05) -> Any:
+def poll_until(
+    condition: Callable[[], Any],
+    timeout: float,
+    what: str | Callable[[], str],
+    interval: float = 0.05,
+) -> Any:
     """Call `condition` until it returns something truthy (returned) or `timeout` passes.
 
     `what` names what is waited for in the failure message (a callable: computed then).

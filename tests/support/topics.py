@@ -38,21 +38,24 @@ class TopicFactory:
         self._names.append(name)
         return name
 
-    def create(self, prefix: str = "t", partitions: int = 3,
-               config: dict[str, str] | None = None) -> str:
+    def create(
+        self, prefix: str = "t", partitions: int = 3, config: dict[str, str] | None = None
+    ) -> str:
         """A new topic, kept whatever its events' age unless `config` says otherwise."""
         name = self.name(prefix)
         self.create_named([name], partitions, config)
         return name
 
-    def create_named(self, names: Iterable[str], partitions: int = 3,
-                     config: dict[str, str] | None = None) -> None:
+    def create_named(
+        self, names: Iterable[str], partitions: int = 3, config: dict[str, str] | None = None
+    ) -> None:
         """Topics of the given names, each under a name handed out (``<name>.events``), as
         `create` makes them."""
         names = list(names)
         assert all(self._owns(name) for name in names), f"not named under {self._names}: {names}"
-        new = [NewTopic(name, partitions, 1, config=NO_RETENTION | (config or {}))
-               for name in names]
+        new = [
+            NewTopic(name, partitions, 1, config=NO_RETENTION | (config or {})) for name in names
+        ]
         for future in self._admin.create_topics(new).values():
             future.result(timeout=30)
 
@@ -76,6 +79,10 @@ class TopicFactory:
     def __enter__(self) -> TopicFactory:
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
         self.delete()

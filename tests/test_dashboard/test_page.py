@@ -35,9 +35,17 @@ from hhar_stream.settings import Settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.e2e, pytest.mark.slow]
 
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--window-size=1400,2300")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1400,2300",
+)
 """Headless, and no connection attempts of its own (the machine may have no network)."""
 PAGE_TIMEOUT = 90.0
 """Seconds the page may take to show what the topics hold (a busy two-core machine)."""
@@ -54,8 +62,10 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not chromium or not driver:
-        pytest.fail("chromium and chromedriver not found: `make setup` installs Debian's "
-                    "chromium and chromium-driver")
+        pytest.fail(
+            "chromium and chromedriver not found: `make setup` installs Debian's "
+            "chromium and chromium-driver"
+        )
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     for flag in CHROMIUM_FLAGS:
@@ -75,7 +85,9 @@ def start_dashboard(settings: Settings, workdir: Path) -> tuple[HharProcess, str
     process = HharProcess(
         ["dashboard", "--port", str(port)],
         hhar_env(settings, ["bootstrap", "topic", "results_prefix", "checkpoint"]),
-        workdir, "dashboard")
+        workdir,
+        "dashboard",
+    )
     url = f"http://127.0.0.1:{port}/"
 
     def answers() -> bool:
@@ -111,29 +123,37 @@ def card(browser: Any, name: str) -> str:
 
 def alerts(browser: Any) -> list[str]:
     """The alerts shown, in order."""
-    return script(browser, "return [...document.querySelectorAll('#alerts .alert')]"
-                           ".map(a => a.textContent)")
+    return script(
+        browser, "return [...document.querySelectorAll('#alerts .alert')].map(a => a.textContent)"
+    )
 
 
 def table_rows(browser: Any, name: str) -> list[list[str]]:
     """The cells of a panel's table, as shown."""
-    return script(browser, f"return [...document.querySelectorAll('#table-{name} tbody tr')]"
-                           f".map(r => [...r.cells].map(c => c.textContent))")
+    return script(
+        browser,
+        f"return [...document.querySelectorAll('#table-{name} tbody tr')]"
+        f".map(r => [...r.cells].map(c => c.textContent))",
+    )
 
 
 def chart(browser: Any, name: str) -> list[dict[str, Any]] | None:
     """The traces Plotly drew in a panel's chart (name, x, y), or None before any."""
-    return script(browser, f"const c = document.getElementById('chart-{name}');"
-                           "return c && c.data ? c.data.map(t => ({name: t.name, "
-                           "x: Array.from(t.x), y: Array.from(t.y)})) : null")
+    return script(
+        browser,
+        f"const c = document.getElementById('chart-{name}');"
+        "return c && c.data ? c.data.map(t => ({name: t.name, "
+        "x: Array.from(t.x), y: Array.from(t.y)})) : null",
+    )
 
 
 def write_records(settings: Settings, *records: Any, raw: tuple[str, bytes] | None = None) -> None:
     """Publish result records as the processor does (key = group key, value = record)."""
     producer = Producer(settings.kafka_client_config())
     for record in records:
-        producer.produce(settings.result_topic(record.query), key=record.key_json(),
-                         value=record.value_json())
+        producer.produce(
+            settings.result_topic(record.query), key=record.key_json(), value=record.value_json()
+        )
     if raw is not None:
         producer.produce(settings.result_topic(raw[0]), key=b"{}", value=raw[1])
     assert producer.flush(30) == 0
@@ -144,11 +164,15 @@ def write_dead_letters(settings: Settings, workdir: Path) -> None:
     source = workdir / "source" / "part-00000.json"
     source.parent.mkdir()
     valid = [event.to_json() for event in make_events(3, first_index=5000, seed=72)]
-    source.write_text("\n".join([valid[0], '{"Arrival_Time":"soon"}', valid[1], "not json",
-                                 valid[2]]) + "\n")
+    source.write_text(
+        "\n".join([valid[0], '{"Arrival_Time":"soon"}', valid[1], "not json", valid[2]]) + "\n"
+    )
     process = HharProcess(
         ["produce", "--source", str(source), "--max", "--state-topic", f"{settings.topic}.state"],
-        hhar_env(settings, ["bootstrap", "topic"]), workdir, "produce")
+        hhar_env(settings, ["bootstrap", "topic"]),
+        workdir,
+        "produce",
+    )
     assert process.wait(120) == 0, process.stderr[-3000:]
 
 
@@ -160,8 +184,11 @@ def test_the_page_shows_the_topics_live_and_updates_without_a_reload(
     try:
         # A browser that comes before any result: the page says what is missing, in words.
         browser.get(url)
-        poll_until(lambda: any("No results yet" in text for text in alerts(browser)), 30,
-                   lambda: f"the page saying there are no results yet: {alerts(browser)}")
+        poll_until(
+            lambda: any("No results yet" in text for text in alerts(browser)),
+            30,
+            lambda: f"the page saying there are no results yet: {alerts(browser)}",
+        )
         loaded_at = script(browser, "return window.hhar.loadedAt")
 
         produce(settings, settings.topic, make_events(400, seed=71), BAD_MESSAGES[:3])
@@ -169,14 +196,19 @@ def test_the_page_shows_the_topics_live_and_updates_without_a_reload(
         _, error = available_now_run(spark, settings)
         assert error is None, error
 
-        results = {name: read_results(settings, settings.result_topic(name))
-                   for name in CATALOGUE}
+        results = {name: read_results(settings, settings.result_topic(name)) for name in CATALOGUE}
         total = next(iter(results["total_count"].values())).count
-        poll_until(lambda: card(browser, "total_count") == f"{total:,}", PAGE_TIMEOUT,
-                   lambda: f"the page showing {total:,} events: {card(browser, 'total_count')}")
+        poll_until(
+            lambda: card(browser, "total_count") == f"{total:,}",
+            PAGE_TIMEOUT,
+            lambda: f"the page showing {total:,} events: {card(browser, 'total_count')}",
+        )
         letters = read_messages(settings, settings.dead_letter_topic)
-        poll_until(lambda: card(browser, "dead_letters") == str(len(letters)), PAGE_TIMEOUT,
-                   lambda: f"{len(letters)} dead letters shown: {card(browser, 'dead_letters')}")
+        poll_until(
+            lambda: card(browser, "dead_letters") == str(len(letters)),
+            PAGE_TIMEOUT,
+            lambda: f"{len(letters)} dead letters shown: {card(browser, 'dead_letters')}",
+        )
 
         # The numbers on the page are the records in the topics.
         for name in CATALOGUE:
@@ -184,18 +216,24 @@ def test_the_page_shows_the_topics_live_and_updates_without_a_reload(
             if name != "total_count":
                 assert table_rows(browser, name) == view.rows(results[name].values()), name
         assert card(browser, BAD_RECORDS) == str(len(results[BAD_RECORDS])) == "3"
-        shown = {trace["name"]: dict(zip(trace["x"], trace["y"], strict=True))
-                 for trace in chart(browser, "device_activity")}
+        shown = {
+            trace["name"]: dict(zip(trace["x"], trace["y"], strict=True))
+            for trace in chart(browser, "device_activity")
+        }
         expected: dict[str, dict[str, int]] = {}
         for record in results["device_activity"].values():
             expected.setdefault(record.gt, {})[record.device] = record.count
         assert {gt: {d: n for d, n in bars.items() if n} for gt, bars in shown.items()} == expected
         live = chart(browser, "live_vs_historical")
-        assert sorted(live[0]["x"]) == sorted(r.x_avg for r in
-                                              results["live_vs_historical"].values())
+        assert sorted(live[0]["x"]) == sorted(
+            r.x_avg for r in results["live_vs_historical"].values()
+        )
         windows = chart(browser, "windowed_activity")
-        assert sum(sum(trace["y"]) for trace in windows) == sum(
-            r.count for r in results["windowed_activity"].values()) > 0
+        assert (
+            sum(sum(trace["y"]) for trace in windows)
+            == sum(r.count for r in results["windowed_activity"].values())
+            > 0
+        )
         reasons = [row[1] for row in table_rows(browser, "dead_letters")]
         assert sorted(reasons) == sorted(m.headers[HEADER_ERROR_REASON] for m in letters)
         assert len(letters) == 2
@@ -205,27 +243,39 @@ def test_the_page_shows_the_topics_live_and_updates_without_a_reload(
         write_records(
             settings,
             TotalCount(query="total_count", batch_id=newest, count=total + 7),
-            DeviceActivity(query="device_activity", batch_id=newest, Device="nexus4_9",
-                           gt="bike", count=7),
+            DeviceActivity(
+                query="device_activity", batch_id=newest, Device="nexus4_9", gt="bike", count=7
+            ),
         )
         written = time.monotonic()  # acknowledged by the broker: the records have arrived
-        poll_until(lambda: card(browser, "total_count") == f"{total + 7:,}", 30,
-                   "the new total on the page", interval=0.02)
+        poll_until(
+            lambda: card(browser, "total_count") == f"{total + 7:,}",
+            30,
+            "the new total on the page",
+            interval=0.02,
+        )
         seconds = time.monotonic() - written
-        poll_until(lambda: ["nexus4_9", "bike", "7"] in table_rows(browser, "device_activity"),
-                   10, "the new device in the table")
+        poll_until(
+            lambda: ["nexus4_9", "bike", "7"] in table_rows(browser, "device_activity"),
+            10,
+            "the new device in the table",
+        )
         assert "nexus4_9" in {x for trace in chart(browser, "device_activity") for x in trace["x"]}
         assert script(browser, "return window.hhar.loadedAt") == loaded_at, "the page reloaded"
         # Every script, style and request is the dashboard's own: no CDN, works offline.
-        fetched = script(browser, "return performance.getEntriesByType('resource')"
-                                  ".map(entry => entry.name)")
+        fetched = script(
+            browser, "return performance.getEntriesByType('resource').map(entry => entry.name)"
+        )
         assert fetched and all(name.startswith(url) for name in fetched), fetched
         assert seconds < UPDATE_SECONDS, f"the page showed the record after {seconds:.2f} s"
 
         # A record that is not the expected model: words on the page, the server goes on.
         write_records(settings, raw=("total_count", b'{"query":"total_count","count":"many"}'))
-        poll_until(lambda: any("1 result record(s) set aside" in text
-                               for text in alerts(browser)), 30, "the page naming the bad record")
+        poll_until(
+            lambda: any("1 result record(s) set aside" in text for text in alerts(browser)),
+            30,
+            "the page naming the bad record",
+        )
         assert card(browser, "total_count") == f"{total + 7:,}"
         assert dashboard.running()
 
@@ -235,8 +285,7 @@ def test_the_page_shows_the_topics_live_and_updates_without_a_reload(
         assert screenshot.stat().st_size > 50_000
         if os.environ.get("HHAR_DASHBOARD_SCREENSHOT"):
             shutil.copy(screenshot, os.environ["HHAR_DASHBOARD_SCREENSHOT"])
-        print(f"page updated {seconds:.2f} s after the record was written; "
-              f"screenshot {screenshot}")
+        print(f"page updated {seconds:.2f} s after the record was written; screenshot {screenshot}")
     finally:
         stop_dashboard(dashboard)
 
@@ -244,8 +293,9 @@ def test_the_page_shows_the_topics_live_and_updates_without_a_reload(
 def test_the_page_says_when_kafka_is_down_and_recovers_by_itself(
     own_broker: LocalKafka, base_settings: Settings, browser, tmp_path: Path
 ) -> None:
-    settings = base_settings.changed(**{
-        "bootstrap": own_broker.bootstrap, "checkpoint": tmp_path / "no-processor"})
+    settings = base_settings.changed(
+        **{"bootstrap": own_broker.bootstrap, "checkpoint": tmp_path / "no-processor"}
+    )
     ensure_topics(settings, result_topic_specs(settings, ["total_count"]))
     write_records(settings, TotalCount(query="total_count", batch_id=1, count=5))
     dashboard, url = start_dashboard(settings, tmp_path)
@@ -255,15 +305,22 @@ def test_the_page_says_when_kafka_is_down_and_recovers_by_itself(
         assert any("No processor status" in text for text in alerts(browser))
 
         own_broker.down()
-        poll_until(lambda: any(f"Cannot reach Kafka at {own_broker.bootstrap}" in text
-                               for text in alerts(browser)), 60,
-                   lambda: f"the page saying Kafka is down: {alerts(browser)}")
+        poll_until(
+            lambda: any(
+                f"Cannot reach Kafka at {own_broker.bootstrap}" in text for text in alerts(browser)
+            ),
+            60,
+            lambda: f"the page saying Kafka is down: {alerts(browser)}",
+        )
         assert card(browser, "total_count") == "5", "the last results read stay on the page"
         assert dashboard.running()
 
         own_broker.start_node(1)
-        poll_until(lambda: not any("Cannot reach Kafka" in text for text in alerts(browser)),
-                   90, lambda: f"the page recovering: {alerts(browser)}")
+        poll_until(
+            lambda: not any("Cannot reach Kafka" in text for text in alerts(browser)),
+            90,
+            lambda: f"the page recovering: {alerts(browser)}",
+        )
         write_records(settings, TotalCount(query="total_count", batch_id=2, count=6))
         poll_until(lambda: card(browser, "total_count") == "6", 30, "the total after recovery")
     finally:

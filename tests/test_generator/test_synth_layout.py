@@ -33,8 +33,10 @@ def part_files(folder: Path) -> list[Path]:
 
 
 def digest(folder: Path) -> dict[str, str]:
-    return {path.name: hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(folder.iterdir())}
+    return {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.iterdir())
+    }
 
 
 def test_folder_has_the_real_layout(folder: Path) -> None:
@@ -59,16 +61,14 @@ def test_folder_has_the_real_layout(folder: Path) -> None:
 def test_part_files_are_round_robin_samples_of_the_time_ordered_stream(folder: Path) -> None:
     files = [path.read_text().splitlines(keepends=True) for path in part_files(folder)]
     assert sorted({len(lines) for lines in files}) == [ROWS // 80, ROWS // 80 + 1]
-    assert [len(lines) for lines in files] == sorted((len(lines) for lines in files),
-                                                    reverse=True)
+    assert [len(lines) for lines in files] == sorted((len(lines) for lines in files), reverse=True)
     stream = list(iter_lines(ROWS, SEED))
     assert len(stream) == ROWS
     for i, line in enumerate(stream):
         assert files[i % 80][i // 80] == line
 
 
-def test_every_part_file_spans_the_recording_with_the_same_activity_mix(
-        tmp_path: Path) -> None:
+def test_every_part_file_spans_the_recording_with_the_same_activity_mix(tmp_path: Path) -> None:
     write_dataset(tmp_path / "eight", rows=40_000, files=8, seed=SEED)
     overall: Counter = Counter()
     per_file = []
@@ -89,7 +89,8 @@ def test_every_part_file_spans_the_recording_with_the_same_activity_mix(
 
 
 def test_same_seed_gives_the_same_bytes_and_another_seed_does_not(
-        folder: Path, tmp_path: Path) -> None:
+    folder: Path, tmp_path: Path
+) -> None:
     write_dataset(tmp_path / "again", rows=ROWS, seed=SEED)
     assert digest(tmp_path / "again") == digest(folder)
     write_dataset(tmp_path / "other", rows=ROWS, seed=SEED + 1)
@@ -100,15 +101,18 @@ def test_same_seed_gives_the_same_bytes_and_another_seed_does_not(
 
 def test_cli_writes_the_folder_given(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cli"
-    assert main(["data", "synth", "--out", str(out), "--rows", "3000", "--files", "4",
-                 "--seed", "9"]) == 0
+    assert (
+        main(["data", "synth", "--out", str(out), "--rows", "3000", "--files", "4", "--seed", "9"])
+        == 0
+    )
     assert capsys.readouterr().out.startswith("wrote 3,000 rows in 4 part files (")
     write_dataset(tmp_path / "api", rows=3000, files=4, seed=9)
     assert digest(out) == digest(tmp_path / "api")
 
 
 def test_cli_defaults_to_the_data_and_seed_settings(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HHAR_DATA", str(tmp_path / "from-env"))
     monkeypatch.setenv("HHAR_SEED", "9")
     assert main(["data", "synth", "--rows", "3000", "--files", "4"]) == 0
@@ -117,7 +121,8 @@ def test_cli_defaults_to_the_data_and_seed_settings(
 
 
 def test_force_replaces_a_data_set_and_nothing_else(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     out = tmp_path / "data"
     args = ["data", "synth", "--out", str(out), "--rows", "2000", "--files", "3"]
     assert main([*args, "--seed", "1"]) == 0
@@ -147,7 +152,10 @@ def test_force_replaces_a_data_set_and_nothing_else(
     ],
 )
 def test_bad_options_end_in_one_error_line(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    extra: list[str],
+    message: str,
 ) -> None:
     assert main(["data", "synth", "--out", str(tmp_path / "x"), *extra]) == 2
     assert capsys.readouterr().err == f"error: {message}\n"

@@ -41,8 +41,16 @@ def rows(lines: list[str]) -> list[dict]:
 
 @pytest.mark.parametrize(
     ("grid", "text"),
-    [(92, "0.0014038086"), (33, "5.0354E-4"), (22, "3.356934E-4"), (-25, "-3.814697E-4"),
-     (512, "0.0078125"), (-813, "-0.0124053955"), (0, "0.0"), (65536, "1.0")],
+    [
+        (92, "0.0014038086"),
+        (33, "5.0354E-4"),
+        (22, "3.356934E-4"),
+        (-25, "-3.814697E-4"),
+        (512, "0.0078125"),
+        (-813, "-0.0124053955"),
+        (0, "0.0"),
+        (65536, "1.0"),
+    ],
 )
 def test_grid_values_are_written_as_the_real_files_write_them(grid: int, text: str) -> None:
     assert grid_value_text(grid) == text
@@ -169,8 +177,9 @@ def test_spread_is_tiny_at_rest_and_large_when_moving(rows: list[dict]) -> None:
             assert np.abs(np.mean(values, axis=0)).max() < 0.02, gt
         else:
             assert spread.min() > 0.15, gt
-    assert np.std(by_activity["stairsdown"], axis=0).min() > np.std(by_activity["bike"],
-                                                                    axis=0).max()
+    assert (
+        np.std(by_activity["stairsdown"], axis=0).min() > np.std(by_activity["bike"], axis=0).max()
+    )
 
 
 def test_users_stairs_means_differ_in_sign() -> None:
@@ -180,7 +189,9 @@ def test_users_stairs_means_differ_in_sign() -> None:
         for label in np.unique(chunk.label).tolist():
             picked = chunk.label == label
             sums[divmod(label, len(ACTIVITY_LABELS))] += [
-                picked.sum(), chunk.kx[picked].sum(), chunk.ky[picked].sum(),
+                picked.sum(),
+                chunk.kx[picked].sum(),
+                chunk.ky[picked].sum(),
                 chunk.kz[picked].sum(),
             ]
     for gt in ("stairsup", "stairsdown"):

@@ -27,7 +27,9 @@ def test_spark_reads_the_data_sets_schema_and_count(spark, tmp_path: Path) -> No
     assertSchemaEqual(frame.schema, to_spark_schema(SensorEvent))
     read = sorted(Path(uri.removeprefix("file://")).name for uri in frame.inputFiles())
     assert read == sorted(path.name for path in result.part_files)
-    counts = {(row["Device"], row["gt"]): row["count"]
-              for row in frame.groupBy("Device", "gt").count().collect()}
+    counts = {
+        (row["Device"], row["gt"]): row["count"]
+        for row in frame.groupBy("Device", "gt").count().collect()
+    }
     assert sum(counts.values()) == ROWS
     assert counts == plan_dataset(ROWS, seed=8).device_activity_counts

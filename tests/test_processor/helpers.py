@@ -24,25 +24,28 @@ from hhar_stream.settings import Settings
 START = 1424686800000  # 2015-02-23 10:20:00 UTC
 
 
-def make_events(count: int, first_index: int = 0, seed: int = 11,
-                step_ms: int = 200) -> list[SensorEvent]:
+def make_events(
+    count: int, first_index: int = 0, seed: int = 11, step_ms: int = 200
+) -> list[SensorEvent]:
     """`count` events of users a to c on both phones, `step_ms` apart from index `first_index`."""
     rng = random.Random(seed)
     events = []
     for index in range(first_index, first_index + count):
         arrival = START + index * step_ms
-        events.append(SensorEvent(
-            Arrival_Time=arrival,
-            Creation_Time=arrival * 1_000_000 - 1_990_000_000,
-            Device=rng.choice(["nexus4_1", "nexus4_2"]),
-            Index=index,
-            Model="nexus4",
-            User=rng.choice("abc"),
-            gt=rng.choice(ACTIVITY_LABELS),
-            x=rng.randint(-65536, 65536) / 65536,
-            y=rng.uniform(-1, 1),
-            z=rng.gauss(0, 0.5),
-        ))
+        events.append(
+            SensorEvent(
+                Arrival_Time=arrival,
+                Creation_Time=arrival * 1_000_000 - 1_990_000_000,
+                Device=rng.choice(["nexus4_1", "nexus4_2"]),
+                Index=index,
+                Model="nexus4",
+                User=rng.choice("abc"),
+                gt=rng.choice(ACTIVITY_LABELS),
+                x=rng.randint(-65536, 65536) / 65536,
+                y=rng.uniform(-1, 1),
+                z=rng.gauss(0, 0.5),
+            )
+        )
     return events
 
 
@@ -59,13 +62,15 @@ BAD_MESSAGES = [
 """Messages that are not events, most of them one change away from a valid event."""
 
 
-def produce(settings: Settings, topic: str, events: Iterable[SensorEvent],
-            bad: Iterable[bytes] = ()) -> None:
+def produce(
+    settings: Settings, topic: str, events: Iterable[SensorEvent], bad: Iterable[bytes] = ()
+) -> None:
     """Write events (key = Device, timestamp = Arrival_Time) and raw bad messages."""
     producer = Producer(settings.kafka_client_config() | {"enable.idempotence": True})
     for event in events:
-        producer.produce(topic, key=event.device, value=event.to_json(),
-                         timestamp=event.arrival_time)
+        producer.produce(
+            topic, key=event.device, value=event.to_json(), timestamp=event.arrival_time
+        )
     for value in bad:
         producer.produce(topic, key=b"bad", value=value)
     assert producer.flush(30) == 0
@@ -73,12 +78,16 @@ def produce(settings: Settings, topic: str, events: Iterable[SensorEvent],
 
 def read_results(settings: Settings, topic: str) -> dict[str, ResultRecord]:
     """The current state of a compacted result topic: the last record per key."""
-    consumer = Consumer(settings.kafka_client_config() | {
-        "group.id": f"check-{uuid.uuid4().hex}", "enable.auto.commit": False})
+    consumer = Consumer(
+        settings.kafka_client_config()
+        | {"group.id": f"check-{uuid.uuid4().hex}", "enable.auto.commit": False}
+    )
     try:
         partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
-        ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-                for p in partitions}
+        ends = {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in partitions
+        }
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
         state: dict[str, ResultRecord] = {}
         remaining = {p for p, end in ends.items() if end > 0}
@@ -115,15 +124,19 @@ def assert_same_rows(actual: dict[str, ResultRecord], expected: dict[str, Result
 def topic_messages(spark, settings: Settings):
     """Every message of the events topic, read once in batch and kept in memory."""
     raw = (
-        spark.read.format("kafka").options(**settings.spark_kafka_options())
-        .option("subscribe", settings.topic).option("startingOffsets", "earliest").load()
+        spark.read.format("kafka")
+        .options(**settings.spark_kafka_options())
+        .option("subscribe", settings.topic)
+        .option("startingOffsets", "earliest")
+        .load()
         .select("partition", "offset", "timestamp", "value")
     )
     return spark.createDataFrame(raw.collect(), schema=raw.schema)
 
 
-def batch_results(spark, settings: Settings, query: str, raw,
-                  without: tuple[SensorEvent, ...] = ()) -> dict[str, ResultRecord]:
+def batch_results(
+    spark, settings: Settings, query: str, raw, without: tuple[SensorEvent, ...] = ()
+) -> dict[str, ResultRecord]:
     """The reference: `query`'s catalogue entry run once, in batch, by Spark, over the messages
     `raw` (minus the events `without`)."""
     if without:
@@ -150,24 +163,27 @@ def windows_watermark(processor: Processor) -> str:
     return processor.status.snapshot()["queries"][name]["last_progress"]["watermark"]
 
 
-def assert_topics_equal_batch(spark, settings: Settings, processor: Processor,
-                              late: tuple[SensorEvent, ...] = ()) -> None:
+def assert_topics_equal_batch(
+    spark, settings: Settings, processor: Processor, late: tuple[SensorEvent, ...] = ()
+) -> None:
     """Every result topic equals its query run in batch over the events topic (windows: the
     ones closed by the run's final watermark; `late` events left out of them)."""
     raw = topic_messages(spark, settings)
     for query in CATALOGUE:
         actual = read_results(settings, settings.result_topic(query))
         if query == "windowed_activity":
-            expected = closed_windows(batch_results(spark, settings, query, raw, late),
-                                      windows_watermark(processor))
+            expected = closed_windows(
+                batch_results(spark, settings, query, raw, late), windows_watermark(processor)
+            )
             assert expected, "no window closed: the test data spans too little event time"
         else:
             expected = batch_results(spark, settings, query, raw)
         assert_same_rows(actual, expected)
 
 
-def run_available_now(spark, settings: Settings, reset: bool = False,
-                      timeout: float = 600.0) -> Processor:
+def run_available_now(
+    spark, settings: Settings, reset: bool = False, timeout: float = 600.0
+) -> Processor:
     """One available-now run of the processor of `settings` (its engine) to its end."""
     processor = Processor(settings.changed(**{"available_now": True}))
     try:

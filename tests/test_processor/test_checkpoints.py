@@ -18,11 +18,13 @@ from hhar_stream.processor.checkpoints import (
 
 pytestmark = pytest.mark.spark
 
-OFFSET_ENTRY = "\n".join([
-    "v1",
-    json.dumps({"batchWatermarkMs": 0, "batchTimestampMs": 1, "conf": {}}),
-    json.dumps({"events": {"0": 5, "1": 7}}),
-])
+OFFSET_ENTRY = "\n".join(
+    [
+        "v1",
+        json.dumps({"batchWatermarkMs": 0, "batchTimestampMs": 1, "conf": {}}),
+        json.dumps({"events": {"0": 5, "1": 7}}),
+    ]
+)
 
 
 def test_local_roots_and_uris() -> None:
@@ -81,7 +83,7 @@ def crashed_first_batch(root: Path, query: str) -> list[Path]:
     ]
     for path in leftovers:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("v1\n{\"batchWatermarkMs\"")  # cut short
+        path.write_text('v1\n{"batchWatermarkMs"')  # cut short
     (folder / "sources" / "0").mkdir(parents=True)
     (folder / "sources" / "0" / "0").write_text('v1\n{"events":{"0":0}}')
     (folder / "metadata").write_text('{"id":"query-id"}')
@@ -91,13 +93,15 @@ def crashed_first_batch(root: Path, query: str) -> list[Path]:
 def test_what_a_crash_during_the_first_batch_left_is_cleared(spark, tmp_path: Path) -> None:
     leftovers = crashed_first_batch(tmp_path, "fused")
     removed = QueryCheckpoint(CheckpointFiles(spark, tmp_path), "fused").clear_interrupted_start()
-    assert sorted(removed) == sorted([
-        "fused/commits/.0.99999999-aaaa-bbbb-cccc-000000000000.tmp",
-        "fused/engine/.0.0.json.0123456789abcdef.tmp",
-        "fused/offsets/..0.1b2c3d4e-aaaa-bbbb-cccc-000000000000.tmp.crc",
-        "fused/offsets/.0.1b2c3d4e-aaaa-bbbb-cccc-000000000000.tmp",
-        "fused/state/0",
-    ])
+    assert sorted(removed) == sorted(
+        [
+            "fused/commits/.0.99999999-aaaa-bbbb-cccc-000000000000.tmp",
+            "fused/engine/.0.0.json.0123456789abcdef.tmp",
+            "fused/offsets/..0.1b2c3d4e-aaaa-bbbb-cccc-000000000000.tmp.crc",
+            "fused/offsets/.0.1b2c3d4e-aaaa-bbbb-cccc-000000000000.tmp",
+            "fused/state/0",
+        ]
+    )
     assert not any(path.exists() for path in leftovers)
     for folder in ("offsets", "commits", "state", "engine"):
         assert not any((tmp_path / "fused" / folder).iterdir()), folder

@@ -26,12 +26,23 @@ DERIVED = [query for query in CATALOGUE.values() if query.derive is not None]
 reading = st.floats(min_value=-20, max_value=20, allow_nan=False, allow_infinity=False)
 event = st.builds(
     lambda device, gt, user, x, y, z: SensorEvent(
-        Arrival_Time=1424686800000, Creation_Time=1, Device=device, Index=0,
-        Model=device.split("_")[0], User=user, gt=gt, x=x, y=y, z=z),
+        Arrival_Time=1424686800000,
+        Creation_Time=1,
+        Device=device,
+        Index=0,
+        Model=device.split("_")[0],
+        User=user,
+        gt=gt,
+        x=x,
+        y=y,
+        z=z,
+    ),
     device=st.sampled_from(["nexus4_1", "nexus4_2", "s3_1", "gear_1"]),
     gt=st.sampled_from(ACTIVITY_LABELS),
     user=st.sampled_from("abci"),
-    x=reading, y=reading, z=reading,
+    x=reading,
+    y=reading,
+    z=reading,
 )
 
 
@@ -62,25 +73,44 @@ def assert_rows_equal(query: str, derived: list[dict], reference: list[dict]) ->
             if isinstance(value, float):
                 # Float sums in another order differ in the last bits; near zero, absolutely.
                 assert math.isclose(got[key][field], value, rel_tol=1e-9, abs_tol=1e-9), (
-                    query, key, field)
+                    query,
+                    key,
+                    field,
+                )
             else:
                 assert got[key][field] == value, (query, key, field)
 
 
 @pytest.mark.spark
-@settings(max_examples=8, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(events=st.lists(event, max_size=60), history=st.lists(event, min_size=1, max_size=20))
-@example(events=[], history=[SensorEvent(
-    Arrival_Time=1, Creation_Time=1, Device="nexus4_1", Index=0, Model="nexus4", User="a",
-    gt="null", x=0.5, y=0.0, z=-1.0)])
+@example(
+    events=[],
+    history=[
+        SensorEvent(
+            Arrival_Time=1,
+            Creation_Time=1,
+            Device="nexus4_1",
+            Index=0,
+            Model="nexus4",
+            User="a",
+            gt="null",
+            x=0.5,
+            y=0.0,
+            z=-1.0,
+        )
+    ],
+)
 def test_every_derivation_equals_its_spark_query(spark, events, history) -> None:
     schema = to_spark_schema(SensorEvent)
     frame = spark.createDataFrame([e.model_dump(by_alias=True) for e in events], schema=schema)
     past = spark.createDataFrame([e.model_dump(by_alias=True) for e in history], schema=schema)
     historical_frame = historical_stats(past)
-    historical = {(row["gt"], row["Model"]): row.asDict()
-                  for row in historical_frame.collect()}
+    historical = {(row["gt"], row["Model"]): row.asDict() for row in historical_frame.collect()}
     totals = fine_totals(events)
     for query in DERIVED:
         parameters = query.parameters(Settings())
@@ -101,20 +131,31 @@ def test_before_any_event_the_total_is_zero_and_the_subtotals_are_empty() -> Non
 
 
 def test_subtotal_rows_are_told_apart_from_the_null_label() -> None:
-    totals = {("nexus4_1", "null", "nexus4", "a"): [2, 0.0, 0.0, 0.0],
-              ("nexus4_1", "sit", "nexus4", "b"): [3, 0.0, 0.0, 0.0]}
-    rows = {(row["Device"], row["gt"], row["grouping_id"]): row["count"]
-            for row in derive.device_activity_cube(totals)}
+    totals = {
+        ("nexus4_1", "null", "nexus4", "a"): [2, 0.0, 0.0, 0.0],
+        ("nexus4_1", "sit", "nexus4", "b"): [3, 0.0, 0.0, 0.0],
+    }
+    rows = {
+        (row["Device"], row["gt"], row["grouping_id"]): row["count"]
+        for row in derive.device_activity_cube(totals)
+    }
     assert rows == {
-        ("nexus4_1", "null", 0): 2, ("nexus4_1", "sit", 0): 3, ("nexus4_1", None, 1): 5,
-        (None, "null", 2): 2, (None, "sit", 2): 3, (None, None, 3): 5,
+        ("nexus4_1", "null", 0): 2,
+        ("nexus4_1", "sit", 0): 3,
+        ("nexus4_1", None, 1): 5,
+        (None, "null", 2): 2,
+        (None, "sit", 2): 3,
+        (None, None, 3): 5,
     }
 
 
 def test_stairs_needs_all_three_conditions() -> None:
-    totals = {("nexus4_1", "stairsup", "nexus4", "a"): [1, 0.0, 0.0, 0.0],
-              ("nexus4_1", "sit", "nexus4", "b"): [5, 0.0, 0.0, 0.0],
-              ("nexus4_2", "stairsdown", "nexus4", "b"): [7, 0.0, 0.0, 0.0],
-              ("nexus4_1", "stairsdown", "nexus4", "c"): [9, 0.0, 0.0, 0.0]}
+    totals = {
+        ("nexus4_1", "stairsup", "nexus4", "a"): [1, 0.0, 0.0, 0.0],
+        ("nexus4_1", "sit", "nexus4", "b"): [5, 0.0, 0.0, 0.0],
+        ("nexus4_2", "stairsdown", "nexus4", "b"): [7, 0.0, 0.0, 0.0],
+        ("nexus4_1", "stairsdown", "nexus4", "c"): [9, 0.0, 0.0, 0.0],
+    }
     assert derive.stairs_by_user(totals, users=["a", "b"], device="nexus4_1") == [
-        {"User": "a", "count": 1}]
+        {"User": "a", "count": 1}
+    ]

@@ -37,18 +37,28 @@ def engines(kafka: Settings, spark, module_topics, tmp_path_factory: pytest.Temp
     lines = [event.to_json() for event in make_events(300, seed=5)]
     (history / "part-00000-hist.json").write_text("\n".join(lines) + "\n")
     common = {
-        "topic": topic, "history": history, "available_now": True,
-        "window": "1 minute", "watermark": "30 seconds",
+        "topic": topic,
+        "history": history,
+        "available_now": True,
+        "window": "1 minute",
+        "watermark": "30 seconds",
     }
-    fused = kafka.changed(**common | {
-        "engine": "fused", "results_prefix": f"{topic}.fused.",
-        "checkpoint": work / "fused"})
-    per_query = kafka.changed(**common | {
-        "engine": "per-query", "results_prefix": f"{topic}.per-query.",
-        "checkpoint": work / "per-query"})
+    fused = kafka.changed(
+        **common
+        | {"engine": "fused", "results_prefix": f"{topic}.fused.", "checkpoint": work / "fused"}
+    )
+    per_query = kafka.changed(
+        **common
+        | {
+            "engine": "per-query",
+            "results_prefix": f"{topic}.per-query.",
+            "checkpoint": work / "per-query",
+        }
+    )
     produce(fused, topic, make_events(EVENTS), BAD_MESSAGES)
     yield SimpleNamespace(
-        fused=fused, per_query=per_query,
+        fused=fused,
+        per_query=per_query,
         fused_run=run_available_now(spark, fused),
         per_query_run=run_available_now(spark, per_query),
     )

@@ -11,11 +11,27 @@ MINUTE = 60_000
 WINDOW, DELAY = MINUTE, 30_000
 
 
-def group(start: int, count: int = 1, latest: int | None = None, device: str = "nexus4_1",
-          gt: str = "sit", x: float = 0.5) -> Group:
+def group(
+    start: int,
+    count: int = 1,
+    latest: int | None = None,
+    device: str = "nexus4_1",
+    gt: str = "sit",
+    x: float = 0.5,
+) -> Group:
     """One row of a micro-batch's aggregate: `count` events of window `start` (ms)."""
-    return (device, gt, "nexus4", "a", start, count, x * count, 0.0, 0.0,
-            start + 1_000 if latest is None else latest)
+    return (
+        device,
+        gt,
+        "nexus4",
+        "a",
+        start,
+        count,
+        x * count,
+        0.0,
+        0.0,
+        start + 1_000 if latest is None else latest,
+    )
 
 
 def test_totals_add_up_across_batches() -> None:
@@ -66,8 +82,9 @@ def test_the_watermark_never_moves_back() -> None:
 
 
 def test_a_no_data_batch_closes_what_the_watermark_passed() -> None:
-    first = FusedState().merge(0, [group(0), group(2 * MINUTE, latest=4 * MINUTE)], 0, WINDOW,
-                               DELAY)
+    first = FusedState().merge(
+        0, [group(0), group(2 * MINUTE, latest=4 * MINUTE)], 0, WINDOW, DELAY
+    )
     assert first.closing_pending and first.closed == []
     idle = first.close_idle(WINDOW)
     assert idle.closed == [((0, "nexus4_1", "sit"), 1), ((2 * MINUTE, "nexus4_1", "sit"), 1)]

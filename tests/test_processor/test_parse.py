@@ -57,18 +57,19 @@ INVALID = {
     variant('"x":0.0014038086', '"x":true'): "x: null or not a number",
     variant('"Index":35', '"Index":-1'): "Index: must be >= 0",
     variant('"Arrival_Time":1424686735175', '"Arrival_Time":-1'): "Arrival_Time: must be >= 0",
-    variant('"Arrival_Time":1424686735175', f'"Arrival_Time":{MAX_EPOCH_MILLIS + 1}'):
-        f"Arrival_Time: must be <= {MAX_EPOCH_MILLIS}",
+    variant(
+        '"Arrival_Time":1424686735175', f'"Arrival_Time":{MAX_EPOCH_MILLIS + 1}'
+    ): f"Arrival_Time: must be <= {MAX_EPOCH_MILLIS}",
     variant('"Model":"nexus4"', '"Model":""'): "Model: shorter than 1 characters",
     variant('"User":"g"', '"User":"' + "u" * 65 + '"'): "User: longer than 64 characters",
     variant('"gt":"stand"', '"gt":"run"'): "gt: not one of stand, sit, walk, bike, stairsup, "
-                                           "stairsdown, null",
+    "stairsdown, null",
     variant('"gt":"stand"', '"gt":null'): "gt: null or not a string",
     variant('"y":5.0354E-4', '"y":"NaN"'): "y: not a finite number",
     variant('"z":-0.0124053955', '"z":1e400'): "z: not a finite number",
     # Spark's JSON reader takes single quotes, NaN and Infinity: none may pass as an event.
     GOOD[:-1] + ",'extra':1}": "unexpected: extra",
-    variant('"User":"g"', "\"User\":'g',\"k\":1"): "unexpected: k",
+    variant('"User":"g"', '"User":\'g\',"k":1'): "unexpected: k",
     variant('"User":"g"', '"User":NaN,"k":1'): "not a JSON object",
     variant('"User":"g"', '"User":NaN'): "not a JSON object",
     variant('"User":"g"', '"User":Infinity'): "not a JSON object",
@@ -105,8 +106,14 @@ def test_every_bad_message_is_set_aside_with_its_reason(spark) -> None:
     parsed = parse_events(raw_messages(spark, values + [GOOD]))
     assert valid_events(parsed).count() == 1
     bad = invalid_records(parsed)
-    assert bad.columns == ["partition", "offset", "reason", "value", "value_bytes",
-                           "value_truncated"]
+    assert bad.columns == [
+        "partition",
+        "offset",
+        "reason",
+        "value",
+        "value_bytes",
+        "value_truncated",
+    ]
     reasons = {row["offset"]: (row["reason"], row["value"]) for row in bad.collect()}
     assert reasons == {offset: (INVALID[value], value) for offset, value in enumerate(values)}
 
@@ -119,8 +126,9 @@ def test_parse_keeps_the_source_columns_and_adds_events_and_reason(spark) -> Non
 def test_a_value_that_is_not_utf8_is_bad_even_when_it_parses(spark) -> None:
     """Python's decoding would turn the two bytes into U+FFFD and pass the event."""
     value = variant('"Model":"nexus4"', '"Model":"nex\xff\xfeus"').encode("latin-1")
-    raw = spark.createDataFrame([(0, 0, bytearray(value))],
-                                "partition int, offset long, value binary")
+    raw = spark.createDataFrame(
+        [(0, 0, bytearray(value))], "partition int, offset long, value binary"
+    )
     parsed = parse_events(raw)
     assert valid_events(parsed).count() == 0
     (row,) = invalid_records(parsed).collect()
@@ -131,12 +139,14 @@ def test_a_value_that_is_not_utf8_is_bad_even_when_it_parses(spark) -> None:
 
 def test_a_bad_record_keeps_a_bounded_prefix_of_a_huge_value(spark) -> None:
     value = '{"Device":"' + "é" * 600_000 + '"}'
-    raw = spark.createDataFrame([(0, 0, value), (0, 1, None)],
-                                "partition int, offset long, value string")
+    raw = spark.createDataFrame(
+        [(0, 0, value), (0, 1, None)], "partition int, offset long, value string"
+    )
     huge, null = invalid_records(parse_events(raw)).orderBy("offset").collect()
     assert huge["value"] == value[:BAD_VALUE_MAX_CHARS]
     assert (huge["value_bytes"], huge["value_truncated"]) == (len(value.encode()), True)
     assert (null["value"], null["value_bytes"], null["value_truncated"]) == (None, None, False)
-    record = BadRecord.model_validate(huge.asDict() | {"query": "bad_records", "batch_id": 0,
-                                                       "timestamp": None})
+    record = BadRecord.model_validate(
+        huge.asDict() | {"query": "bad_records", "batch_id": 0, "timestamp": None}
+    )
     assert len(record.value_json()) < 10_000

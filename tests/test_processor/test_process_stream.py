@@ -65,17 +65,19 @@ def stream(kafka: Settings, spark, module_topics, tmp_path_factory: pytest.TempP
     lines = [event.to_json() for event in make_events(300, seed=5)]
     (history / "part-00000-hist.json").write_text("\n".join(lines) + "\n")
     (history / "_SUCCESS").write_text("")
-    settings = kafka.changed(**{
-        "engine": "per-query",
-        "topic": topic,
-        "results_prefix": f"{topic}.results.",
-        "checkpoint": work / "checkpoints",
-        "history": history,
-        "sink": "kafka,memory",
-        "available_now": True,
-        "window": "1 minute",
-        "watermark": "30 seconds",
-    })
+    settings = kafka.changed(
+        **{
+            "engine": "per-query",
+            "topic": topic,
+            "results_prefix": f"{topic}.results.",
+            "checkpoint": work / "checkpoints",
+            "history": history,
+            "sink": "kafka,memory",
+            "available_now": True,
+            "window": "1 minute",
+            "watermark": "30 seconds",
+        }
+    )
     events = make_events(FIRST_EVENTS)
     produce(settings, topic, events, BAD_MESSAGES)
     processor, log_lines = run_processor(spark, settings)
@@ -105,8 +107,10 @@ def test_the_listener_logs_each_batch(stream) -> None:
         f"device_activity batch 0: {FIRST_EVENTS + len(BAD_MESSAGES)} rows "
         f"(bad {len(BAD_MESSAGES)}, late 0), "
     )
-    assert any(line.startswith("windowed_activity batch") and "watermark 2015-02-23T10:2" in line
-               for line in stream.logs)
+    assert any(
+        line.startswith("windowed_activity batch") and "watermark 2015-02-23T10:2" in line
+        for line in stream.logs
+    )
 
 
 def test_the_status_file_names_every_query(stream) -> None:
@@ -124,8 +128,10 @@ def test_the_status_file_names_every_query(stream) -> None:
 
 def test_memory_tables_hold_the_latest_rows(stream, spark) -> None:
     assert spark.sql("SELECT count FROM total_count").collect()[0]["count"] == FIRST_EVENTS
-    by_user = {row["User"]: row["count"] for row in spark.sql(
-        "SELECT User, count FROM stairs_by_user").collect()}
+    by_user = {
+        row["User"]: row["count"]
+        for row in spark.sql("SELECT User, count FROM stairs_by_user").collect()
+    }
     expected = {}
     for event in stream.events:
         if "stairs" in event.gt and event.user in ("a", "b") and event.device == "nexus4_1":

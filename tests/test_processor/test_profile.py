@@ -64,8 +64,18 @@ def test_schema_is_the_data_sets(profile) -> None:
 def test_describe_of_every_column(profile, folder) -> None:
     _, rows, _ = folder
     described = profile["describe"]
-    assert set(described) == {"Arrival_Time", "Creation_Time", "Device", "Index", "Model", "User",
-                              "gt", "x", "y", "z"}
+    assert set(described) == {
+        "Arrival_Time",
+        "Creation_Time",
+        "Device",
+        "Index",
+        "Model",
+        "User",
+        "gt",
+        "x",
+        "y",
+        "z",
+    }
     xs = [event.x for event in rows]
     assert described["x"]["count"] == len(rows)
     assert described["x"]["mean"] == pytest.approx(statistics.fmean(xs), rel=1e-9)
@@ -78,8 +88,9 @@ def test_describe_of_every_column(profile, folder) -> None:
 def test_model_device_and_device_activity_counts(profile, folder) -> None:
     _, rows, _ = folder
     model_device = Counter((event.model, event.device) for event in rows)
-    assert {(item["Model"], item["Device"]): item["count"]
-            for item in profile["model_device"]} == model_device
+    assert {
+        (item["Model"], item["Device"]): item["count"] for item in profile["model_device"]
+    } == model_device
     device_activity = Counter((event.device, event.gt) for event in rows)
     listed = [((item["Device"], item["gt"]), item["count"]) for item in profile["device_activity"]]
     assert dict(listed) == device_activity

@@ -20,8 +20,16 @@ pytestmark = pytest.mark.spark
 T0 = 1424686800000  # 2015-02-23 10:20:00 UTC, a whole minute
 
 
-def event(device: str, user: str, gt: str, x: float, y: float = 0.0, z: float = 0.0,
-          seconds: float = 0.0, model: str = "nexus4") -> tuple:
+def event(
+    device: str,
+    user: str,
+    gt: str,
+    x: float,
+    y: float = 0.0,
+    z: float = 0.0,
+    seconds: float = 0.0,
+    model: str = "nexus4",
+) -> tuple:
     arrival = T0 + int(seconds * 1000)
     return (arrival, arrival * 1_000_000, device, 0, model, user, gt, x, y, z)
 
@@ -62,13 +70,16 @@ def test_total_count(events) -> None:
 def test_device_activity(events) -> None:
     result = q.device_activity(events)
     assert_columns_of("device_activity", result)
-    assertDataFrameEqual(result, [
-        Row(Device="nexus4_1", gt="stairsup", count=2),
-        Row(Device="nexus4_1", gt="stairsdown", count=2),
-        Row(Device="nexus4_1", gt="sit", count=1),
-        Row(Device="nexus4_2", gt="stairsup", count=1),
-        Row(Device="nexus4_2", gt="null", count=2),
-    ])
+    assertDataFrameEqual(
+        result,
+        [
+            Row(Device="nexus4_1", gt="stairsup", count=2),
+            Row(Device="nexus4_1", gt="stairsdown", count=2),
+            Row(Device="nexus4_1", gt="sit", count=1),
+            Row(Device="nexus4_2", gt="stairsup", count=1),
+            Row(Device="nexus4_2", gt="null", count=2),
+        ],
+    )
 
 
 CELLS = [
@@ -120,8 +131,9 @@ def test_stairs_by_user_needs_all_three_conditions(events) -> None:
     # The exercise's precedence would have counted the sit row of b and a's nexus4_2 row.
     stairs, user, device = F.col("gt").contains("stairs"), F.col("User"), F.col("Device")
     wrong = events.where(stairs & (user == "a") | (user == "b") & (device == "nexus4_1"))
-    assertDataFrameEqual(wrong.groupBy("User").count(),
-                         [Row(User="a", count=3), Row(User="b", count=2)])
+    assertDataFrameEqual(
+        wrong.groupBy("User").count(), [Row(User="a", count=3), Row(User="b", count=2)]
+    )
 
 
 def test_stairs_by_user_takes_other_users_and_devices(events) -> None:
@@ -162,13 +174,25 @@ def test_live_vs_historical_joins_the_history_on_gt_and_model(spark, events) -> 
     historical = q.historical_stats(history)
     result = q.live_vs_historical(events, historical)
     assert_columns_of("live_vs_historical", result)
-    none = {"historical_x_avg": None, "historical_y_avg": None, "historical_z_avg": None,
-            "historical_count": None}
+    none = {
+        "historical_x_avg": None,
+        "historical_y_avg": None,
+        "historical_z_avg": None,
+        "historical_count": None,
+    }
     known = {
-        "stairsup": {"historical_x_avg": 1.5, "historical_y_avg": 3.0, "historical_z_avg": 4.0,
-                     "historical_count": 2},
-        "sit": {"historical_x_avg": -1.0, "historical_y_avg": 0.0, "historical_z_avg": 0.0,
-                "historical_count": 1},
+        "stairsup": {
+            "historical_x_avg": 1.5,
+            "historical_y_avg": 3.0,
+            "historical_z_avg": 4.0,
+            "historical_count": 2,
+        },
+        "sit": {
+            "historical_x_avg": -1.0,
+            "historical_y_avg": 0.0,
+            "historical_z_avg": 0.0,
+            "historical_count": 1,
+        },
     }
     expected = [Row(**(row.asDict() | known.get(row["gt"], none))) for row in STATS]
     assertDataFrameEqual(result, expected, rtol=1e-12)
@@ -183,11 +207,14 @@ def test_windowed_activity_counts_per_minute(events) -> None:
         utc = dt.datetime(2015, 2, 23, 10, 20 + minute, tzinfo=dt.UTC)
         return utc.astimezone().replace(tzinfo=None)
 
-    assertDataFrameEqual(result, [
-        Row(window_start=at(0), window_end=at(1), Device="nexus4_1", gt="stairsup", count=2),
-        Row(window_start=at(0), window_end=at(1), Device="nexus4_1", gt="sit", count=1),
-        Row(window_start=at(0), window_end=at(1), Device="nexus4_2", gt="stairsup", count=1),
-        Row(window_start=at(1), window_end=at(2), Device="nexus4_1", gt="stairsdown", count=1),
-        Row(window_start=at(1), window_end=at(2), Device="nexus4_2", gt="null", count=2),
-        Row(window_start=at(2), window_end=at(3), Device="nexus4_1", gt="stairsdown", count=1),
-    ])
+    assertDataFrameEqual(
+        result,
+        [
+            Row(window_start=at(0), window_end=at(1), Device="nexus4_1", gt="stairsup", count=2),
+            Row(window_start=at(0), window_end=at(1), Device="nexus4_1", gt="sit", count=1),
+            Row(window_start=at(0), window_end=at(1), Device="nexus4_2", gt="stairsup", count=1),
+            Row(window_start=at(1), window_end=at(2), Device="nexus4_1", gt="stairsdown", count=1),
+            Row(window_start=at(1), window_end=at(2), Device="nexus4_2", gt="null", count=2),
+            Row(window_start=at(2), window_end=at(3), Device="nexus4_1", gt="stairsdown", count=1),
+        ],
+    )

@@ -28,12 +28,15 @@ BLOCK = 100
 
 def interleaved_recordings(count: int):
     ahead = make_events(count, seed=81)
-    behind = [event.model_copy(update={"arrival_time": event.arrival_time - 90_000,
-                                       "index": event.index + 10**6})
-              for event in make_events(count, seed=82)]
+    behind = [
+        event.model_copy(
+            update={"arrival_time": event.arrival_time - 90_000, "index": event.index + 10**6}
+        )
+        for event in make_events(count, seed=82)
+    ]
     events = []
     for start in range(0, count, BLOCK):
-        events += ahead[start:start + BLOCK] + behind[start:start + BLOCK]
+        events += ahead[start : start + BLOCK] + behind[start : start + BLOCK]
     return events
 
 
@@ -44,15 +47,23 @@ def test_windows_of_out_of_order_data_equal_sparks(
     produce(kafka, topic, interleaved_recordings(1000))
     runs = {}
     for engine in ("fused", "per-query"):
-        settings = kafka.changed(**{
-            "engine": engine, "topic": topic, "queries": "windowed_activity",
-            "results_prefix": f"{topic}.{engine}.", "checkpoint": tmp_path / engine,
-            "window": "30 seconds", "watermark": "20 seconds",
-            "max_offsets_per_trigger": 300,
-        })
+        settings = kafka.changed(
+            **{
+                "engine": engine,
+                "topic": topic,
+                "queries": "windowed_activity",
+                "results_prefix": f"{topic}.{engine}.",
+                "checkpoint": tmp_path / engine,
+                "window": "30 seconds",
+                "watermark": "20 seconds",
+                "max_offsets_per_trigger": 300,
+            }
+        )
         runs[engine] = settings, run_available_now(spark, settings)
-    fused, per_query = (read_results(settings, settings.result_topic("windowed_activity"))
-                        for settings, _ in runs.values())
+    fused, per_query = (
+        read_results(settings, settings.result_topic("windowed_activity"))
+        for settings, _ in runs.values()
+    )
     assert len(fused) > 20
     assert_same_rows(fused, per_query)
     late = runs["fused"][1].summary()["queries"]["fused"]["late_rows"]

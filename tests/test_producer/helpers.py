@@ -18,18 +18,21 @@ START_MS = 1424686735175
 def event_line(arrival: int, device: str, index: int, rng: random.Random) -> str:
     """One valid activity-data JSON line, as the real files write it."""
     offset_ns = -1_999_000_000 if device.endswith("_1") else 1_846_050_000_000
-    return json.dumps({
-        "Arrival_Time": arrival,
-        "Creation_Time": arrival * 1_000_000 + offset_ns + rng.randrange(1_000_000),
-        "Device": device,
-        "Index": index,
-        "Model": "nexus4",
-        "User": rng.choice("abcdefghi"),
-        "gt": rng.choice(["stand", "sit", "walk", "bike", "stairsup", "stairsdown", "null"]),
-        "x": rng.randint(-65536, 65536) / 65536,
-        "y": rng.randint(-655, 655) / 65536,
-        "z": rng.randint(-6553, 6553) / 65536,
-    }, separators=(",", ":"))
+    return json.dumps(
+        {
+            "Arrival_Time": arrival,
+            "Creation_Time": arrival * 1_000_000 + offset_ns + rng.randrange(1_000_000),
+            "Device": device,
+            "Index": index,
+            "Model": "nexus4",
+            "User": rng.choice("abcdefghi"),
+            "gt": rng.choice(["stand", "sit", "walk", "bike", "stairsup", "stairsdown", "null"]),
+            "x": rng.randint(-65536, 65536) / 65536,
+            "y": rng.randint(-655, 655) / 65536,
+            "z": rng.randint(-6553, 6553) / 65536,
+        },
+        separators=(",", ":"),
+    )
 
 
 def write_part_files(
@@ -65,7 +68,8 @@ def line_places(paths: list[Path]) -> dict[bytes, tuple[str, int]]:
     """
     return {
         line: (path.name, number)
-        for path in paths for number, line in enumerate(path.read_bytes().splitlines(), 1)
+        for path in paths
+        for number, line in enumerate(path.read_bytes().splitlines(), 1)
     }
 
 
@@ -84,12 +88,15 @@ class Record:
 
 def read_topic(settings: Settings, topic: str, timeout: float = 30.0) -> list[Record]:
     """Every committed record of a topic (read_committed, from the start to the end)."""
-    consumer = Consumer(settings.kafka_client_config() | {
-        "group.id": f"check-{uuid.uuid4().hex[:8]}",
-        "isolation.level": "read_committed",
-        "enable.partition.eof": True,
-        "enable.auto.commit": False,
-    })
+    consumer = Consumer(
+        settings.kafka_client_config()
+        | {
+            "group.id": f"check-{uuid.uuid4().hex[:8]}",
+            "isolation.level": "read_committed",
+            "enable.partition.eof": True,
+            "enable.auto.commit": False,
+        }
+    )
     try:
         partitions = consumer.list_topics(topic, timeout=timeout).topics[topic].partitions
         consumer.assign([TopicPartition(topic, number, -2) for number in partitions])
@@ -102,15 +109,17 @@ def read_topic(settings: Settings, topic: str, timeout: float = 30.0) -> list[Re
                 at_end.add(message.partition())
                 continue
             stamp_type, stamp = message.timestamp()
-            records.append(Record(
-                partition=message.partition(),
-                offset=message.offset(),
-                key=message.key().decode() if message.key() is not None else None,
-                timestamp_type=stamp_type,
-                timestamp=stamp,
-                headers={name: value.decode() for name, value in message.headers() or []},
-                value=message.value(),
-            ))
+            records.append(
+                Record(
+                    partition=message.partition(),
+                    offset=message.offset(),
+                    key=message.key().decode() if message.key() is not None else None,
+                    timestamp_type=stamp_type,
+                    timestamp=stamp,
+                    headers={name: value.decode() for name, value in message.headers() or []},
+                    value=message.value(),
+                )
+            )
         return records
     finally:
         consumer.close()
@@ -128,17 +137,21 @@ class CommittedCounter:
 
     def __call__(self) -> int:
         if self._consumer is None:
-            consumer = Consumer(self._settings.kafka_client_config() | {
-                "group.id": f"count-{uuid.uuid4().hex[:8]}",
-                "isolation.level": "read_committed",
-                "enable.auto.commit": False,
-            })
+            consumer = Consumer(
+                self._settings.kafka_client_config()
+                | {
+                    "group.id": f"count-{uuid.uuid4().hex[:8]}",
+                    "isolation.level": "read_committed",
+                    "enable.auto.commit": False,
+                }
+            )
             metadata = consumer.list_topics(self._topic, timeout=10).topics[self._topic]
             if metadata.error is not None:
                 consumer.close()
                 return 0
-            consumer.assign([TopicPartition(self._topic, number, -2)
-                             for number in metadata.partitions])
+            consumer.assign(
+                [TopicPartition(self._topic, number, -2) for number in metadata.partitions]
+            )
             self._consumer = consumer
         messages = self._consumer.consume(100_000, timeout=0.2)
         self.count += sum(1 for message in messages if message.error() is None)

@@ -47,9 +47,25 @@ def test_sigterm_commits_what_was_read_and_prints_the_summary(
     [path] = write_part_files(tmp_path, files=1, rows_per_file=20_000)  # 20 s at 1000/s
     topic = topics.name("produce")
     process = HharProcess(
-        ["produce", "--source", str(path), "--topic", topic, "--workers", str(workers),
-         "--bootstrap", kafka.bootstrap, "--rate", "1000", "--commit-interval", "0.2"],
-        hhar_env(), tmp_path / "cli", "produce")
+        [
+            "produce",
+            "--source",
+            str(path),
+            "--topic",
+            topic,
+            "--workers",
+            str(workers),
+            "--bootstrap",
+            kafka.bootstrap,
+            "--rate",
+            "1000",
+            "--commit-interval",
+            "0.2",
+        ],
+        hhar_env(),
+        tmp_path / "cli",
+        "produce",
+    )
     try:
         wait_for_committed(kafka, topic, 300)
         process.send_signal(signal.SIGTERM)
@@ -82,11 +98,20 @@ def test_resume_after_kill_9_delivers_every_row_exactly_once(kafka, topics, tmp_
     places = line_places(paths)
     expected_valid = {place for line, place in places.items() if b"broken" not in line}
     topic = topics.name("produce")
-    common = ["--source", str(data), "--topic", topic, "--bootstrap", kafka.bootstrap,
-              "--commit-interval", "0.2"]
+    common = [
+        "--source",
+        str(data),
+        "--topic",
+        topic,
+        "--bootstrap",
+        kafka.bootstrap,
+        "--commit-interval",
+        "0.2",
+    ]
 
-    crashed = HharProcess(["produce", *common, "--rate", "1500"], hhar_env(), tmp_path / "cli",
-                          "produce-crashed")
+    crashed = HharProcess(
+        ["produce", *common, "--rate", "1500"], hhar_env(), tmp_path / "cli", "produce-crashed"
+    )
     try:
         wait_for_committed(kafka, topic, 600)
         crashed.send_signal(signal.SIGKILL)
@@ -96,8 +121,13 @@ def test_resume_after_kill_9_delivers_every_row_exactly_once(kafka, topics, tmp_
     assert crashed.returncode == -signal.SIGKILL
     assert len(read_topic(kafka, topic)) < len(expected_valid)
 
-    resumed = run_hhar(["produce", *common, "--resume", "--max"], hhar_env(), tmp_path / "cli",
-                       "produce-resumed", timeout=120)
+    resumed = run_hhar(
+        ["produce", *common, "--resume", "--max"],
+        hhar_env(),
+        tmp_path / "cli",
+        "produce-resumed",
+        timeout=120,
+    )
     out, err = resumed.stdout, resumed.stderr
     assert resumed.returncode == 0, err
     assert "after" in out and "rows of earlier runs" in out
@@ -113,8 +143,12 @@ def test_resume_after_kill_9_delivers_every_row_exactly_once(kafka, topics, tmp_
 def test_an_unreachable_broker_is_one_line(tmp_path: Path) -> None:
     [path] = write_part_files(tmp_path, files=1, rows_per_file=3)
     port = free_port()
-    process = run_hhar(["produce", "--source", str(path), "--bootstrap", f"127.0.0.1:{port}",
-                        "--max"], hhar_env(), tmp_path / "cli", timeout=60)
+    process = run_hhar(
+        ["produce", "--source", str(path), "--bootstrap", f"127.0.0.1:{port}", "--max"],
+        hhar_env(),
+        tmp_path / "cli",
+        timeout=60,
+    )
     out, err = process.stdout, process.stderr
     assert process.returncode == 1
     assert out == ""
@@ -126,20 +160,39 @@ def test_an_unreachable_broker_is_one_line(tmp_path: Path) -> None:
     ("args", "env", "code", "message"),
     [
         (["--source", "{tmp}/missing"], {}, 1, "error: source not found: {tmp}/missing\n"),
-        (["--source", "{tmp}/*.parquet"], {}, 1,
-         "error: no data files in {tmp}/*.parquet (looked"),
-        (["--source", "{tmp}", "--speedup", "2", "--max"], {}, 2,
-         "error: invalid setting settings: Value error, choose one pacing"),
-        (["--source", "{tmp}"], {"HHAR_RATE": "5", "HHAR_MAX_SPEED": "true"}, 2,
-         "error: invalid setting settings: Value error, choose one pacing"),
-        (["--source", "{tmp}", "--devices", "0"], {}, 2,
-         "error: invalid setting devices (HHAR_DEVICES): Input should be greater than or equal"),
+        (["--source", "{tmp}/*.parquet"], {}, 1, "error: no data files in {tmp}/*.parquet (looked"),
+        (
+            ["--source", "{tmp}", "--speedup", "2", "--max"],
+            {},
+            2,
+            "error: invalid setting settings: Value error, choose one pacing",
+        ),
+        (
+            ["--source", "{tmp}"],
+            {"HHAR_RATE": "5", "HHAR_MAX_SPEED": "true"},
+            2,
+            "error: invalid setting settings: Value error, choose one pacing",
+        ),
+        (
+            ["--source", "{tmp}", "--devices", "0"],
+            {},
+            2,
+            "error: invalid setting devices (HHAR_DEVICES): Input should be greater than or equal",
+        ),
     ],
 )
 def test_bad_arguments_are_one_line_errors(tmp_path, args, env, code, message) -> None:
-    process = run_hhar(["produce", *(arg.format(tmp=tmp_path) for arg in args),
-                        "--bootstrap", f"127.0.0.1:{free_port()}"], hhar_env(**env),
-                       tmp_path / "cli", timeout=60)
+    process = run_hhar(
+        [
+            "produce",
+            *(arg.format(tmp=tmp_path) for arg in args),
+            "--bootstrap",
+            f"127.0.0.1:{free_port()}",
+        ],
+        hhar_env(**env),
+        tmp_path / "cli",
+        timeout=60,
+    )
     err = process.stderr
     assert process.returncode == code
     assert err.startswith(message.format(tmp=tmp_path))

@@ -36,7 +36,12 @@ def test_speedup_divides_the_recording_gaps() -> None:
     clock = FakeClock()
     pacer = Pacer(speedup=4, clock=clock, sleep=clock.sleep)
     assert send_times(pacer, clock, [1000, 1200, 1200, 3000, 2900, 5000]) == [
-        0.0, 0.05, 0.05, 0.5, 0.5, 1.0,
+        0.0,
+        0.05,
+        0.05,
+        0.5,
+        0.5,
+        1.0,
     ]
     assert max(clock.sleeps) <= 0.1
     assert pacer.max_drift == 0.0

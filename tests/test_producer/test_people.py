@@ -16,9 +16,18 @@ from hhar_stream.settings import Settings
 
 
 def stats(**changes) -> ReplayStats:
-    figures = ReplayStats(topic="events", dead_letter_topic="events.dlq", rows_read=12_345,
-                          invalid=45, events_sent=12_300, delivered=12_000, dead_lettered=40,
-                          elapsed=2.0, drift=0.25, max_drift=0.5)
+    figures = ReplayStats(
+        topic="events",
+        dead_letter_topic="events.dlq",
+        rows_read=12_345,
+        invalid=45,
+        events_sent=12_300,
+        delivered=12_000,
+        dead_lettered=40,
+        elapsed=2.0,
+        drift=0.25,
+        max_drift=0.5,
+    )
     for name, value in changes.items():
         setattr(figures, name, value)
     return figures
@@ -30,8 +39,7 @@ def test_the_bar_shows_rows_rate_delivered_invalid_and_drift() -> None:
     bar.update(stats(rows_read=0, events_sent=0, elapsed=0.0))
     bar.close(stats())
     shown = screen.getvalue()
-    for text in ("12,345 rows", "6,150 events/s", "delivered 12,000", "invalid 45",
-                 "drift 0.25 s"):
+    for text in ("12,345 rows", "6,150 events/s", "delivered 12,000", "invalid 45", "drift 0.25 s"):
         assert text in shown
 
     unused = io.StringIO()  # a replay that failed before its first row draws nothing
@@ -44,8 +52,7 @@ def test_the_log_line_says_the_same(caplog: pytest.LogCaptureFixture) -> None:
     progress = LogProgress(interval=0.0)
     progress.update(stats())
     assert caplog.messages == [
-        "replayed 12345 rows (6150 events/s): delivered 12000, invalid 45, failed 0, "
-        "drift 0.25 s"
+        "replayed 12345 rows (6150 events/s): delivered 12000, invalid 45, failed 0, drift 0.25 s"
     ]
 
 

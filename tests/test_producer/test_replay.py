@@ -22,17 +22,33 @@ from .helpers import START_MS, line_places, read_topic, write_part_files
 pytestmark = pytest.mark.kafka
 
 EVENT = {
-    "Arrival_Time": START_MS, "Creation_Time": 1424686733176178965, "Device": "nexus4_1",
-    "Index": 35, "Model": "nexus4", "User": "g", "gt": "stand", "x": 0.0014038086,
-    "y": 5.0354E-4, "z": -0.0124053955,
+    "Arrival_Time": START_MS,
+    "Creation_Time": 1424686733176178965,
+    "Device": "nexus4_1",
+    "Index": 35,
+    "Model": "nexus4",
+    "User": "g",
+    "gt": "stand",
+    "x": 0.0014038086,
+    "y": 5.0354e-4,
+    "z": -0.0124053955,
 }
 
 
 def settings_for(kafka: Settings, topic: str, source: Path | str, **changes) -> Settings:
     """The test broker's settings replaying `source` into `topic`, as fast as possible."""
-    return Settings(**(kafka.model_dump() | {
-        "topic": topic, "source": source, "max_speed": True, "commit_interval": 0.2,
-    } | changes))
+    return Settings(
+        **(
+            kafka.model_dump()
+            | {
+                "topic": topic,
+                "source": source,
+                "max_speed": True,
+                "commit_interval": 0.2,
+            }
+            | changes
+        )
+    )
 
 
 def row(**changes) -> str:
@@ -69,17 +85,24 @@ def test_the_topic_holds_exactly_the_valid_rows(kafka, topics, tmp_path) -> None
 
 def test_invalid_rows_go_to_the_dead_letter_topic(kafka, topics, tmp_path) -> None:
     invalid = {
-        2: ('{"Arrival_Time":1424686735175,',
-            "row: Invalid JSON: EOF while parsing a value at line 1 column 30"),
+        2: (
+            '{"Arrival_Time":1424686735175,',
+            "row: Invalid JSON: EOF while parsing a value at line 1 column 30",
+        ),
         3: (row(z=None).replace(',"z":null', ""), "z: Field required"),
         5: (row(geolocation="Nanjing"), "geolocation: Extra inputs are not permitted"),
         6: (row(Index="35"), "Index: Input should be a valid integer"),
         7: (row().replace('"x":0.0014038086', '"x":NaN'), "x: Input should be a finite number"),
         8: (row().replace('"y":0.00050354', '"y":1e999'), "y: Input should be a finite number"),
-        9: (row(gt="jump"), "gt: Input should be 'stand', 'sit', 'walk', 'bike', 'stairsup', "
-                            "'stairsdown' or 'null'"),
-        10: (row().replace("1424686733176178965", "1.424686733176179E18"),
-             "Creation_Time: Input should be a valid integer"),
+        9: (
+            row(gt="jump"),
+            "gt: Input should be 'stand', 'sit', 'walk', 'bike', 'stairsup', "
+            "'stairsdown' or 'null'",
+        ),
+        10: (
+            row().replace("1424686733176178965", "1.424686733176179E18"),
+            "Creation_Time: Input should be a valid integer",
+        ),
         12: ("[1, 2]", "row: Input should be an object"),
     }
     valid = {number: row(Index=number, Arrival_Time=START_MS + number) for number in (1, 4, 11)}
@@ -124,15 +147,19 @@ def test_speedup_holds_in_event_time(kafka, topics, tmp_path) -> None:
     """
     [path] = write_part_files(tmp_path, files=1, rows_per_file=400, step_ms=10)  # 3.99 s
     topic = topics.create(
-        "produce", partitions=1, config={"message.timestamp.type": "LogAppendTime"})
-    stats = replay(settings_for(kafka, topic, path, max_speed=False, speedup=2.0, linger_ms=5,
-                                commit_interval=1.0))
+        "produce", partitions=1, config={"message.timestamp.type": "LogAppendTime"}
+    )
+    stats = replay(
+        settings_for(
+            kafka, topic, path, max_speed=False, speedup=2.0, linger_ms=5, commit_interval=1.0
+        )
+    )
 
     records = sorted(read_topic(kafka, topic), key=lambda r: r.offset)
     assert len(records) == 400 and all(r.timestamp_type == 2 for r in records)
     # Arrival (wall ms) minus scheduled offset (event ms / speedup), in replay order.
     lateness = [r.timestamp - parse_event(r.value).arrival_time / 2.0 for r in records]
-    earliest = [min(lateness[start:start + 100]) for start in (100, 200, 300)]
+    earliest = [min(lateness[start : start + 100]) for start in (100, 200, 300)]
     assert max(earliest) - min(earliest) < 100, earliest
     assert stats.elapsed == pytest.approx(1.995, abs=0.5)  # a commit may hold it back a little
     assert stats.max_drift < 1.0
@@ -159,7 +186,10 @@ def test_loop_devices_and_now_shift_and_fan_out(kafka, topics, tmp_path) -> None
         assert event.creation_time == original.creation_time + shift * 1_000_000
         assert (event.index, event.x, event.gt) == (original.index, original.x, original.gt)
     assert Counter(r.key for r in records) == {
-        "nexus4_1": 32, "nexus4_1-v2": 32, "nexus4_2": 18, "nexus4_2-v2": 18,
+        "nexus4_1": 32,
+        "nexus4_1-v2": 32,
+        "nexus4_2": 18,
+        "nexus4_2-v2": 18,
     }
 
     rebased = topics.name("produce")
@@ -174,7 +204,8 @@ def test_loop_devices_and_now_shift_and_fan_out(kafka, topics, tmp_path) -> None
         original = originals[event.index]
         assert event.arrival_time == record.timestamp
         assert event.creation_time - original.creation_time == (
-            (record.timestamp - original.arrival_time) * 1_000_000)
+            (record.timestamp - original.arrival_time) * 1_000_000
+        )
 
 
 def test_now_with_a_rate_stamps_each_event_when_it_is_sent(kafka, topics, tmp_path) -> None:
@@ -185,8 +216,7 @@ def test_now_with_a_rate_stamps_each_event_when_it_is_sent(kafka, topics, tmp_pa
     [path] = write_part_files(tmp_path, files=1, rows_per_file=120, step_ms=60_000)
     topic = topics.name("produce")
     before = time.time() * 1000
-    stats = replay(settings_for(kafka, topic, path, max_speed=False, rate=100.0,
-                                rebase_now=True))
+    stats = replay(settings_for(kafka, topic, path, max_speed=False, rate=100.0, rebase_now=True))
     after = time.time() * 1000
     records = sorted(read_topic(kafka, topic), key=lambda r: parse_event(r.value).index)
     assert (stats.delivered, stats.dead_lettered, len(records)) == (120, 0, 120)
@@ -227,8 +257,20 @@ def test_a_rejected_delivery_is_counted_as_failed(kafka, topics, tmp_path, capsy
     assert "too large" in stats.failure.lower()
     assert read_topic(kafka, topic) == []
 
-    code = main(["produce", "--source", str(path), "--topic", topic, "--bootstrap",
-                 kafka.bootstrap, "--max", "--compression", "none"])
+    code = main(
+        [
+            "produce",
+            "--source",
+            str(path),
+            "--topic",
+            topic,
+            "--bootstrap",
+            kafka.bootstrap,
+            "--max",
+            "--compression",
+            "none",
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 1
     assert "30 failed" in out
@@ -257,8 +299,7 @@ def test_resume_on_a_new_state_topic_is_a_first_replay(kafka, topics, tmp_path) 
     write_part_files(tmp_path, files=2, rows_per_file=50)
     topic = topics.name("produce")
     started = time.monotonic()
-    stats = replay(settings_for(kafka, topic, tmp_path, resume=True,
-                                state_topic=f"{topic}.state"))
+    stats = replay(settings_for(kafka, topic, tmp_path, resume=True, state_topic=f"{topic}.state"))
     assert (stats.resumed_rows, stats.delivered) == (0, 100)
     assert time.monotonic() - started < REACH_TIMEOUT
     assert len(read_topic(kafka, topic)) == 100
@@ -269,12 +310,17 @@ def test_long_gaps_are_waited_out_or_capped(kafka, topics, tmp_path) -> None:
     (committing nothing meanwhile) in real time, or skips most of it with max_gap."""
     source = tmp_path / "gap.json"
     times = [0, 5, 10, 1510, 1515]
-    source.write_text("\n".join(row(Index=n, Arrival_Time=START_MS + t)
-                                for n, t in enumerate(times)) + "\n")
-    waited = replay(settings_for(kafka, topics.name("produce"), source, max_speed=False,
-                                 speedup=1.0))
-    capped = replay(settings_for(kafka, topics.name("produce"), source, max_speed=False,
-                                 speedup=1.0, max_gap=0.1))
+    source.write_text(
+        "\n".join(row(Index=n, Arrival_Time=START_MS + t) for n, t in enumerate(times)) + "\n"
+    )
+    waited = replay(
+        settings_for(kafka, topics.name("produce"), source, max_speed=False, speedup=1.0)
+    )
+    capped = replay(
+        settings_for(
+            kafka, topics.name("produce"), source, max_speed=False, speedup=1.0, max_gap=0.1
+        )
+    )
     assert (waited.delivered, capped.delivered) == (5, 5)
     assert waited.elapsed == pytest.approx(1.515, abs=0.3)
     assert capped.elapsed == pytest.approx(0.115, abs=0.3)

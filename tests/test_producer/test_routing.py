@@ -54,11 +54,16 @@ def test_a_shift_a_stamp_and_virtual_devices_rewrite_the_events(tmp_path) -> Non
     block = block_of(tmp_path, lines)
 
     shifted = Router(devices=3).route(block, HORIZON, shift=1000)
-    assert shifted.keys == ["nexus4_1", "nexus4_1-v2", "nexus4_1-v3",
-                            "nexus4_2", "nexus4_2-v2", "nexus4_2-v3"]
+    assert shifted.keys == [
+        "nexus4_1",
+        "nexus4_1-v2",
+        "nexus4_1-v3",
+        "nexus4_2",
+        "nexus4_2-v2",
+        "nexus4_2-v3",
+    ]
     assert shifted.timestamps == [START_MS + 1000] * 3 + [START_MS + 1005] * 3
-    for value, key, timestamp in zip(shifted.values, shifted.keys, shifted.timestamps,
-                                     strict=True):
+    for value, key, timestamp in zip(shifted.values, shifted.keys, shifted.timestamps, strict=True):
         event = parse_event(value)
         assert (event.device, event.arrival_time) == (key, timestamp)
 
@@ -69,7 +74,8 @@ def test_a_shift_a_stamp_and_virtual_devices_rewrite_the_events(tmp_path) -> Non
         event, original = parse_event(value), parse_event(line)
         assert event.arrival_time == stamp
         assert event.creation_time - original.creation_time == (
-            (stamp - original.arrival_time) * 1_000_000)
+            (stamp - original.arrival_time) * 1_000_000
+        )
 
 
 def test_invalid_rows_become_dead_letters_with_their_reason_and_place(tmp_path) -> None:
@@ -78,7 +84,9 @@ def test_invalid_rows_become_dead_letters_with_their_reason_and_place(tmp_path) 
     routed = Router().route(block, HORIZON)
     assert routed.values == [line.encode() for line in lines]
     assert [(letter.line_no, letter.payload) for letter in routed.letters] == [
-        (2, b'{"Arrival_Time":"soon"}'), (4, b"[]")]
+        (2, b'{"Arrival_Time":"soon"}'),
+        (4, b"[]"),
+    ]
     assert routed.letters[1].reason == "row: Input should be an object"
     assert routed.rows == 5
 
@@ -101,8 +109,12 @@ def test_a_row_past_the_horizon_is_a_dead_letter(tmp_path) -> None:
 def test_a_dead_letter_record_names_its_place_and_fits_a_message() -> None:
     value, headers = DeadLetter(b"x" * 10, "too short", 0, 7).record("part-0.json")
     assert value == b"x" * 10
-    assert dict(headers) == {"error_reason": "too short", "source_file": "part-0.json",
-                             "source_line": "7", "schema_version": "1"}
+    assert dict(headers) == {
+        "error_reason": "too short",
+        "source_file": "part-0.json",
+        "source_line": "7",
+        "schema_version": "1",
+    }
     long_line = b"y" * (MAX_LINE_BYTES + 5)
     value, headers = DeadLetter(long_line, "r" * 5000, 0, 1).record("a.json")
     assert value == long_line[:MAX_LINE_BYTES]
@@ -122,8 +134,10 @@ def test_a_dead_letter_record_names_its_place_and_fits_a_message() -> None:
 def test_a_block_is_routed_as_its_rows_one_by_one(kinds, shift, devices, ahead, stamped) -> None:
     """The block's shortcut and the general path agree with `Router.add` row after row."""
     lines = valid_lines(len(kinds), seed=len(kinds))
-    text = [line if kind == "valid" else '{"Index":' + str(n) for n, (line, kind) in
-            enumerate(zip(lines, kinds, strict=True))]
+    text = [
+        line if kind == "valid" else '{"Index":' + str(n)
+        for n, (line, kind) in enumerate(zip(lines, kinds, strict=True))
+    ]
     with tempfile.TemporaryDirectory() as folder:
         block = block_of(Path(folder), text)
     horizon = START_MS + 5 * ahead + (0 if stamped else shift)

@@ -36,25 +36,30 @@ def test_a_commit_delivers_the_records_with_their_position(kafka, topics) -> Non
     sender.commit({"rows": 3})
     records = sorted(read_topic(kafka, topic), key=lambda r: r.timestamp)
     assert [(r.value, r.key, r.timestamp, r.headers) for r in records] == [
-        (b"a", "k1", 1_000, {"h": "1"}), (b"b", "k2", 2_000, {"h": "1"}), (b"c", None, 3_000, {}),
+        (b"a", "k1", 1_000, {"h": "1"}),
+        (b"b", "k2", 2_000, {"h": "1"}),
+        (b"c", None, 3_000, {}),
     ]
     other = Sender(settings, f"{prefix}.worker-2-of-2")
     other.start()
     other.commit({"rows": 0})
     sender.commit({"rows": 4})
     assert load_positions(settings, prefix) == {
-        f"{prefix}.worker-1-of-2": {"rows": 4}, f"{prefix}.worker-2-of-2": {"rows": 0},
+        f"{prefix}.worker-1-of-2": {"rows": 4},
+        f"{prefix}.worker-2-of-2": {"rows": 0},
     }
     assert load_positions(settings, f"{prefix}.worker-2") == {
-        f"{prefix}.worker-2-of-2": {"rows": 0}}
+        f"{prefix}.worker-2-of-2": {"rows": 0}
+    }
 
 
 def test_records_beyond_the_queue_wait_for_room(kafka, topics) -> None:
     """90 MB through a queue that holds 64 MB (`queue.buffering.max.kbytes`): `send_events`
     can only get them all in by waiting while the queue is full."""
     topic, state = topics.create("produce", partitions=1), topics.create("state", partitions=1)
-    sender = Sender(sender_settings(kafka, state, compression="none"),
-                    f"test-sender.{uuid.uuid4().hex[:8]}")
+    sender = Sender(
+        sender_settings(kafka, state, compression="none"), f"test-sender.{uuid.uuid4().hex[:8]}"
+    )
     sender.start()
     values = [bytes([number]) * 900_000 for number in range(100)]
     sender.send_events(topic, values, ["k"] * 100, list(range(1, 101)), [])
@@ -67,12 +72,14 @@ def test_records_beyond_the_queue_wait_for_room(kafka, topics) -> None:
 def test_a_refused_record_aborts_the_transaction_and_names_the_cause(kafka, topics) -> None:
     topic = topics.create("produce", partitions=1, config={"max.message.bytes": "100"})
     state = topics.create("state", partitions=1)
-    sender = Sender(sender_settings(kafka, state, compression="none"),
-                    f"test-sender.{uuid.uuid4().hex[:8]}")
+    sender = Sender(
+        sender_settings(kafka, state, compression="none"), f"test-sender.{uuid.uuid4().hex[:8]}"
+    )
     sender.start()
     sender.send_events(topic, [b"x" * 500], ["k"], [1], [])
-    with pytest.raises(TransactionFailedError, match="a transaction failed and was aborted: .*"
-                                                      "too large"):
+    with pytest.raises(
+        TransactionFailedError, match="a transaction failed and was aborted: .*too large"
+    ):
         sender.commit({"rows": 1})
     assert read_topic(kafka, topic) == []
     assert read_topic(kafka, state) == []

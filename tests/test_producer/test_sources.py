@@ -50,7 +50,8 @@ def test_a_single_file_a_glob_and_gzip(tmp_path: Path) -> None:
     assert (single.name, single.kind, single.compressed) == ("events.data", "json", False)
     matched = resolve_source(str(tmp_path / "*" / "part-*"))
     assert [(file.name, file.compressed) for file in matched] == [
-        ("a/part-00000-c000.json", False), ("a/part-00001-c000.json", False),
+        ("a/part-00000-c000.json", False),
+        ("a/part-00001-c000.json", False),
         ("b/part-00002.json.gz", True),
     ]
     rows = list(read_rows(matched, "by-file"))
@@ -92,7 +93,10 @@ def test_invalid_rows_keep_their_place_and_blank_lines_are_skipped(tmp_path: Pat
     path.write_text("\n".join([lines[0], "{not json", "", lines[1], "  ", lines[2]]) + "\n")
     rows = list(read_rows(resolve_source(path)))
     assert [(line_no, reason is None) for _, _, line_no, _, _, reason in rows] == [
-        (1, True), (2, False), (4, True), (6, True),
+        (1, True),
+        (2, False),
+        (4, True),
+        (6, True),
     ]
     invalid = rows[1]
     assert invalid[0] == rows[0][0]  # carries the key of the row before it
@@ -119,8 +123,9 @@ def test_resuming_skips_the_consumed_lines(tmp_path: Path) -> None:
     positions = []
     for file_no in range(3):
         mine = [row for row in done if row[1] == file_no]
-        positions.append(FilePosition(lines=mine[-1][2], key=mine[-1][0]) if mine
-                         else FilePosition())
+        positions.append(
+            FilePosition(lines=mine[-1][2], key=mine[-1][0]) if mine else FilePosition()
+        )
     assert list(read_rows(files, "merged", positions)) == rest
 
 
@@ -130,8 +135,9 @@ def test_resuming_a_csv_file_with_header(tmp_path: Path) -> None:
         f"{n},{START_MS + n},{(START_MS + n) * 1_000_000},0.1,0.2,0.3,a,nexus4,nexus4_1,sit"
         for n in range(5)
     ]
-    path.write_text("Index,Arrival_Time,Creation_Time,x,y,z,User,Model,Device,gt\n"
-                    + "\n".join(rows) + "\n")
+    path.write_text(
+        "Index,Arrival_Time,Creation_Time,x,y,z,User,Model,Device,gt\n" + "\n".join(rows) + "\n"
+    )
     files = resolve_source(path)
     everything = list(read_rows(files))
     assert [line_no for _, _, line_no, *_ in everything] == [2, 3, 4, 5, 6]
@@ -149,9 +155,14 @@ LINE = (
 
 
 @given(
-    st.lists(st.tuples(st.integers(0, len(LINE)), st.integers(0, len(LINE)),
-                       st.sampled_from(['"', "1", "-", "e", ".", "{", ",", ":", "null", ""])),
-             max_size=3)
+    st.lists(
+        st.tuples(
+            st.integers(0, len(LINE)),
+            st.integers(0, len(LINE)),
+            st.sampled_from(['"', "1", "-", "e", ".", "{", ",", ":", "null", ""]),
+        ),
+        max_size=3,
+    )
 )
 def test_the_fields_validator_is_the_model_s(edits: list[tuple[int, int, str]]) -> None:
     """Lines mangled at random: `parse_event_fields` accepts and rejects exactly what
@@ -159,13 +170,14 @@ def test_the_fields_validator_is_the_model_s(edits: list[tuple[int, int, str]]) 
     errors (perhaps in another order)."""
     line = LINE
     for start, end, text in edits:
-        line = line[:min(start, end)] + text + line[max(start, end):]
+        line = line[: min(start, end)] + text + line[max(start, end) :]
     try:
         expected = dict(SensorEvent.model_validate_json(line, by_name=False))
     except ValidationError as error:
         with pytest.raises(ValidationError) as caught:
             parse_event_fields(line)
         assert sorted(describe_validation_error(caught.value).split("; ")) == sorted(
-            describe_validation_error(error).split("; "))
+            describe_validation_error(error).split("; ")
+        )
     else:
         assert parse_event_fields(line) == expected

@@ -18,11 +18,13 @@ LINE = (
 
 
 def expected(event: SensorEvent, shift_ms: int, device: str) -> SensorEvent:
-    return event.model_copy(update={
-        "arrival_time": event.arrival_time + shift_ms,
-        "creation_time": event.creation_time + shift_ms * 1_000_000,
-        "device": device,
-    })
+    return event.model_copy(
+        update={
+            "arrival_time": event.arrival_time + shift_ms,
+            "creation_time": event.creation_time + shift_ms * 1_000_000,
+            "device": device,
+        }
+    )
 
 
 def test_virtual_device_names() -> None:
@@ -34,7 +36,8 @@ def test_a_shift_edits_only_the_times_and_keeps_the_other_bytes() -> None:
     event = parse_event(LINE)
     [value] = rewrite_event(LINE, dict(event), 1000, ("nexus4_1",))
     assert value == LINE.replace(b"1424686735175", b"1424686736175").replace(
-        b"1424686733176178965", b"1424686734176178965")
+        b"1424686733176178965", b"1424686734176178965"
+    )
     assert parse_event(value) == expected(event, 1000, "nexus4_1")
 
 

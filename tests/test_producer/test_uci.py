@@ -46,16 +46,21 @@ def test_layout_detection() -> None:
 @pytest.mark.parametrize(
     ("change", "reason"),
     [
-        (("1424696631914042029", "1.42469663191404E+018"),
-         "Creation_Time: '1.42469663191404E+018' is in scientific notation: its digits were "
-         "rounded (by a spreadsheet?), so the integer is lost"),
+        (
+            ("1424696631914042029", "1.42469663191404E+018"),
+            "Creation_Time: '1.42469663191404E+018' is in scientific notation: its digits were "
+            "rounded (by a spreadsheet?), so the integer is lost",
+        ),
         (("1424696633909", "1424696633909.5"), "Arrival_Time: '1424696633909.5' is not an integer"),
         (("0.013748169", "nan"), "x: 'nan' is not a finite number"),
         (("-0.023376465", "-Infinity"), "z: '-Infinity' is not a finite number"),
         (("0.013748169", "1_0.5"), "x: '1_0.5' is not a number"),
         (("0.013748169", "abc"), "x: 'abc' is not a number"),
-        (("stand", "jump"), "gt: Input should be 'stand', 'sit', 'walk', 'bike', 'stairsup', "
-                            "'stairsdown' or 'null'"),
+        (
+            ("stand", "jump"),
+            "gt: Input should be 'stand', 'sit', 'walk', 'bike', 'stairsup', "
+            "'stairsdown' or 'null'",
+        ),
         ((",a,", ",,"), "User: String should have at least 1 character"),
         (("0,", "-1,"), "Index: Input should be greater than or equal to 0"),
         ((",stand", ""), "expected 10 fields, found 9"),

@@ -62,8 +62,11 @@ def as_json_line(cells: list[str]) -> str:
     parts = []
     for name in WIRE_FIELDS:
         text = values[name]
-        parts.append(f'"{name}":{text}' if name not in ("Device", "Model", "User", "gt")
-                     else f'"{name}":{json.dumps(text)}')
+        parts.append(
+            f'"{name}":{text}'
+            if name not in ("Device", "Model", "User", "gt")
+            else f'"{name}":{json.dumps(text)}'
+        )
     return "{" + ",".join(parts) + "}"
 
 
@@ -152,8 +155,8 @@ def test_unlabelled_class_is_the_string_null() -> None:
         (('"x":0.0014038086', '"x":"0.1"'), "x: Input should be a valid number"),
         (('"Index":35,', '"Index":35,"extra":1,'), "extra: Extra inputs are not permitted"),
         (('"Device":"nexus4_1",', ""), "Device: Field required"),
-        (('1424686733176178965', '14246867331761789650'), "Creation_Time: Input should be less"),
-        (('}', ''), "row: Invalid JSON"),
+        (("1424686733176178965", "14246867331761789650"), "Creation_Time: Input should be less"),
+        (("}", ""), "row: Invalid JSON"),
     ],
 )
 def test_bad_values_are_rejected_with_a_clear_reason(change: tuple[str, str], reason: str) -> None:

@@ -31,8 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_setting(parser, "--topic", field="topic")
     add_setting(parser, "--dlq-topic", field="dlq_topic")
     add_setting(parser, "--results-prefix", field="results_prefix")
-    add_setting(parser, "--checkpoint", field="checkpoint",
-                help="the processor's checkpoint root, where its status file is")
+    add_setting(
+        parser,
+        "--checkpoint",
+        field="checkpoint",
+        help="the processor's checkpoint root, where its status file is",
+    )
     parser.set_defaults(func=_dashboard)
 
 
@@ -56,12 +60,21 @@ def serve(settings: Settings) -> None:
 
     host, port = settings.dashboard_host, settings.dashboard_port
     if not port_is_free(port, host):
-        msg = (f"port {port} on {host} is already in use: stop what listens there or choose "
-               f"another --port ({env_var('dashboard_port')})")
+        msg = (
+            f"port {port} on {host} is already in use: stop what listens there or choose "
+            f"another --port ({env_var('dashboard_port')})"
+        )
         raise ConfigError(msg)
     app = create_app(Feed(settings))
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
-                            timeout_graceful_shutdown=2, lifespan="on")
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=2,
+        lifespan="on",
+    )
     print(f"dashboard at {dashboard_url(settings)} (Ctrl+C to stop)", flush=True)
     uvicorn.Server(config).run()
 

@@ -56,10 +56,15 @@ class DeadLetters:
         self.count: int | None = None
         """None until the topic exists."""
         self.latest: deque[DeadLetter] = deque(maxlen=LATEST_DEAD_LETTERS)
-        self.consumer = Consumer(settings.kafka_client_config() | {
-            "group.id": "hhar-dashboard-dead-letters", "enable.auto.commit": False,
-            "isolation.level": "read_committed", "log_level": 3,
-        })
+        self.consumer = Consumer(
+            settings.kafka_client_config()
+            | {
+                "group.id": "hhar-dashboard-dead-letters",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+                "log_level": 3,
+            }
+        )
 
     def read(self, topics: set[str]) -> None:
         """Assign the topic once it is among `topics`, then fold in what has arrived."""
@@ -71,8 +76,12 @@ class DeadLetters:
             except KafkaException:
                 return
             partitions = metadata.topics[self.topic].partitions
-            self.consumer.assign([TopicPartition(self.topic, partition, OFFSET_BEGINNING)
-                                  for partition in partitions])
+            self.consumer.assign(
+                [
+                    TopicPartition(self.topic, partition, OFFSET_BEGINNING)
+                    for partition in partitions
+                ]
+            )
             self.count = 0
         while True:
             messages = self.consumer.consume(_BATCH, timeout=0)
@@ -101,8 +110,9 @@ class Feed:
     def __init__(self, settings: Settings) -> None:
         """Read the results of every query of the catalogue, for `settings`' topics."""
         self.settings = settings
-        self.reader = ResultReader(settings, CATALOGUE, group="hhar-dashboard",
-                                   broker_timeout=BROKER_TIMEOUT)
+        self.reader = ResultReader(
+            settings, CATALOGUE, group="hhar-dashboard", broker_timeout=BROKER_TIMEOUT
+        )
         self.dead_letters = DeadLetters(settings)
         self.throughput: deque = deque(maxlen=THROUGHPUT_SAMPLES)
         self._lock = threading.Lock()
@@ -192,8 +202,14 @@ class Feed:
             self._read_status()
             figures = self._figures
             if self._caught_up:
-                self.throughput.append((dt.datetime.now(dt.UTC), figures.events_per_second,
-                                        figures.processed_per_second, figures.lag))
+                self.throughput.append(
+                    (
+                        dt.datetime.now(dt.UTC),
+                        figures.events_per_second,
+                        figures.processed_per_second,
+                        figures.lag,
+                    )
+                )
         return {"records": folded > 0, "sampled": sample}
 
     def _read_status(self) -> None:
@@ -222,8 +238,11 @@ class Feed:
         )
 
     def _publish(self) -> None:
-        content = json.dumps(page(self.observation(), dt.datetime.now(dt.UTC)),
-                             cls=PlotlyJSONEncoder, separators=(",", ":"))
+        content = json.dumps(
+            page(self.observation(), dt.datetime.now(dt.UTC)),
+            cls=PlotlyJSONEncoder,
+            separators=(",", ":"),
+        )
         with self._lock:
             self._version += 1
             self._content = content

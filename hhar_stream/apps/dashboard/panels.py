@@ -27,24 +27,41 @@ from ...schemas.results import (
 from ..results import PipelineFigures, ResultState
 from ..watch import build_tables
 
-COLORS = ("#4c78a8", "#f58518", "#54a24b", "#e45756", "#72b7b2", "#b279a2", "#9d755d",
-          "#eeca3b", "#bab0ac", "#ff9da6")
+COLORS = (
+    "#4c78a8",
+    "#f58518",
+    "#54a24b",
+    "#e45756",
+    "#72b7b2",
+    "#b279a2",
+    "#9d755d",
+    "#eeca3b",
+    "#bab0ac",
+    "#ff9da6",
+)
 """Colours of the series (Vega's tableau10)."""
 
 ACTIVITY_COLORS = dict(zip(ACTIVITY_LABELS, COLORS, strict=False))
 """One colour per activity label, the same in every chart."""
 
-TEMPLATE = go.layout.Template(layout={
-    "font": {"family": "system-ui, sans-serif", "size": 12, "color": "#222"},
-    "colorway": list(COLORS),
-    "paper_bgcolor": "white",
-    "plot_bgcolor": "white",
-    "margin": {"l": 60, "r": 20, "t": 30, "b": 50},
-    "xaxis": {"gridcolor": "#eee", "linecolor": "#999", "automargin": True},
-    "yaxis": {"gridcolor": "#eee", "linecolor": "#999", "automargin": True, "rangemode": "tozero"},
-    "legend": {"orientation": "h", "y": -0.2},
-    "hovermode": "closest",
-})
+TEMPLATE = go.layout.Template(
+    layout={
+        "font": {"family": "system-ui, sans-serif", "size": 12, "color": "#222"},
+        "colorway": list(COLORS),
+        "paper_bgcolor": "white",
+        "plot_bgcolor": "white",
+        "margin": {"l": 60, "r": 20, "t": 30, "b": 50},
+        "xaxis": {"gridcolor": "#eee", "linecolor": "#999", "automargin": True},
+        "yaxis": {
+            "gridcolor": "#eee",
+            "linecolor": "#999",
+            "automargin": True,
+            "rangemode": "tozero",
+        },
+        "legend": {"orientation": "h", "y": -0.2},
+        "hovermode": "closest",
+    }
+)
 """A small template of our own: Plotly's default one would add 7 kB to every figure sent."""
 
 WINDOWS_SHOWN = 60
@@ -95,35 +112,63 @@ def _device_activity(records: list[DeviceActivity]) -> go.Figure:
     devices = sorted({r.device for r in records})
     labels = sorted({r.gt for r in records}, key=_activity_order)
     counts = {(r.device, r.gt): r.count for r in records}
-    figure = go.Figure([
-        go.Bar(name=gt, x=devices, y=[counts.get((device, gt), 0) for device in devices],
-               marker_color=ACTIVITY_COLORS.get(gt))
-        for gt in labels
-    ])
-    figure.update_layout(barmode="stack", xaxis_title=_wire(DeviceActivity, "device"),
-                         yaxis_title="events", legend_traceorder="normal",
-                         legend_title_text=_wire(DeviceActivity, "gt"))
+    figure = go.Figure(
+        [
+            go.Bar(
+                name=gt,
+                x=devices,
+                y=[counts.get((device, gt), 0) for device in devices],
+                marker_color=ACTIVITY_COLORS.get(gt),
+            )
+            for gt in labels
+        ]
+    )
+    figure.update_layout(
+        barmode="stack",
+        xaxis_title=_wire(DeviceActivity, "device"),
+        yaxis_title="events",
+        legend_traceorder="normal",
+        legend_title_text=_wire(DeviceActivity, "gt"),
+    )
     return figure
 
 
 def _live_vs_historical(records: list[LiveVsHistorical]) -> go.Figure:
     rows = sorted(records, key=lambda r: (_activity_order(r.gt), r.model), reverse=True)
     groups = [f"{r.gt} · {r.model}" for r in rows]
-    axes = (("x", "x_avg", "historical_x_avg"), ("y", "y_avg", "historical_y_avg"),
-            ("z", "z_avg", "historical_z_avg"))
-    figure = make_subplots(rows=1, cols=3, shared_yaxes=True, horizontal_spacing=0.03,
-                           subplot_titles=[f"{axis} average" for axis, _, _ in axes])
+    axes = (
+        ("x", "x_avg", "historical_x_avg"),
+        ("y", "y_avg", "historical_y_avg"),
+        ("z", "z_avg", "historical_z_avg"),
+    )
+    figure = make_subplots(
+        rows=1,
+        cols=3,
+        shared_yaxes=True,
+        horizontal_spacing=0.03,
+        subplot_titles=[f"{axis} average" for axis, _, _ in axes],
+    )
     for column, (_, live, historical) in enumerate(axes, start=1):
-        for name, attribute, color in (("live", live, COLORS[0]),
-                                       ("historical", historical, COLORS[1])):
+        for name, attribute, color in (
+            ("live", live, COLORS[0]),
+            ("historical", historical, COLORS[1]),
+        ):
             figure.add_trace(
-                go.Bar(name=name, orientation="h", y=groups, legendgroup=name,
-                       x=[getattr(r, attribute) for r in rows], marker_color=color,
-                       showlegend=column == 1),
-                row=1, col=column,
+                go.Bar(
+                    name=name,
+                    orientation="h",
+                    y=groups,
+                    legendgroup=name,
+                    x=[getattr(r, attribute) for r in rows],
+                    marker_color=color,
+                    showlegend=column == 1,
+                ),
+                row=1,
+                col=column,
             )
-    figure.update_layout(barmode="group", height=max(320, 110 + 26 * len(rows)),
-                         margin_t=60)  # the subplots' titles clear Plotly's mode bar
+    figure.update_layout(
+        barmode="group", height=max(320, 110 + 26 * len(rows)), margin_t=60
+    )  # the subplots' titles clear Plotly's mode bar
     figure.update_xaxes(rangemode="normal", zeroline=True, zerolinecolor="#999")
     return figure
 
@@ -138,34 +183,66 @@ def _windowed_activity(records: list[WindowedActivity], late_rows: int | None) -
     labels = sorted({gt for gt, _ in totals}, key=_activity_order)
     # One bar per window, side by side in time order: a recording's gaps take no room.
     names = [start.strftime("%m-%d %H:%M:%S") for start in starts]
-    figure = go.Figure([
-        go.Bar(name=gt, x=names, y=[totals.get((gt, start), 0) for start in starts],
-               marker_color=ACTIVITY_COLORS.get(gt))
-        for gt in labels
-    ])
-    late = "late rows: unknown (no processor status)" if late_rows is None else (
-        f"late rows dropped behind the watermark: {late_rows:,}")
-    figure.update_layout(barmode="stack",
-                         xaxis={"type": "category", "nticks": 8, "tickangle": 0,
-                                "title": f"window start (UTC; {late})"},
-                         yaxis_title="events per window", legend_traceorder="normal",
-                         legend_title_text=_wire(WindowedActivity, "gt"))
+    figure = go.Figure(
+        [
+            go.Bar(
+                name=gt,
+                x=names,
+                y=[totals.get((gt, start), 0) for start in starts],
+                marker_color=ACTIVITY_COLORS.get(gt),
+            )
+            for gt in labels
+        ]
+    )
+    late = (
+        "late rows: unknown (no processor status)"
+        if late_rows is None
+        else (f"late rows dropped behind the watermark: {late_rows:,}")
+    )
+    figure.update_layout(
+        barmode="stack",
+        xaxis={
+            "type": "category",
+            "nticks": 8,
+            "tickangle": 0,
+            "title": f"window start (UTC; {late})",
+        },
+        yaxis_title="events per window",
+        legend_traceorder="normal",
+        legend_title_text=_wire(WindowedActivity, "gt"),
+    )
     return figure
 
 
-def _throughput(samples: Sequence[tuple[dt.datetime, float | None, float | None, int | None]],
-                ) -> go.Figure:
+def _throughput(
+    samples: Sequence[tuple[dt.datetime, float | None, float | None, int | None]],
+) -> go.Figure:
     times = [sample[0] for sample in samples]
-    figure = go.Figure([
-        go.Scatter(name="events in /s", x=times, y=[s[1] for s in samples], mode="lines"),
-        go.Scatter(name="processed /s", x=times, y=[s[2] for s in samples], mode="lines"),
-        go.Scatter(name="lag (events)", x=times, y=[s[3] for s in samples], mode="lines",
-                   yaxis="y2", line_dash="dot"),
-    ])
+    figure = go.Figure(
+        [
+            go.Scatter(name="events in /s", x=times, y=[s[1] for s in samples], mode="lines"),
+            go.Scatter(name="processed /s", x=times, y=[s[2] for s in samples], mode="lines"),
+            go.Scatter(
+                name="lag (events)",
+                x=times,
+                y=[s[3] for s in samples],
+                mode="lines",
+                yaxis="y2",
+                line_dash="dot",
+            ),
+        ]
+    )
     at_least = {"include": [0, 10]}  # no fractions of an event on a quiet pipeline's axes
-    figure.update_layout(yaxis={"title": "events per second", "autorangeoptions": at_least},
-                         yaxis2={"title": "lag (events)", "overlaying": "y", "side": "right",
-                                 "autorangeoptions": at_least, "showgrid": False})
+    figure.update_layout(
+        yaxis={"title": "events per second", "autorangeoptions": at_least},
+        yaxis2={
+            "title": "lag (events)",
+            "overlaying": "y",
+            "side": "right",
+            "autorangeoptions": at_least,
+            "showgrid": False,
+        },
+    )
     return figure
 
 
@@ -191,14 +268,18 @@ class Chart:
 
 CHARTS: dict[str, Chart] = {
     "device_activity": Chart(
-        "Events per device and activity",
-        lambda records, seen: _device_activity(records)),
+        "Events per device and activity", lambda records, seen: _device_activity(records)
+    ),
     "live_vs_historical": Chart(
         "Live averages beside the historical ones, per activity and model",
-        lambda records, seen: _live_vs_historical(records), wide=True),
+        lambda records, seen: _live_vs_historical(records),
+        wide=True,
+    ),
     "windowed_activity": Chart(
         "Events per activity in each event-time window",
-        lambda records, seen: _windowed_activity(records, _late_rows(seen.status)), wide=True),
+        lambda records, seen: _windowed_activity(records, _late_rows(seen.status)),
+        wide=True,
+    ),
 }
 """The queries drawn as charts (their table is shown under the chart); the others are tables."""
 
@@ -236,25 +317,51 @@ def cards(seen: Observation) -> list[dict[str, str]]:
     duration = (last.get("duration_ms") or {}).get("triggerExecution")
     late = _late_rows(seen.status)
     return [
-        {"id": TOTAL, "label": "events counted", "value": _number(total),
-         "detail": f"valid events in {TOTAL}"},
-        {"id": "events_in", "label": "events in", "value": _number(
-            figures and figures.events_per_second, " /s"),
-         "detail": "topic offsets: " + (_number(figures.events) if figures else "-")},
-        {"id": "processed", "label": "processed", "value": _number(
-            figures and figures.processed_per_second, " /s"),
-         "detail": "Spark's last batch: " + _number(spark_rate, " rows/s")},
-        {"id": "lag", "label": "lag", "value": "-" if figures is None or figures.lag is None
-         else f"≤ {figures.lag:,}", "detail": "events not in the results yet"},
-        {"id": "last_batch", "label": "last batch",
-         "value": "-" if figures is None or figures.last_batch is None
-         else f"#{figures.last_batch}",
-         "detail": "-" if duration is None else f"took {duration:,} ms"},
+        {
+            "id": TOTAL,
+            "label": "events counted",
+            "value": _number(total),
+            "detail": f"valid events in {TOTAL}",
+        },
+        {
+            "id": "events_in",
+            "label": "events in",
+            "value": _number(figures and figures.events_per_second, " /s"),
+            "detail": "topic offsets: " + (_number(figures.events) if figures else "-"),
+        },
+        {
+            "id": "processed",
+            "label": "processed",
+            "value": _number(figures and figures.processed_per_second, " /s"),
+            "detail": "Spark's last batch: " + _number(spark_rate, " rows/s"),
+        },
+        {
+            "id": "lag",
+            "label": "lag",
+            "value": "-" if figures is None or figures.lag is None else f"≤ {figures.lag:,}",
+            "detail": "events not in the results yet",
+        },
+        {
+            "id": "last_batch",
+            "label": "last batch",
+            "value": "-"
+            if figures is None or figures.last_batch is None
+            else f"#{figures.last_batch}",
+            "detail": "-" if duration is None else f"took {duration:,} ms",
+        },
         {"id": "watermark", "label": "watermark", **_watermark(last.get("watermark"), late)},
-        {"id": "bad_records", "label": "bad records", "value": f"{bad:,}",
-         "detail": "not sensor events (processor)"},
-        {"id": "dead_letters", "label": "dead letters", "value": _number(seen.dead_letters),
-         "detail": "invalid rows (producer)"},
+        {
+            "id": "bad_records",
+            "label": "bad records",
+            "value": f"{bad:,}",
+            "detail": "not sensor events (processor)",
+        },
+        {
+            "id": "dead_letters",
+            "label": "dead letters",
+            "value": _number(seen.dead_letters),
+            "detail": "invalid rows (producer)",
+        },
     ]
 
 
@@ -276,19 +383,31 @@ def alerts(seen: Observation) -> list[dict[str, str]]:
         found.append({"level": level, "text": text})
 
     if seen.broker_error:
-        say("error", f"{seen.broker_error[0].upper()}{seen.broker_error[1:]}. The page shows "
-                     f"the last results read and recovers by itself when Kafka answers again.")
+        say(
+            "error",
+            f"{seen.broker_error[0].upper()}{seen.broker_error[1:]}. The page shows "
+            f"the last results read and recovers by itself when Kafka answers again.",
+        )
     if seen.state.invalid:
-        say("warning", f"{seen.state.invalid:,} result record(s) set aside: not the expected "
-                       f"record of their query (last: {seen.state.last_invalid}).")
+        say(
+            "warning",
+            f"{seen.state.invalid:,} result record(s) set aside: not the expected "
+            f"record of their query (last: {seen.state.last_invalid}).",
+        )
     if seen.events_topic_exists is False:
-        say("info", f"The events topic {seen.events_topic} does not exist yet: start the "
-                    f"producer (hhar produce, or make demo).")
+        say(
+            "info",
+            f"The events topic {seen.events_topic} does not exist yet: start the "
+            f"producer (hhar produce, or make demo).",
+        )
     missing = list(seen.missing_queries)
     if not seen.broker_error and missing:
         if len(missing) == len(seen.query_names):
-            say("info", "No results yet: the result topics do not exist yet (start the "
-                        "processor: hhar process).")
+            say(
+                "info",
+                "No results yet: the result topics do not exist yet (start the "
+                "processor: hhar process).",
+            )
         else:
             say("info", f"No result topic yet for {', '.join(missing)}.")
     elif not seen.broker_error and not any(seen.state.records(q) for q in seen.query_names):
@@ -296,8 +415,11 @@ def alerts(seen: Observation) -> list[dict[str, str]]:
     if seen.status_problem:
         say("info", f"No processor status: {seen.status_problem}.")
     elif seen.status is not None and not seen.status.get("running"):
-        say("info", f"The processor (pid {seen.status.get('pid')}) is not running; its last "
-                    f"status is from {seen.status.get('updated_at')}.")
+        say(
+            "info",
+            f"The processor (pid {seen.status.get('pid')}) is not running; its last "
+            f"status is from {seen.status.get('updated_at')}.",
+        )
     for query in (seen.status or {}).get("queries", {}).values():
         if query.get("exception"):
             say("error", f"Query {query['name']} failed: {query['exception']}")
@@ -315,40 +437,55 @@ def _note(seen: Observation, query: str) -> str:
 def panels(seen: Observation) -> list[dict[str, Any]]:
     """The charts and tables of the page, in order."""
     shown = [name for name in seen.query_names if name != TOTAL]
-    tables = {name: table for name, table in zip(shown, build_tables(seen.state, shown),
-                                                 strict=True)}
+    tables = {
+        name: table for name, table in zip(shown, build_tables(seen.state, shown), strict=True)
+    }
     out: list[dict[str, Any]] = []
     for name in shown:
         records = seen.state.records(name)
         table = tables[name]
         panel: dict[str, Any] = {
-            "id": name, "title": table.title,
+            "id": name,
+            "title": table.title,
             "table": {"columns": table.columns, "rows": table.rows},
             "note": _note(seen, name),
         }
         if name in CHARTS:
             chart = CHARTS[name]
-            panel |= {"kind": "chart", "title": f"{chart.title} ({table.title})",
-                      "wide": chart.wide,
-                      "figure": _figure(chart.draw(records, seen)) if records else None}
+            panel |= {
+                "kind": "chart",
+                "title": f"{chart.title} ({table.title})",
+                "wide": chart.wide,
+                "figure": _figure(chart.draw(records, seen)) if records else None,
+            }
         else:
             panel["kind"] = "table"
         out.append(panel)
-    out.insert(1, {
-        "id": "throughput", "kind": "chart", "title": "Does the pipeline keep up?",
-        "figure": _figure(_throughput(seen.throughput)) if seen.throughput else None,
-        "note": "no figures yet",
-    })
+    out.insert(
+        1,
+        {
+            "id": "throughput",
+            "kind": "chart",
+            "title": "Does the pipeline keep up?",
+            "figure": _figure(_throughput(seen.throughput)) if seen.throughput else None,
+            "note": "no figures yet",
+        },
+    )
     topic = seen.dead_letter_topic
-    out.append({
-        "id": "dead_letters", "kind": "table",
-        "title": f"dead letters ({_number(seen.dead_letters)} in {topic}; last 5)",
-        "table": {"columns": ["source", "reason"],
-                  "rows": [[letter.source, letter.reason] for letter in
-                           seen.latest_dead_letters]},
-        "note": f"{topic} does not exist yet" if seen.dead_letters is None
-        else "no dead letters",
-    })
+    out.append(
+        {
+            "id": "dead_letters",
+            "kind": "table",
+            "title": f"dead letters ({_number(seen.dead_letters)} in {topic}; last 5)",
+            "table": {
+                "columns": ["source", "reason"],
+                "rows": [[letter.source, letter.reason] for letter in seen.latest_dead_letters],
+            },
+            "note": f"{topic} does not exist yet"
+            if seen.dead_letters is None
+            else "no dead letters",
+        }
+    )
     return out
 
 

@@ -55,6 +55,7 @@ class Changes:
 async def _first_of(*events: asyncio.Event | anyio.Event) -> None:
     """Return once any of `events` is set."""
     async with anyio.create_task_group() as group:
+
         async def wait(event: asyncio.Event | anyio.Event) -> None:
             await event.wait()
             group.cancel_scope.cancel()
@@ -101,8 +102,9 @@ def create_app(feed: Feed) -> Starlette:
                     continue
                 await _first_of(changed, shutdown)
 
-        return EventSourceResponse(stream(), ping=PING_SECONDS, shutdown_event=shutdown,
-                                   shutdown_grace_period=1)
+        return EventSourceResponse(
+            stream(), ping=PING_SECONDS, shutdown_event=shutdown, shutdown_grace_period=1
+        )
 
     routes = [
         Route("/", index),
