@@ -106,7 +106,8 @@ def _start_jvm(conf: SparkConf, log: Path) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as stderr:
         try:
-            gateway = launch_gateway(conf, popen_kwargs={"stderr": stderr})
+            # pyspark's launch_gateway has no annotations (the one untyped call we make).
+            gateway = launch_gateway(conf, popen_kwargs={"stderr": stderr})  # type: ignore[no-untyped-call]
         except PySparkRuntimeError:
             lines = log.read_text(errors="replace").strip().splitlines()
             msg = f"Spark's JVM did not start: {lines[-1] if lines else 'no output'} (see {log})"

@@ -70,7 +70,8 @@ def register(subparsers: Commands) -> None:
         field="speedup",
         type=float,
         help=(
-            "replay the recording's gaps between Arrival_Times divided by this factor (1 = real time)"
+            "replay the recording's gaps between Arrival_Times divided by this factor "
+            "(1 = real time)"
         ),
     )
     add_setting(pacing, "--rate", field="rate", type=float)
@@ -140,8 +141,9 @@ def register(subparsers: Commands) -> None:
         field="workers",
         type=int,
         help=(
-            "processes sharing the replay, one core each: whole files each when there are at least "
-            "4 per worker, else every N-th line of every file; --rate and --limit are their totals; "
+            "processes sharing the replay, one core each: whole files each when there are at "
+            "least 4 per worker, else every N-th line of every file; --rate and --limit are "
+            "their totals; "
             "--resume needs as many workers as the stopped replay had"
         ),
     )

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
 from ..errors import BrokerError
 from ..processor.catalogue import BAD_RECORDS
@@ -205,10 +205,7 @@ class ResultReader:
         folded = 0
         while time.monotonic() < deadline:
             message = self.consumer.poll(min(0.2, max(deadline - time.monotonic(), 0)))
-            if message is None or message.error():
-                continue
-            self.state.apply(self.topic_query[message.topic()], message.key(), message.value())
-            folded += 1
+            folded += self._fold(message)
         return folded
 
     def read_available(self, wait: float) -> int:
@@ -217,11 +214,16 @@ class ResultReader:
         folded = 0
         message = self.consumer.poll(wait)
         while message is not None:
-            if not message.error():
-                self.state.apply(self.topic_query[message.topic()], message.key(), message.value())
-                folded += 1
+            folded += self._fold(message)
             message = self.consumer.poll(0)
         return folded
+
+    def _fold(self, message: Message | None) -> bool:
+        """Fold a result record into the state; whether it was one."""
+        if message is None or message.error() or (topic := message.topic()) is None:
+            return False
+        self.state.apply(self.topic_query[topic], message.key(), message.value())
+        return True
 
     def read_to_end(self, timeout: float = 30.0) -> None:
         """Read every assigned topic up to its current end."""

@@ -13,13 +13,13 @@ from hhar_stream.producer.delivery import librdkafka_logger
     ("message", "shown"),
     [
         (
-            "GETPID [rdkafka#producer-3] [thrd:main]: Failed to acquire transactional PID from broker "
-            "TxnCoordinator/1: Broker: Coordinator load in progress: retrying",
+            "GETPID [rdkafka#producer-3] [thrd:main]: Failed to acquire transactional PID from "
+            "broker TxnCoordinator/1: Broker: Coordinator load in progress: retrying",
             False,
         ),
         (
-            "FAIL [rdkafka#producer-1] [thrd:127.0.0.1:9092/1]: Connect to ipv4#127.0.0.1:9092 failed: "
-            "Connection refused",
+            "FAIL [rdkafka#producer-1] [thrd:127.0.0.1:9092/1]: Connect to ipv4#127.0.0.1:9092 "
+            "failed: Connection refused",
             True,
         ),
     ],

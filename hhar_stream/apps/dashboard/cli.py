@@ -9,13 +9,13 @@ from types import FrameType
 
 from ...daemons import port_is_free
 from ...errors import ConfigError
-from ...options import add_setting, env_var, settings_from_args
+from ...options import Commands, add_setting, env_var, settings_from_args
 from ...settings import Settings
 
 logger = logging.getLogger(__name__)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: Commands) -> None:
     """Add the `dashboard` command."""
     parser = subparsers.add_parser(
         "dashboard",

@@ -16,7 +16,8 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 from plotly.utils import PlotlyJSONEncoder
@@ -26,8 +27,8 @@ from ...processor.catalogue import CATALOGUE
 from ...processor.status import read_status
 from ...producer.routing import HEADER_ERROR_REASON, HEADER_SOURCE_FILE, HEADER_SOURCE_LINE
 from ...settings import Settings
-from ..results import ResultReader
-from .panels import DeadLetter, Observation, page
+from ..results import PipelineFigures, ResultReader
+from .panels import DeadLetter, Observation, ThroughputSample, page
 
 logger = logging.getLogger(__name__)
 
@@ -87,12 +88,16 @@ class DeadLetters:
             messages = self.consumer.consume(_BATCH, timeout=0)
             for message in messages:
                 if not message.error():
-                    self._fold(message.headers() or [])
+                    headers = message.headers() or []
+                    self._fold(headers.items() if isinstance(headers, dict) else headers)
             if len(messages) < _BATCH:
                 return
 
-    def _fold(self, header_list: list[tuple[str, bytes | None]]) -> None:
-        headers = {name: (value or b"").decode(errors="replace") for name, value in header_list}
+    def _fold(self, header_list: Iterable[tuple[str, str | bytes | None]]) -> None:
+        headers = {
+            name: value if isinstance(value, str) else (value or b"").decode(errors="replace")
+            for name, value in header_list
+        }
         source = headers.get(HEADER_SOURCE_FILE, "?")
         if HEADER_SOURCE_LINE in headers:
             source += f":{headers[HEADER_SOURCE_LINE]}"
@@ -114,7 +119,7 @@ class Feed:
             settings, CATALOGUE, group="hhar-dashboard", broker_timeout=BROKER_TIMEOUT
         )
         self.dead_letters = DeadLetters(settings)
-        self.throughput: deque = deque(maxlen=THROUGHPUT_SAMPLES)
+        self.throughput: deque[ThroughputSample] = deque(maxlen=THROUGHPUT_SAMPLES)
         self._lock = threading.Lock()
         self._version = 0
         self._content = ""
@@ -123,8 +128,8 @@ class Feed:
         self._thread = threading.Thread(target=self._run, name="dashboard-feed", daemon=True)
         self._broker_error: str | None = None
         self._caught_up = False
-        self._figures = None
-        self._status: dict | None = None
+        self._figures: PipelineFigures | None = None
+        self._status: dict[str, Any] | None = None
         self._status_problem: str | None = None
         self._publish()
 
@@ -197,10 +202,9 @@ class Feed:
                 # The results read so far were a backlog, not a rate: measure from here.
                 self._caught_up = True
                 self.reader.restart_rates()
-            self._figures = self.reader.figures()
+            self._figures = figures = self.reader.figures()
             self.dead_letters.read(self.reader.topics)
             self._read_status()
-            figures = self._figures
             if self._caught_up:
                 self.throughput.append(
                     (

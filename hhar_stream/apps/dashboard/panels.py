@@ -68,6 +68,10 @@ WINDOWS_SHOWN = 60
 """Windows of ``windowed_activity`` drawn (the newest)."""
 
 
+ThroughputSample = tuple[dt.datetime, float | None, float | None, int | None]
+"""(time, events in per second, processed per second, lag): one point of the throughput chart."""
+
+
 @dataclass(frozen=True)
 class DeadLetter:
     """One row the producer set aside: where it came from and why."""
@@ -97,7 +101,7 @@ class Observation:
     """Messages in the dead-letter topic (None: the topic does not exist yet)."""
     dead_letter_topic: str = ""
     latest_dead_letters: Sequence[DeadLetter] = ()
-    throughput: Sequence[tuple[dt.datetime, float | None, float | None, int | None]] = ()
+    throughput: Sequence[ThroughputSample] = ()
     """Samples of (time, events in per second, processed per second, lag)."""
     query_names: Sequence[str] = field(default_factory=lambda: tuple(CATALOGUE))
 
@@ -105,7 +109,8 @@ class Observation:
 # --- charts ------------------------------------------------------------------------------------
 def _figure(figure: go.Figure) -> dict[str, Any]:
     figure.update_layout(template=TEMPLATE)
-    return figure.to_plotly_json()
+    plotly_json: dict[str, Any] = figure.to_plotly_json()
+    return plotly_json
 
 
 def _device_activity(records: list[DeviceActivity]) -> go.Figure:
@@ -215,7 +220,7 @@ def _windowed_activity(records: list[WindowedActivity], late_rows: int | None) -
 
 
 def _throughput(
-    samples: Sequence[tuple[dt.datetime, float | None, float | None, int | None]],
+    samples: Sequence[ThroughputSample],
 ) -> go.Figure:
     times = [sample[0] for sample in samples]
     figure = go.Figure(
@@ -296,13 +301,14 @@ def _main_query(status: dict[str, Any] | None) -> dict[str, Any] | None:
     """The streaming query that reads the most events (``fused`` with the fused engine)."""
     if not status or not status.get("queries"):
         return None
-    return max(status["queries"].values(), key=lambda query: query["input_rows"])
+    queries: list[dict[str, Any]] = list(status["queries"].values())
+    return max(queries, key=lambda query: int(query["input_rows"]))
 
 
 def _late_rows(status: dict[str, Any] | None) -> int | None:
     if not status or not status.get("queries"):
         return None
-    return sum(query["late_rows"] for query in status["queries"].values())
+    return sum(int(query["late_rows"]) for query in status["queries"].values())
 
 
 def cards(seen: Observation) -> list[dict[str, str]]:
@@ -326,13 +332,13 @@ def cards(seen: Observation) -> list[dict[str, str]]:
         {
             "id": "events_in",
             "label": "events in",
-            "value": _number(figures and figures.events_per_second, " /s"),
+            "value": _number(figures.events_per_second if figures else None, " /s"),
             "detail": "topic offsets: " + (_number(figures.events) if figures else "-"),
         },
         {
             "id": "processed",
             "label": "processed",
-            "value": _number(figures and figures.processed_per_second, " /s"),
+            "value": _number(figures.processed_per_second if figures else None, " /s"),
             "detail": "Spark's last batch: " + _number(spark_rate, " rows/s"),
         },
         {
