@@ -177,6 +177,10 @@ class Suite:
         kwargs.setdefault("timeout", PROCESS_TIMEOUT)
         load = load_average()
         measured = run(command, self.work, name, env=env or self.env, cwd=REPO, **kwargs).check()
+        return self.record(name, measured, load)
+
+    def record(self, name: str, measured: Measured, load: float) -> Measured:
+        """Keep a process's wall time, memory and the load average before and after it."""
         self.results["runs"][name] = {
             "wall_s": round(measured.wall, 2),
             "load_before": round(load, 2),
@@ -469,14 +473,7 @@ class Suite:
 
     def finish_processor(self, name: str, processor: Running, load: float) -> Measured:
         processor.stop()
-        measured = processor.finish(timeout=120)
-        self.results["runs"][name] = {
-            "wall_s": round(measured.wall, 2),
-            "load_before": round(load, 2),
-            "load_after": round(load_average(), 2),
-            "memory": memory_of(measured),
-        }
-        return measured
+        return self.record(name, processor.finish(timeout=120), load)
 
     def _wait_for(
         self, processor: Running, status: Path, condition: Any, what: str, timeout: float = 600

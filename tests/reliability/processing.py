@@ -35,6 +35,22 @@ from hhar_stream.settings import Settings
 
 RUN_TIMEOUT = 600.0
 """Seconds an in-process run may take (a busy two-core machine is slow)."""
+PROCESSOR_FIELDS = (
+    "bootstrap",
+    "home",
+    "master",
+    "shuffle_partitions",
+    "driver_memory",
+    "topic",
+    "results_prefix",
+    "checkpoint",
+    "history",
+    "window",
+    "watermark",
+    "trigger",
+)
+"""The settings a `hhar process` child of the tests gets as HHAR_* variables: the test broker,
+jars and Spark, and what `processor_settings` sets."""
 
 
 def logged_batches(query_checkpoint: Path, kind: str) -> set[int]:

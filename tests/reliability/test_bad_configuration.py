@@ -22,7 +22,7 @@ from test_producer.helpers import write_part_files
 from hhar_stream.daemons import free_port
 from hhar_stream.settings import Settings
 
-from .processing import available_now_run, processor_settings
+from .processing import PROCESSOR_FIELDS, available_now_run, processor_settings
 
 LIMIT_SECONDS = 15.0
 
@@ -234,6 +234,26 @@ def test_bad_configuration_ends_in_one_clear_line(name, places, tmp_path, ledger
     check_case(CASES[name], places, tmp_path, ledger, name)
 
 
+def refused_checkpoint(
+    settings: Settings, args: list[str], tmp_path: Path, ledger, scenario: str
+) -> str:
+    """Run `hhar process --available-now` with `args` on a checkpoint it must refuse; its one
+    error line (the 15 s bound of the other refusals cannot hold: Spark has to start before it
+    can read the checkpoint)."""
+    process = HharProcess(
+        ["process", "--available-now", *args],
+        hhar_env(settings, PROCESSOR_FIELDS),
+        tmp_path,
+        "process",
+    )
+    code = process.wait(300)
+    stderr = process.stderr
+    last = stderr.splitlines()[-1][:100] if stderr else ""
+    ledger.record(scenario, 1, 0, 0, 0, 0, f"exit {code} in {process.seconds:.1f} s: {last}")
+    assert code == 1, stderr[-3000:]
+    return error_line(stderr)
+
+
 @pytest.mark.kafka
 @pytest.mark.spark
 @pytest.mark.slow
@@ -241,8 +261,7 @@ def test_a_checkpoint_of_another_query_is_one_error_line(
     kafka: Settings, spark, topics, tmp_path: Path, ledger
 ) -> None:
     """The checkpoint folder of windowed_activity copied where the fused query keeps its own:
-    `hhar process` must refuse it in one line (the 15 s bound cannot hold: Spark has to start
-    before it can read the checkpoint)."""
+    `hhar process` must refuse it in one line."""
     topic = topics.create("reliability-foreign-checkpoint")
     settings = processor_settings(
         kafka, tmp_path, topic, queries="windowed_activity", engine="per-query"
@@ -252,36 +271,13 @@ def test_a_checkpoint_of_another_query_is_one_error_line(
     assert error is None, error
     foreign = tmp_path / "foreign-checkpoints"
     shutil.copytree(Path(settings.checkpoint) / "windowed_activity", foreign / "fused")
-    process = HharProcess(
-        ["process", "--available-now", "--queries", "total_count", "--checkpoint", str(foreign)],
-        hhar_env(
-            settings,
-            [
-                "bootstrap",
-                "home",
-                "master",
-                "shuffle_partitions",
-                "driver_memory",
-                "topic",
-                "results_prefix",
-            ],
-        ),
+    line = refused_checkpoint(
+        settings,
+        ["--queries", "total_count", "--checkpoint", str(foreign)],
         tmp_path,
-        "process",
-    )
-    code = process.wait(300)
-    stderr = process.stderr
-    ledger.record(
+        ledger,
         "6. process: checkpoint of another query",
-        1,
-        0,
-        0,
-        0,
-        0,
-        f"exit {code} in {process.seconds:.1f} s: {stderr.splitlines()[-1][:100]}",
     )
-    assert code == 1, stderr[-3000:]
-    line = error_line(stderr)
     assert line == (
         f"error: query fused cannot start: its checkpoint {foreign / 'fused'} belongs "
         f"to query windowed_activity; choose another --checkpoint, or start over "
@@ -306,38 +302,15 @@ def test_a_checkpoint_of_the_earlier_fused_engine_is_one_error_line(
     # What the earlier fused engine left: Spark's logs and state, claimed by "fused".
     shutil.copytree(Path(settings.checkpoint) / "total_count", old / "fused")
     (old / "fused" / "hhar-query").write_text("fused\n")
-    process = HharProcess(
-        ["process", "--available-now", "--checkpoint", str(old)],
-        hhar_env(
-            settings,
-            [
-                "bootstrap",
-                "home",
-                "master",
-                "shuffle_partitions",
-                "driver_memory",
-                "topic",
-                "results_prefix",
-                "history",
-            ],
-        ),
+    line = refused_checkpoint(
+        settings,
+        ["--checkpoint", str(old)],
         tmp_path,
-        "process",
-    )
-    code = process.wait(300)
-    stderr = process.stderr
-    ledger.record(
+        ledger,
         "6. process: checkpoint of the earlier fused engine",
-        1,
-        0,
-        0,
-        0,
-        0,
-        f"exit {code} in {process.seconds:.1f} s: {stderr.splitlines()[-1][:100]}",
     )
-    assert code == 1, stderr[-3000:]
-    assert error_line(stderr) == (
+    assert line == (
         f"error: query fused cannot start: its checkpoint {old / 'fused'} was written by the "
         f"fused engine of an earlier hhar-stream (Spark state; the engine now keeps its own): "
         f"start over with --reset"
-    )
+    ), line

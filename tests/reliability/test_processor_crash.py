@@ -44,6 +44,7 @@ from hhar_stream.settings import Settings
 
 from .harness import end_offsets
 from .processing import (
+    PROCESSOR_FIELDS,
     assert_results_equal_batch,
     emitted_watermark,
     last_committed,
@@ -56,21 +57,6 @@ pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.e2e, pytest.mark
 FILES, ROWS_PER_FILE = 2, 750
 FIRST_ROWS = 600
 MAX_OFFSETS_PER_TRIGGER = 700
-PROCESSOR_FIELDS = (
-    "bootstrap",
-    "home",
-    "master",
-    "shuffle_partitions",
-    "driver_memory",
-    "topic",
-    "results_prefix",
-    "checkpoint",
-    "history",
-    "window",
-    "watermark",
-    "max_offsets_per_trigger",
-    "trigger",
-)
 START_TIMEOUT = 240.0
 """Seconds for a processor to start its JVM and reach a kill point (CI machines are slow)."""
 
@@ -132,7 +118,7 @@ def test_kill_9_during_the_first_batch_between_batches_and_during_a_batch(
         }
     )
     fused = Path(settings.checkpoint) / FUSED_QUERY
-    env = hhar_env(settings, PROCESSOR_FIELDS)
+    env = hhar_env(settings, [*PROCESSOR_FIELDS, "max_offsets_per_trigger"])
     processes: list[HharProcess] = []
 
     def start_processor() -> HharProcess:

@@ -22,7 +22,7 @@ from hhar_stream.processor.fused import FUSED_QUERY
 from hhar_stream.processor.status import read_status
 from hhar_stream.settings import Settings
 
-from .processing import processor_settings
+from .processing import PROCESSOR_FIELDS, processor_settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.e2e, pytest.mark.slow]
 
@@ -38,22 +38,7 @@ def test_a_stop_during_the_first_batch_ends_cleanly(
         produce(settings, settings.topic, make_events(20_000, first_index=first, seed=91))
     process = HharProcess(
         ["process"],
-        hhar_env(
-            settings,
-            [
-                "bootstrap",
-                "home",
-                "master",
-                "shuffle_partitions",
-                "driver_memory",
-                "topic",
-                "results_prefix",
-                "checkpoint",
-                "history",
-                "window",
-                "watermark",
-            ],
-        ),
+        hhar_env(settings, PROCESSOR_FIELDS),
         tmp_path,
         "process",
     )
