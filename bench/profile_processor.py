@@ -33,7 +33,7 @@ from typing import Any
 from pyspark.sql import functions as F
 
 from hhar_stream.processor import queries as q
-from hhar_stream.processor.catalogue import CATALOGUE, window_milliseconds
+from hhar_stream.processor.catalogue import CATALOGUE, window_milliseconds, window_parameters
 from hhar_stream.processor.fused import batch_aggregate
 from hhar_stream.processor.fused_state import FusedState
 from hhar_stream.processor.parse import (
@@ -95,7 +95,7 @@ def main() -> None:
             lambda: batch_aggregate(raw, window_ms).collect()
         )
         figures["batch_aggregate_rows"] = len(rows)
-        window = q.windowed_activity(valid_events(parsed), settings.window, settings.watermark)
+        window = q.windowed_activity(valid_events(parsed), **window_parameters(settings))
         figures["windowed_s"], _ = timed(window.collect)
         figures["bad_records_s"], _ = timed(invalid_records(parsed).count)
 
