@@ -103,7 +103,7 @@ lint: $(STAMP_PY) ## what CI checks before the tests: ruff check, ruff format --
 typecheck: $(STAMP_PY) ## type-check the package with mypy (strict; config in pyproject.toml)
 	$(PYTHON) tools/typecheck.py
 
-bench: setup ## run the benchmark suite (not a test; ~15 min): one table into BENCHMARKS.md; ARGS="--quick"
+bench: setup ## run the benchmark suite (not a test; about 70 min on 2 cores): one table into BENCHMARKS.md; ARGS="--quick" for a smoke run
 	$(PYTHON) bench/run_all.py $(ARGS)
 
 clean: ## remove the local broker state, checkpoints and caches (keeps the jars)
