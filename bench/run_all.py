@@ -644,7 +644,8 @@ class Suite:
     # -- full: the whole data set, produced and processed at once ------------------------------
     def full_section(self, data: Path) -> None:
         topic, prefix = "bench.full", "bench.full.results."
-        log(f"full: {FULL_ROWS:,} rows produced with --max while the processor runs")
+        rows = self.results["full_size"]
+        log(f"full: {rows:,} rows produced with --max while the processor runs")
         self.create_topic(topic)
         self.create_topic(prefix + "total_count", {"message.timestamp.type": "LogAppendTime"})
         processor, status, load = self.start_processor(
