@@ -678,7 +678,13 @@ class Suite:
         measured = self.run(
             "demo",
             hhar("demo", "--seconds", str(seconds)),
-            env=self.env | {"HHAR_DATA": str(data)},
+            # Ports of its own: a dashboard or Spark UI on the defaults does not stop the run.
+            env=self.env
+            | {
+                "HHAR_DATA": str(data),
+                "HHAR_DASHBOARD_PORT": str(free_port()),
+                "HHAR_SPARK_UI_PORT": str(free_port()),
+            },
             timeout=seconds + 900,
         )
         (OUT / "demo.txt").write_text(measured.stdout[-20_000:])
