@@ -5,30 +5,21 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
-from support.cli import HharProcess, hhar_env
+from support.cli import HharProcess, hhar_env, run_hhar
 from support.polling import poll_until
 
 from hhar_stream.daemons import free_port
 
 
-def test_a_taken_port_is_one_error_line() -> None:
+def test_a_taken_port_is_one_error_line(tmp_path: Path) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run(
-            [sys.executable, "-m", "hhar_stream.cli", "dashboard", "--port", str(port)],
-            capture_output=True,
-            text=True,
-            env=hhar_env(),
-            timeout=60,
-            check=False,
-        )
+        result = run_hhar(["dashboard", "--port", str(port)], hhar_env(), tmp_path, timeout=60)
     assert result.returncode == 2
     assert result.stderr == (
         f"error: port {port} on 127.0.0.1 is already in use: stop what listens there or "
