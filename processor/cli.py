@@ -121,8 +121,7 @@ def _process(args: argparse.Namespace) -> int:
     with stop_on_signals(stop, "stopping the queries"):
         spark = build_session(settings, app_name="hhar-process")
         try:
-            processor.start(spark, reset=args.reset)
-            _run_until_done(processor, stop, on_terminal)
+            _start_and_run(processor, spark, args.reset, stop, on_terminal)
         finally:
             _shut_down(processor, spark)
     if stop.is_set():
@@ -131,15 +130,20 @@ def _process(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_until_done(processor: Any, stop: threading.Event, on_terminal: bool) -> None:
-    """Wait for the queries to end or for a stop request.
+def _start_and_run(
+    processor: Any, spark: Any, reset: bool, stop: threading.Event, on_terminal: bool
+) -> None:
+    """Start the queries, then wait for them to end or for a stop request.
 
-    A SIGTERM sent to the whole process group (systemd, `kill -- -PID`) also ends Spark's JVM;
-    once a stop was requested, losing the JVM under a call is the stop, not an error.
+    A SIGTERM sent to the whole process group (systemd, `kill -- -PID`, the end of
+    `hhar demo`) also ends Spark's JVM, during the start (reading the history, planning the
+    queries) as well as later; once a stop was requested, losing the JVM under a call is the
+    stop, not an error.
     """
     from py4j.protocol import Py4JError
 
     try:
+        processor.start(spark, reset=reset)
         if on_terminal:
             _watch_with_progress(processor, stop)
         else:

@@ -102,6 +102,7 @@ def load_historical_stats(spark: SparkSession, settings: Settings) -> DataFrame:
         msg = f"live_vs_historical needs a static history, but {error}: {_HISTORY_ADVICE}"
         raise InputDataError(msg) from None
     stats = q.historical_stats(valid_events(parse_events(lines)))
+    logger.info("reading the history %s ...", path)
     rows = stats.collect()
     if not rows:
         msg = f"live_vs_historical needs a static history, but {path} holds no valid event"
