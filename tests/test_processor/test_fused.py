@@ -93,3 +93,23 @@ def test_fused_continues_from_its_checkpoint(engines, spark) -> None:
     assert total.count == EVENTS + MORE
     assert total.batch_id == 1
     assert second.summary()["events"] == MORE
+
+
+def test_fused_results_of_an_empty_topic_equal_the_batch_computation(
+    kafka: Settings, spark, topics, tmp_path
+) -> None:
+    topic = topics.create("fused-empty")
+    history = tmp_path / "history"
+    history.mkdir()
+    (history / "part-00000.json").write_text(make_events(1)[0].to_json() + "\n")
+    settings = kafka.changed(
+        topic=topic,
+        history=history,
+        available_now=True,
+        engine="fused",
+        results_prefix=f"{topic}.results.",
+        checkpoint=tmp_path / "checkpoints",
+    )
+    processor = run_available_now(spark, settings)
+    assert_topics_equal_batch(spark, settings, processor, empty=True)
+    assert processor.summary()["events"] == 0
