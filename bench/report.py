@@ -467,7 +467,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
     left.barh(positions, [value for _, value, _ in bars], color=[c for _, _, c in bars])
     left.set_yticks(positions, [label for label, _, _ in bars])
     left.invert_yaxis()
-    left.set_xscale("log")
+    if bars:  # a log scale needs a value; a run of some sections may have none
+        left.set_xscale("log")
     left.set_xlabel("events/s (log scale)")
     left.set_title(
         f"Throughput (producer: 1M rows; processor: {_rows(results.get('engines_size', 0))} events)"
