@@ -346,7 +346,9 @@ class FusedEngine:
             raise QueryFailedError(msg)
         self.batches = FusedBatches(run, store, state or FusedState())
         self.batches.resume()
+        started = time.monotonic()
         warm_up(run.spark, self.batches.window_ms)
+        logger.info("warm-up job: %.1f s", time.monotonic() - started)
         query = run.start_stream(
             FUSED_QUERY, read_event_stream(run.spark, run.settings), "append", self.batches
         )
