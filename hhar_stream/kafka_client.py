@@ -197,13 +197,13 @@ def ensure_topics(settings: Settings, specs: Mapping[str, TopicSpec]) -> list[st
             raise BrokerError(msg) from None
         logger.info("created topic %s", name)
         created.append(name)
-    _wait_for_leaders(admin, created)
+    wait_for_leaders(admin, created)
     return created
 
 
-def _wait_for_leaders(admin: AdminClient, topics: list[str]) -> None:
+def wait_for_leaders(admin: AdminClient, topics: list[str]) -> None:
     """Wait until every partition of `topics` has a leader: a topic just created may still
-    answer "not leader for partition" for a moment.
+    answer "not leader for partition" or "unknown topic" for a moment.
 
     Raises:
         BrokerError: when a partition has none within `ADMIN_TIMEOUT` seconds.

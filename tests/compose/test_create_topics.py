@@ -7,7 +7,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, NewTopic
 from support.cli import HharProcess, error_line, hhar_env
 
-from hhar_stream.kafka_client import full_config, topic_configs, topic_specs
+from hhar_stream.kafka_client import full_config, topic_configs, topic_specs, wait_for_leaders
 from hhar_stream.settings import Settings
 
 pytestmark = [pytest.mark.kafka]
@@ -47,6 +47,7 @@ def test_gives_an_existing_topic_the_codes_configs(names: Settings, tmp_path) ->
     """The events topic as the old kafka-init made it: Kafka's 7-day retention."""
     admin = AdminClient(names.kafka_client_config())
     admin.create_topics([NewTopic(names.topic, 1, 1)])[names.topic].result(timeout=30)
+    wait_for_leaders(admin, [names.topic])  # describable only once the broker knows it
     assert topic_configs(names, [names.topic])[names.topic]["retention.ms"] == "604800000"
 
     process = create_topics(names, tmp_path)

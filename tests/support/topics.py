@@ -11,6 +11,7 @@ from types import TracebackType
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from hhar_stream.kafka_client import wait_for_leaders
 from hhar_stream.settings import Settings
 
 NO_RETENTION = {"retention.ms": "-1"}
@@ -58,6 +59,7 @@ class TopicFactory:
         ]
         for future in self._admin.create_topics(new).values():
             future.result(timeout=30)
+        wait_for_leaders(self._admin, names)
 
     def delete(self) -> None:
         """Delete every topic named so far and every topic named under one of them."""
