@@ -41,10 +41,10 @@ from ..errors import QueryFailedError
 from ..schemas.results import BadRecord, ResultRecord, WindowedActivity
 from .catalogue import BAD_RECORDS, Query, window_milliseconds
 from .checkpoints import QueryCheckpoint
+from .engine import Run
 from .fused_state import FusedState, FusedStateFiles, Group, WindowKey
 from .parse import REASON_COLUMN, bad_record_columns, parse_events
 from .queries import AXES, FINE_GRAIN
-from .runner import Run
 from .source import read_event_stream
 
 logger = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from pyspark.sql.streaming import StreamingQuery
 
 from .checkpoints import QueryCheckpoint
+from .engine import Run
 from .parse import count_parse_outcomes, parse_events
-from .runner import Run
 from .source import read_event_stream
 from .status import PARSE_METRICS
 

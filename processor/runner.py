@@ -10,7 +10,7 @@ part it holds, chosen by ``HHAR_ENGINE`` (`ENGINES`):
 - ``per-query`` (`PerQueryEngine`): every query is a streaming query of its own with Spark's
   state store, as the exercise ran them.
 
-Both speak to the processor through the small `Engine` interface and a `Run`.
+Both speak to the processor through the small `Engine` interface and a `Run` (`engine`).
 """
 
 from __future__ import annotations
@@ -18,18 +18,20 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 from pyspark.errors import StreamingQueryException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
 from ..errors import QueryFailedError
 from ..settings import Settings, format_duration
-from .catalogue import BAD_RECORDS, CATALOGUE, Query, select_queries
+from .catalogue import BAD_RECORDS, CATALOGUE, select_queries
 from .checkpoints import CheckpointFiles, QueryCheckpoint
+from .engine import Engine, Run
+from .fused import FusedEngine
+from .per_query import PerQueryEngine
 from .sinks import ResultSinks, delete_result_topics, ensure_result_topics
 from .source import check_events_topic, check_history, load_historical_stats, removed_unread
 from .status import ProcessorStatus, ProgressListener, status_path
@@ -39,86 +41,8 @@ logger = logging.getLogger(__name__)
 _LISTENER_TIMEOUT = 30.0
 
 
-@dataclass
-class Run:
-    """What an engine starts its streaming queries with."""
-
-    spark: SparkSession
-    settings: Settings
-    queries: list[Query]
-    """The selected queries, then ``bad_records``."""
-    sinks: ResultSinks
-    checkpoints: dict[str, QueryCheckpoint]
-    """The checkpoint of each streaming query the engine starts."""
-    status: ProcessorStatus
-    historical: DataFrame | None
-    """`queries.historical_stats` of the history, when ``live_vs_historical`` runs."""
-
-    def parameters(self, query: Query) -> dict[str, Any]:
-        """The keyword arguments of `query`'s functions."""
-        parameters = query.parameters(self.settings)
-        if query.uses_history:
-            parameters["historical"] = self.historical
-        return parameters
-
-    def start_stream(
-        self,
-        name: str,
-        frame: DataFrame,
-        output_mode: str,
-        write_batch: Callable[[DataFrame, int], None],
-    ) -> StreamingQuery:
-        """Start streaming query `name`: `frame` in `output_mode`, each micro-batch given to
-        `write_batch`, with its checkpoint and the processor's trigger."""
-        writer = (
-            frame.writeStream.queryName(name)
-            .outputMode(output_mode)
-            .option("checkpointLocation", self.checkpoints[name].location)
-            .foreachBatch(write_batch)
-        )
-        if self.settings.available_now:
-            writer = writer.trigger(availableNow=True)
-        else:
-            writer = writer.trigger(processingTime=format_duration(self.settings.trigger))
-        return writer.start()
-
-
-class Engine(Protocol):
-    """How the processor runs an engine."""
-
-    name: str
-    """The engine's name in ``hhar process --engine``."""
-
-    def streaming_names(self, outputs: Sequence[str]) -> list[str]:
-        """The streaming queries (and checkpoint folders) the engine runs for `outputs`."""
-        ...
-
-    def check_checkpoint(self, checkpoint: QueryCheckpoint) -> None:
-        """Refuse a checkpoint the engine cannot continue from (QueryFailedError)."""
-        ...
-
-    def start(self, run: Run) -> dict[str, StreamingQuery]:
-        """Start the streaming queries; they run until stopped (or to the end of the topic)."""
-        ...
-
-    def finish(self) -> None:
-        """Called once when every query ended by itself (an available-now run)."""
-        ...
-
-    def stop(self) -> None:
-        """Stop what the engine runs beside its streaming queries."""
-        ...
-
-    def failure(self) -> str | None:
-        """Why the engine failed outside its streaming queries, if it did."""
-        ...
-
-
-def _engines() -> dict[str, Callable[[], Engine]]:
-    from .fused import FusedEngine
-    from .per_query import PerQueryEngine
-
-    return {"fused": FusedEngine, "per-query": PerQueryEngine}
+ENGINES: dict[str, Callable[[], Engine]] = {"fused": FusedEngine, "per-query": PerQueryEngine}
+"""The engines by their name in ``hhar process --engine``."""
 
 
 _DATA_LOSS = re.compile(r"KAFKA_DATA_LOSS|Some data may have been lost")
@@ -168,7 +92,7 @@ class Processor:
         self.settings = settings
         self.names = select_queries(settings.queries)
         self.sinks = settings.sink
-        self.engine: Engine = _engines()[settings.engine]()
+        self.engine: Engine = ENGINES[settings.engine]()
         self.status = ProcessorStatus(status_path(settings), settings.topic)
         self.listener = ProgressListener(self.status, progress_log_level)
         self.queries: dict[str, StreamingQuery] = {}
