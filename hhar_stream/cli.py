@@ -12,7 +12,7 @@ from typing import NoReturn
 from pydantic import ValidationError
 
 from . import __version__
-from .apps import demo, watch
+from .apps import demo, sql, watch
 from .apps.dashboard import cli as dashboard_cli
 from .errors import HharError
 from .local import kafka_cli, spark_cli
@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The `hhar` argument parser with every subcommand."""
     from .generator import synth
     from .processor import cli as processor_cli
+    from .processor import sql_cli
     from .producer import cli as producer_cli
 
     parser = OneLineErrorParser(
@@ -75,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.register(subparsers)
     producer_cli.register(subparsers)
     processor_cli.register(subparsers)
+    sql_cli.register(subparsers)
     watch.register(subparsers)
+    sql.register(subparsers)
     dashboard_cli.register(subparsers)
     demo.register(subparsers)
     return parser

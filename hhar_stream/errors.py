@@ -2,6 +2,7 @@
 
     HharError
     ├── ConfigError            a setting or option is invalid, or a required tool is missing
+    │   └── SqlError           a SQL statement or named query cannot run (text, name, stream)
     ├── InputDataError         a source file or folder cannot be read or holds no data
     ├── BrokerError            the Kafka broker cannot be started, reached or used
     └── QueryFailedError       a Spark query failed or cannot start
@@ -20,6 +21,11 @@ class ConfigError(HharError):
     """A setting, option or required tool is wrong or missing."""
 
     exit_code = 2
+
+
+class SqlError(ConfigError):
+    """A SQL statement or a named query cannot run: its text, its name, or what it asks of a
+    stream; the message says where (file, line, position)."""
 
 
 class InputDataError(HharError):

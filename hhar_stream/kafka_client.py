@@ -145,6 +145,11 @@ def result_topic_specs(settings: Settings, outputs: Iterable[str]) -> dict[str, 
     return {settings.result_topic(name): spec for name in outputs}
 
 
+def definitions_topic_spec(settings: Settings) -> dict[str, TopicSpec]:
+    """The compacted topic of the named queries' definitions (one partition: few records)."""
+    return {settings.query_definitions_topic: TopicSpec(1, RESULT_TOPIC_CONFIG)}
+
+
 def full_config(settings: Settings, spec: TopicSpec) -> dict[str, str]:
     """Every config a topic of `spec` is created with."""
     return {"min.insync.replicas": str(settings.min_insync_replicas)} | spec.config
@@ -419,6 +424,58 @@ def watermark_offsets(
             )
             for number in partitions
         }
+    except KafkaException as error:
+        msg = f"Kafka at {settings.bootstrap} does not answer: {error.args[0].str()}"
+        raise BrokerError(msg) from None
+    finally:
+        consumer.close()
+
+
+def latest_values(
+    settings: Settings, topic: str, timeout: float = ADMIN_TIMEOUT
+) -> dict[bytes, bytes]:
+    """The current state of a compacted topic: its last value per key (a null value deletes
+    its key), read from the beginning to the end of each partition; empty when the topic does
+    not exist.
+
+    Raises:
+        BrokerError: when the broker does not answer, or a partition's end is not reached in
+            `timeout` seconds.
+    """
+    consumer = Consumer(
+        settings.kafka_client_config()
+        | {
+            "group.id": "hhar-latest-values",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            return {}
+        consumer.assign([TopicPartition(topic, number, -2) for number in metadata.partitions])
+        values: dict[bytes, bytes] = {}
+        at_end: set[int] = set()
+        deadline = time.monotonic() + timeout
+        while len(at_end) < len(metadata.partitions):
+            message = consumer.poll(max(0.0, deadline - time.monotonic()))
+            if message is None:
+                msg = f"{topic} was not read to its end within {timeout:.0f} s"
+                raise BrokerError(msg)
+            error = message.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    msg = f"cannot read {topic}: {error.str()}"
+                    raise BrokerError(msg)
+                at_end.add(message.partition() or 0)
+                continue
+            key, value = message.key() or b"", message.value()
+            if value is None:
+                values.pop(key, None)
+            else:
+                values[key] = value
+        return values
     except KafkaException as error:
         msg = f"Kafka at {settings.bootstrap} does not answer: {error.args[0].str()}"
         raise BrokerError(msg) from None

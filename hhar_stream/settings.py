@@ -149,6 +149,26 @@ SinkList = Annotated[
 """Some of `SINKS`, comma-separated, kept in their canonical order."""
 
 
+def _parse_paths(value: Any, info: ValidationInfo) -> tuple[Path, ...]:
+    if value in (None, ""):
+        return ()
+    items = value.split(",") if isinstance(value, str) else list(value)
+    return tuple(Path(str(item).strip()) for item in items if str(item).strip())
+
+
+def _join_paths(paths: tuple[Path, ...]) -> str:
+    return ",".join(str(path) for path in paths)
+
+
+PathList = Annotated[
+    tuple[Path, ...],
+    NoDecode,
+    BeforeValidator(_parse_paths),
+    PlainSerializer(_join_paths, return_type=str),
+]
+"""Comma-separated paths (none when empty)."""
+
+
 class Settings(BaseSettings):
     """hhar-stream's configuration (env prefix ``HHAR_``)."""
 
@@ -273,6 +293,11 @@ class Settings(BaseSettings):
         description="checkpoint root, one folder per streaming query: a local folder, or a "
         "Hadoop URI (hdfs://..., s3a://...) that every Spark node reaches",
     )
+    query_file: PathList = Field(
+        (),
+        description="SQL files (or folders of *.sql files) of named continuous queries that "
+        "hhar process runs beside the built-in ones, comma-separated",
+    )
     history: Path | None = Field(
         None, description="static history for live_vs_historical (default: the data folder)"
     )
@@ -351,6 +376,11 @@ class Settings(BaseSettings):
     def result_topic(self, query: str) -> str:
         """The Kafka topic that holds the results of one query."""
         return f"{self.results_prefix}{query}"
+
+    @property
+    def query_definitions_topic(self) -> str:
+        """The compacted topic where the processor publishes its named queries' definitions."""
+        return f"{self.results_prefix}_definitions"
 
     @property
     def kafka_libs(self) -> Path:

@@ -12,6 +12,7 @@ entry here (plus its two functions).
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -20,6 +21,7 @@ from pyspark.sql import DataFrame
 
 from ..errors import ConfigError
 from ..options import env_var
+from ..schemas.queries import OutputMode, QueryDefinition
 from ..schemas.results import (
     RESULT_RECORDS,
     ActivityStats,
@@ -30,11 +32,10 @@ from . import derive
 from . import queries as q
 from .parse import invalid_records, valid_events
 
-OutputMode = Literal["complete", "update", "append"]
-
-Reads = Literal["totals", "windows", "messages"]
+Reads = Literal["totals", "windows", "messages", "sql"]
 """What a query is computed from: the fine totals of valid events (every query but two), the
-events in event-time windows (``windowed_activity``), or the raw messages (``bad_records``)."""
+events in event-time windows (``windowed_activity``), the raw messages (``bad_records``), or
+a user's SQL over the ``events`` table (a named query: a streaming query of its own)."""
 
 LEVELS = {0: "", 1: "all gt", 2: "all devices", 3: "total"}
 """How a view names the ``grouping_id`` of cube and rollup rows."""
@@ -89,6 +90,8 @@ class Query:
     """Keyword arguments of both functions, from the settings."""
     uses_history: bool = False
     """Takes the static history's statistics (``historical``) as well."""
+    definition: QueryDefinition | None = None
+    """A named query's definition (`named_query`); None for a built-in one."""
 
     def rows(self, parsed: DataFrame, **parameters: Any) -> DataFrame:
         """The query's result rows over parsed messages (`parse.parse_events`), in batch or
@@ -99,7 +102,10 @@ class Query:
 
     @property
     def record(self) -> type[ResultRecord]:
-        """The model of the query's result records (`schemas.results.RESULT_RECORDS`)."""
+        """The model of the query's result records (`schemas.results.RESULT_RECORDS`, or the
+        one a named query's definition makes)."""
+        if self.definition is not None:
+            return self.definition.record_model()
         return RESULT_RECORDS[self.name]
 
     def topic(self, settings: Settings) -> str:
@@ -308,3 +314,55 @@ def select_queries(spec: str) -> list[str]:
         msg = f"no query selected by queries={spec!r} ({env_var('queries')})"
         raise ConfigError(msg)
     return [name for name in QUERY_NAMES if name in chosen]
+
+
+NAMED_ROWS_SHOWN = 20
+"""Rows of a named query without aggregation that views show (the newest)."""
+
+
+def cell_text(value: Any) -> str:
+    """A value of a named or ad hoc query's row as a view shows it."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6f}"
+    if isinstance(value, dt.datetime):
+        return _time(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"), default=str)
+    return str(value)
+
+
+def _sortable(value: Any) -> tuple[bool, Any]:
+    return (value is None, value if isinstance(value, int | float) else str(value))
+
+
+def named_query(definition: QueryDefinition) -> Query:
+    """The catalogue entry of a named query (`schemas.queries.QueryDefinition`): sinks, views
+    and status treat it as they treat the built-in queries. Its rows are shown in key order
+    (the newest ones only for a query without aggregation, whose every row is new)."""
+    columns = tuple(column.name for column in definition.columns)
+    keys = definition.key_columns
+
+    def values(record: Any) -> dict[str, Any]:
+        dumped: dict[str, Any] = record.model_dump(by_alias=True)
+        return dumped
+
+    appends = definition.output_mode == "append"
+    view = View(
+        columns,
+        lambda record: [cell_text(values(record)[name]) for name in columns],
+        order=lambda record: tuple(_sortable(values(record)[name]) for name in keys),
+        title=f"{{name}} ({{count}} rows; the last {NAMED_ROWS_SHOWN})" if appends else "{name}",
+        last=NAMED_ROWS_SHOWN if appends else None,
+    )
+    return Query(definition.name, definition.output_mode, "sql", view, definition=definition)
+
+
+def with_named(definitions: Iterable[QueryDefinition]) -> dict[str, Query]:
+    """The catalogue with the named queries of `definitions` after the built-in ones."""
+    return CATALOGUE | {
+        definition.name: named_query(definition)
+        for definition in definitions
+        if definition.name not in CATALOGUE
+    }

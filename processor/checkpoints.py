@@ -180,6 +180,11 @@ class QueryCheckpoint:
         source = json.loads(text.splitlines()[-1]) if text else {}
         return {int(partition): offset for partition, offset in source.get(topic, {}).items()}
 
+    def batch_watermark_ms(self, batch: int) -> int:
+        """The watermark (epoch ms) batch `batch` ran with: Spark's offset log metadata."""
+        lines = (self.files.read_text(f"{self.query}/offsets/{batch}") or "").splitlines()
+        return int(json.loads(lines[1]).get("batchWatermarkMs", 0)) if len(lines) > 1 else 0
+
     def claim(self) -> None:
         """Mark the folder as this query's; refuse a folder of another query.
 

@@ -15,7 +15,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ..daemons import stop_on_signals
-from ..errors import QueryFailedError
+from ..errors import QueryFailedError, SqlError
 from ..options import Commands, add_setting, settings_from_args
 from .catalogue import QUERY_NAMES
 
@@ -56,6 +56,14 @@ def register(subparsers: Commands) -> None:
     add_setting(process, "--fail-on-data-loss", field="fail_on_data_loss")
     add_setting(process, "--checkpoint", field="checkpoint")
     add_setting(process, "--history", field="history")
+    add_setting(
+        process,
+        "--query-file",
+        field="query_file",
+        action="append",
+        help="a SQL file (or a folder of *.sql files) of named continuous queries, "
+        "CREATE QUERY name AS SELECT ...; (repeatable)",
+    )
     add_setting(process, "--data", field="data")
     add_setting(process, "--window", field="window")
     add_setting(process, "--watermark", field="watermark")
@@ -69,6 +77,13 @@ def register(subparsers: Commands) -> None:
         "--reset",
         action="store_true",
         help="start over: delete the selected queries' checkpoints and result topics",
+    )
+    process.add_argument(
+        "--reset-query",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="start this named query over: delete its checkpoint and result topic (repeatable)",
     )
     process.add_argument("--json", action="store_true", help="print the final summary as JSON")
     process.set_defaults(func=_process)
@@ -116,12 +131,20 @@ def _process(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     on_terminal = sys.stderr.isatty()
     processor = Processor(settings, logging.DEBUG if on_terminal else logging.INFO)
+    unknown = [name for name in args.reset_query if name not in processor.named.names]
+    if unknown:
+        msg = (
+            f"--reset-query {unknown[0]}: no named query of that name in the query files "
+            f"({', '.join(processor.named.names) or 'none given: --query-file'}); the built-in "
+            f"queries start over together, with --reset"
+        )
+        raise SqlError(msg)
     processor.preflight()  # before Spark: Ctrl+C may still interrupt at once here
     stop = threading.Event()
     with stop_on_signals(stop, "stopping the queries"):
         spark = build_session(settings, app_name="hhar-process")
         try:
-            _start_and_run(processor, spark, args.reset, stop, on_terminal)
+            _start_and_run(processor, spark, args.reset, args.reset_query, stop, on_terminal)
         finally:
             _shut_down(processor, spark)
     if stop.is_set():
@@ -131,7 +154,12 @@ def _process(args: argparse.Namespace) -> int:
 
 
 def _start_and_run(
-    processor: Any, spark: Any, reset: bool, stop: threading.Event, on_terminal: bool
+    processor: Any,
+    spark: Any,
+    reset: bool,
+    reset_queries: list[str],
+    stop: threading.Event,
+    on_terminal: bool,
 ) -> None:
     """Start the queries, then wait for them to end or for a stop request.
 
@@ -143,7 +171,7 @@ def _start_and_run(
     from py4j.protocol import Py4JError
 
     try:
-        processor.start(spark, reset=reset)
+        processor.start(spark, reset=reset, reset_queries=reset_queries)
         if on_terminal:
             _watch_with_progress(processor, stop)
         else:
@@ -175,7 +203,7 @@ def _watch_with_progress(processor: Any, stop: threading.Event) -> None:
     with Progress(*columns, console=Console(stderr=True)) as progress:
         tasks = {
             name: progress.add_task(name, total=None, text="starting")
-            for name in processor.streaming_names()
+            for name in [*processor.streaming_names(), *processor.named.names]
         }
         started = time.monotonic()
         while True:
@@ -263,8 +291,10 @@ def _status(args: argparse.Namespace) -> int:
     if state.get("spark_ui") and state["running"]:
         print(f"Spark UI: {state['spark_ui']}")
     for query in state["queries"].values():
+        named = f" (named, {query['named']}; {query['topic']})" if query.get("named") else ""
         print(
-            f"{query['name']}: id {query['id']}, active {'yes' if query['active'] else 'no'}, "
+            f"{query['name']}{named}: id {query['id']}, "
+            f"active {'yes' if query['active'] else 'no'}, "
             f"status {query['exception'] or query['status'] or '-'}"
         )
         last = query["last_progress"]

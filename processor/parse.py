@@ -12,6 +12,7 @@ non-finite x, y or z.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal, get_args, get_origin
 
 from annotated_types import Ge, Le, MaxLen, MinLen
@@ -177,9 +178,10 @@ def parse_events(raw: DataFrame) -> DataFrame:
     )
 
 
-def valid_events(parsed: DataFrame) -> DataFrame:
-    """The valid rows of `parse_events`, with exactly the event columns."""
-    return parsed.where(F.col(REASON_COLUMN).isNull()).select(*EVENT_COLUMNS)
+def valid_events(parsed: DataFrame, keep: Sequence[str] = ()) -> DataFrame:
+    """The valid rows of `parse_events`, with exactly the event columns (then the columns of
+    `keep`, such as Kafka's ``partition``, ``offset`` and ``timestamp``)."""
+    return parsed.where(F.col(REASON_COLUMN).isNull()).select(*EVENT_COLUMNS, *keep)
 
 
 def _max_length(name: str) -> int:

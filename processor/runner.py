@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pyspark.errors import StreamingQueryException
@@ -31,8 +31,9 @@ from .catalogue import BAD_RECORDS, CATALOGUE, select_queries
 from .checkpoints import CheckpointFiles, QueryCheckpoint
 from .engine import Engine, Run
 from .fused import FusedEngine
+from .named import NamedQueries
 from .per_query import PerQueryEngine
-from .sinks import ResultSinks, delete_result_topics, ensure_result_topics
+from .sinks import POSITIVE_X_VIEW, ResultSinks, delete_result_topics, ensure_result_topics
 from .source import check_events_topic, check_history, load_historical_stats, removed_unread
 from .status import ProcessorStatus, ProgressListener, status_path
 
@@ -43,6 +44,14 @@ _LISTENER_TIMEOUT = 30.0
 
 ENGINES: dict[str, Callable[[], Engine]] = {"fused": FusedEngine, "per-query": PerQueryEngine}
 """The engines by their name in ``hhar process --engine``."""
+
+
+def reserved_names() -> list[str]:
+    """Names a named query cannot take: the outputs, their memory views and the streaming
+    queries of every engine."""
+    outputs = list(CATALOGUE)
+    engines = [name for engine in ENGINES.values() for name in engine().streaming_names(outputs)]
+    return list(dict.fromkeys([*outputs, POSITIVE_X_VIEW, *engines]))
 
 
 _DATA_LOSS = re.compile(r"KAFKA_DATA_LOSS|Some data may have been lost")
@@ -103,6 +112,9 @@ class Processor:
         self._finished = False
         self.skipped: dict[str, int] = {}
         """Per streaming query, the unread events Kafka no longer held when it started."""
+        self.named = NamedQueries(settings, reserved_names())
+        """The named queries of ``--query-file``: streaming queries of their own."""
+        self._named_failures: set[str] = set()
 
     @property
     def outputs(self) -> list[str]:
@@ -122,9 +134,13 @@ class Processor:
             check_history(self.settings)
         check_events_topic(self.settings, wait=not self.settings.available_now)
 
-    def start(self, spark: SparkSession, reset: bool = False) -> None:
-        """Start the engine's streaming queries; `reset` starts them over."""
+    def start(
+        self, spark: SparkSession, reset: bool = False, reset_queries: Sequence[str] = ()
+    ) -> None:
+        """Start the engine's streaming queries and the named ones; `reset` starts them all
+        over, `reset_queries` these named queries."""
         self.preflight()
+        self.named.analyze(spark)  # a query Spark cannot run stops the start: nothing written
         historical = (
             load_historical_stats(spark, self.settings)
             if "live_vs_historical" in self.names
@@ -132,16 +148,22 @@ class Processor:
         )
         files = CheckpointFiles(spark, self.settings.checkpoint)
         if reset:
-            self._reset(files)
+            self._reset(spark, files)
+        if reset_queries and not reset:
+            self.named.reset(spark, reset_queries)
+        named_checkpoints = self.named.checkpoints(spark)
+        self.named.refuse_changed(named_checkpoints)
         checkpoints = {name: QueryCheckpoint(files, name) for name in self.streaming_names()}
         for checkpoint in checkpoints.values():
             checkpoint.claim()
             checkpoint.clear_interrupted_start()
             self.engine.check_checkpoint(checkpoint)
+        self.named.claim(named_checkpoints)
         if not self.settings.fail_on_data_loss:
-            self._count_skipped(checkpoints)
+            self._count_skipped(checkpoints | named_checkpoints)
         if "kafka" in self.sinks:
             ensure_result_topics(self.settings, self.outputs)
+            self.named.publish()
         self._sinks = ResultSinks(spark, self.settings, self.sinks)
         self._spark = spark
         self.status.serving_ui(spark.sparkContext.uiWebUrl)
@@ -158,12 +180,20 @@ class Processor:
         )
         try:
             self.queries = self.engine.start(run)
+            self.named.start(run, named_checkpoints)
         except Exception:
             self.stop()
             raise
+        for stream in self.streaming_names():
+            # A streaming query named after an output computes it; the engine's other
+            # streaming queries (the fused one) compute every output.
+            outputs = self.outputs if stream not in self.outputs else [stream]
+            self.status.annotate(stream, outputs=outputs)
+        for name, definition in self.named.definitions.items():
+            self.status.annotate(name, named=definition.source, topic=definition.topic)
         logger.info(
             "processing %s from %s with the %s engine (sinks: %s, %s)",
-            ", ".join(self.names),
+            ", ".join([*self.names, *(f"{name} (named)" for name in self.named.names)]),
             self.settings.topic,
             self.engine.name,
             ", ".join(self.sinks),
@@ -172,13 +202,16 @@ class Processor:
             else f"trigger {format_duration(self.settings.trigger)}",
         )
 
-    def _reset(self, files: CheckpointFiles) -> None:
-        """Remove the checkpoints of every output and engine query, delete the result topics."""
+    def _reset(self, spark: SparkSession, files: CheckpointFiles) -> None:
+        """Remove the checkpoints of every output, engine query and named query, delete the
+        result topics."""
         names = dict.fromkeys([*self.outputs, *self.streaming_names()])
         for name in names:
             if QueryCheckpoint(files, name).delete():
                 logger.info("removed checkpoint %s", files.path(name))
         delete_result_topics(self.settings, self.outputs)
+        if self.named.names:
+            self.named.reset(spark, self.named.names)
 
     def _count_skipped(self, checkpoints: dict[str, QueryCheckpoint]) -> None:
         """Record (and log) the unread events Kafka removed before each query starts."""
@@ -226,13 +259,33 @@ class Processor:
         if engine_failure is not None:
             self.stop()
             raise QueryFailedError(engine_failure)
+        self._watch_named()
         done = not any(query.isActive for query in self.queries.values())
         if done and not self._finished and self._stopped_at is None:
             self._finished = True
             self.engine.finish()
+        done = done and not any(query.isActive for query in self.named.queries.values())
         if done and self._stopped_at is None:
             self._stopped_at = time.monotonic()
         return done
+
+    def _watch_named(self) -> None:
+        """Record the named queries' state; one that failed stops alone (its error goes to
+        the log and the status), the other queries go on."""
+        for name, query in self.named.queries.items():
+            if name in self._named_failures:
+                continue
+            try:
+                failure = query.exception()
+            except StreamingQueryException as error:
+                failure = error
+            if failure is None:
+                self.status.observe(name, query.isActive, query.status["message"])
+                continue
+            self._named_failures.add(name)
+            text = describe_failure(failure)
+            logger.error("named query %s failed: %s; the other queries go on", name, text)
+            self.status.failed(name, text)
 
     def stop(self) -> None:
         """Stop every query, the engine and the listener; safe to call twice."""
@@ -240,11 +293,12 @@ class Processor:
             if query.isActive:
                 query.stop()
             self.status.observe(name, query.isActive, query.status["message"])
+        self.named.stop()
         self.engine.stop()
         if self._stopped_at is None:
             self._stopped_at = time.monotonic()
         if self._spark is not None:
-            ids = {str(query.id) for query in self.queries.values()}
+            ids = {str(query.id) for query in self.all_queries.values()}
             if not self.listener.wait_until_ended(
                 ids, _LISTENER_TIMEOUT, delivering=self._spark_running
             ):
@@ -265,6 +319,11 @@ class Processor:
         except (Py4JError, ConnectionError, AttributeError):
             return False
 
+    @property
+    def all_queries(self) -> dict[str, StreamingQuery]:
+        """The engine's streaming queries, then the named ones."""
+        return self.queries | self.named.queries
+
     def summary(self) -> dict[str, Any]:
         """Totals of this run: per query, events read per second of processing, and the
         unread events Kafka had removed (skipped with fail_on_data_loss off)."""
@@ -278,7 +337,7 @@ class Processor:
         )
         return {
             "engine": self.engine.name,
-            "queries": {name: snapshot.get(name, {}) for name in self.queries},
+            "queries": {name: snapshot.get(name, {}) for name in self.all_queries},
             "events": events,
             "skipped_events": max(self.skipped.values(), default=0),
             "seconds": round(elapsed, 2),

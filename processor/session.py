@@ -115,6 +115,16 @@ def _start_jvm(conf: SparkConf, log: Path) -> None:
     SparkContext(conf=conf, gateway=gateway)
 
 
+def _quiet_query_context_logs() -> None:
+    """pyspark logs every SQL error that has a query context as a JSON line on stderr, from
+    loggers of its own (with their own handler, not propagated): hhar reports such an error
+    itself, in one line."""
+    from pyspark.logger import PySparkLogger
+
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL)
+
+
 def build_session(settings: Settings, app_name: str = "hhar-stream") -> SparkSession:
     """Build (or return the running) SparkSession for `settings`.
 
@@ -128,6 +138,7 @@ def build_session(settings: Settings, app_name: str = "hhar-stream") -> SparkSes
         log = spark_log_path(settings, app_name)
         _start_jvm(conf, log)
         logger.debug("Spark's log: %s", log)
+        _quiet_query_context_logs()
     spark = SparkSession.builder.config(conf=conf).getOrCreate()
     if settings.spark_ui:
         logger.info("Spark UI at %s", spark.sparkContext.uiWebUrl)

@@ -12,7 +12,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Producer
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import TimestampType
+from pyspark.sql.types import StructType, TimestampType
 from rich.console import Console
 from rich.table import Table
 
@@ -90,6 +90,12 @@ class ResultSinks:
         self.producer = result_producer(settings) if "kafka" in self.sinks else None
         self._tables: dict[str, dict[str, ResultRecord]] = {}
         self._lock = threading.Lock()
+        self._schemas: dict[str, StructType] = {}
+
+    def add_query(self, query: str, schema: StructType) -> None:
+        """Write the results of a query that `RESULT_RECORDS` does not know (a named one):
+        `schema` is the one of its memory table (the envelope, then its columns)."""
+        self._schemas[query] = schema
 
     def writer(self, query: str, record: type[ResultRecord]) -> Callable[[DataFrame, int], None]:
         """A ``foreachBatch`` function that writes `query`'s rows of each micro-batch."""
@@ -152,8 +158,11 @@ class ResultSinks:
             for record in records:
                 table[record.key_json()] = record
             rows = [record.model_dump(by_alias=True) for record in table.values()]
-        model = type(records[0]) if records else RESULT_RECORDS[query]
-        frame = self.spark.createDataFrame(rows, schema=to_spark_schema(model))
+        if query in self._schemas:
+            schema = self._schemas[query]
+        else:
+            schema = to_spark_schema(type(records[0]) if records else RESULT_RECORDS[query])
+        frame = self.spark.createDataFrame(rows, schema=schema)
         frame.createOrReplaceTempView(query)
         if query == "activity_stats":
             positive_x(frame).createOrReplaceTempView(POSITIVE_X_VIEW)

@@ -104,6 +104,7 @@ class ProcessorStatus:
         self._lock = threading.Lock()
         self._engine_counts: dict[tuple[str, int], dict[str, Any]] = {}
         self._closed_up_to: dict[str, str] = {}
+        self._failures: dict[str, str] = {}
         self._state: dict[str, Any] = {
             "pid": os.getpid(),
             "host": socket.gethostname(),
@@ -191,9 +192,22 @@ class ProcessorStatus:
     def terminated(self, query_id: str, exception: str | None) -> None:
         """Record that the query with `query_id` stopped (with the error, if it failed)."""
         with self._lock:
-            for query in self._state["queries"].values():
+            for name, query in self._state["queries"].items():
                 if query["id"] == query_id:
-                    query |= {"active": False, "exception": exception}
+                    query |= {"active": False, "exception": self._failures.get(name, exception)}
+            self._save()
+
+    def failed(self, name: str, error: str) -> None:
+        """Record that query `name` failed, for the reason `error` (in words: it stays)."""
+        with self._lock:
+            self._failures[name] = error
+            self._query(name).update(active=False, exception=error)
+            self._save()
+
+    def annotate(self, name: str, **fields: Any) -> None:
+        """Record more about query `name` (a named query's source and topic)."""
+        with self._lock:
+            self._query(name).update(fields)
             self._save()
 
     def observe(self, name: str, active: bool, message: str) -> None:

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -182,15 +183,19 @@ ENVELOPE_FIELDS: tuple[str, ...] = tuple(ResultRecord.model_fields)
 """Fields of every record that are not part of the query's row."""
 
 
-def parse_result_value(value: str | bytes) -> ResultRecord:
-    """Parse a result topic's record value into the model of the query it names.
+def parse_result_value(
+    value: str | bytes, named: Mapping[str, type[ResultRecord]] | None = None
+) -> ResultRecord:
+    """Parse a result topic's record value into the model of the query it names (a built-in
+    query, or one of the `named` queries' models).
 
     Raises:
         ValueError: when the value is not JSON, names an unknown query or does not fit
             the query's model (pydantic's ValidationError is a ValueError).
     """
     data = json.loads(value)
-    if not isinstance(data, dict) or data.get("query") not in RESULT_RECORDS:
+    models = RESULT_RECORDS if named is None else {**named, **RESULT_RECORDS}
+    if not isinstance(data, dict) or data.get("query") not in models:
         msg = f"not a result record of a known query: {str(value)[:80]}"
         raise ValueError(msg)
-    return RESULT_RECORDS[data["query"]].model_validate(data)
+    return models[data["query"]].model_validate(data)

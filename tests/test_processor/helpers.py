@@ -76,8 +76,11 @@ def produce(
     assert producer.flush(30) == 0
 
 
-def read_results(settings: Settings, topic: str) -> dict[str, ResultRecord]:
-    """The current state of a compacted result topic: the last record per key."""
+def read_results(
+    settings: Settings, topic: str, named: dict[str, type[ResultRecord]] | None = None
+) -> dict[str, ResultRecord]:
+    """The current state of a compacted result topic: the last record per key (`named`: the
+    record models of named queries)."""
     consumer = Consumer(
         settings.kafka_client_config()
         | {"group.id": f"check-{uuid.uuid4().hex}", "enable.auto.commit": False}
@@ -95,7 +98,7 @@ def read_results(settings: Settings, topic: str) -> dict[str, ResultRecord]:
             message = consumer.poll(10)
             assert message is not None, f"{topic}: partitions {remaining} did not reach their end"
             assert message.error() is None, message.error()
-            state[message.key().decode()] = parse_result_value(message.value())
+            state[message.key().decode()] = parse_result_value(message.value(), named)
             if message.offset() + 1 >= ends[message.partition()]:
                 remaining.discard(message.partition())
         return state
