@@ -4,7 +4,9 @@ The result topics are compacted, so their current state is the last value per ke
 `ResultReader` reads each topic from the beginning and folds every record into a `ResultState`
 (a null value deletes its key, as compaction does). It also sizes the events topic, so that
 both views can say how many events came in, how fast, and how far the processor lags behind
-(`PipelineFigures`).
+(`PipelineFigures`). The processor's named queries are learned from its definitions topic
+(`processor.named`), read by the same consumer: their records' models, and (when the reader
+follows them) their result topics, picked up as they are defined.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
 from ..errors import BrokerError
-from ..processor.catalogue import BAD_RECORDS
+from ..processor.catalogue import BAD_RECORDS, CATALOGUE
+from ..schemas.queries import QueryDefinition
 from ..schemas.results import ResultRecord, parse_result_value
 from ..settings import Settings
 
@@ -38,6 +41,8 @@ class ResultState:
     """Records set aside: not JSON, not a result record, or another query's record."""
     last_invalid: str | None = None
     """Why the last of them was set aside, and where it was."""
+    named: dict[str, type[ResultRecord]] = field(default_factory=dict)
+    """The record models of the named queries known."""
 
     def apply(self, query: str, key: bytes | None, value: bytes | None) -> None:
         """Fold one record of `query`'s topic in (a null value deletes the key)."""
@@ -46,7 +51,7 @@ class ResultState:
             rows.pop(key or b"", None)
             return
         try:
-            record = parse_result_value(value)
+            record = parse_result_value(value, self.named)
         except ValueError as error:
             self._reject(query, str(error).splitlines()[0])
             return
@@ -131,9 +136,11 @@ class ResultReader:
         queries: Iterable[str],
         group: str = "hhar-watch",
         broker_timeout: float = 10.0,
+        follow_named: bool = False,
     ) -> None:
         """A consumer of its own (`group`, committing nothing); `broker_timeout` bounds each
-        metadata request."""
+        metadata request; with `follow_named`, every named query is read as it is defined
+        (else only those of `queries`)."""
         self.settings = settings
         self.queries = list(queries)
         self.state = ResultState()
@@ -149,6 +156,10 @@ class ResultReader:
         # for new records (up to fetch.wait.max.ms).
         self.probe = Consumer(config)
         self.topic_query = {settings.result_topic(q): q for q in self.queries}
+        self.definitions_topic = settings.query_definitions_topic
+        self.follow_named = follow_named
+        self.named: dict[str, QueryDefinition] = {}
+        """The named queries the processor runs (from its definitions topic)."""
         self.topics: set[str] = set()
         """The broker's topics at the last look."""
         self._assigned: set[str] = set()
@@ -168,7 +179,7 @@ class ResultReader:
             raise BrokerError(msg) from None
         self.topics = set(metadata.topics)
         partitions = []
-        for topic in self.topic_query:
+        for topic in self._readable():
             if topic in metadata.topics and topic not in self._assigned:
                 self._assigned.add(topic)
                 partitions += [
@@ -178,12 +189,25 @@ class ResultReader:
         if partitions:
             self.consumer.incremental_assign(partitions)
 
+    def _readable(self) -> list[str]:
+        """The topics to read: the definitions, then the results of the queries whose records
+        can be read (a named query's once its definition is known)."""
+        known = [
+            topic
+            for topic, query in self.topic_query.items()
+            if query in CATALOGUE or query in self.named
+        ]
+        return [self.definitions_topic, *known]
+
     def missing_queries(self) -> list[str]:
         """The queries whose result topic did not exist at the last look."""
         return [query for topic, query in self.topic_query.items() if topic not in self._assigned]
 
     def caught_up(self) -> bool:
-        """True when every assigned partition has been read to its current end."""
+        """True when every assigned partition has been read to its current end (and every
+        readable topic that exists is assigned)."""
+        if any(t in self.topics and t not in self._assigned for t in self._readable()):
+            return False
         for tp in self.consumer.assignment():
             try:
                 _, high = self.probe.get_watermark_offsets(tp, timeout=5, cached=False)
@@ -219,11 +243,38 @@ class ResultReader:
         return folded
 
     def _fold(self, message: Message | None) -> bool:
-        """Fold a result record into the state; whether it was one."""
+        """Fold a result record (or a definition) into the state; whether it was one."""
         if message is None or message.error() or (topic := message.topic()) is None:
             return False
-        self.state.apply(self.topic_query[topic], message.key(), message.value())
+        if topic == self.definitions_topic:
+            self._define((message.key() or b"").decode(errors="replace"), message.value())
+        else:
+            self.state.apply(self.topic_query[topic], message.key(), message.value())
         return True
+
+    def _define(self, name: str, value: bytes | None) -> None:
+        """Learn (or forget, for a null value) the definition of named query `name`."""
+        if value is None:  # the processor no longer runs it
+            self.named.pop(name, None)
+            self.state.named.pop(name, None)
+            self.state.latest.pop(name, None)
+            if name in self.queries and name not in CATALOGUE:
+                self.queries.remove(name)
+            return
+        try:
+            definition = QueryDefinition.model_validate_json(value)
+        except ValueError as error:
+            self.state.invalid += 1
+            self.state.last_invalid = f"{self.definitions_topic}: {str(error).splitlines()[0]}"
+            return
+        if name in self.named and self.named[name].fingerprint != definition.fingerprint:
+            self.state.latest.pop(name, None)  # another query under the same name
+        self.named[name] = definition
+        self.state.named[name] = definition.record_model()
+        if name in self.queries or self.follow_named:
+            if name not in self.queries:
+                self.queries.append(name)
+            self.topic_query[definition.topic] = name
 
     def read_to_end(self, timeout: float = 30.0) -> None:
         """Read every assigned topic up to its current end."""

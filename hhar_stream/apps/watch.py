@@ -3,7 +3,8 @@
 The view reads the results (`results.ResultReader`: the latest row per key) and redraws one
 table per query as the catalogue's views show them: on a terminal with rich, refreshing as
 updates arrive; without a terminal as plain periodic snapshots (``--once`` prints one snapshot
-of everything published so far and exits).
+of everything published so far and exits). Named queries (``hhar process --query-file``) are
+shown like the built-in ones: by default every one the processor has published, as they come.
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError
 from ..kafka_client import check_broker
 from ..options import Commands, add_setting, settings_from_args
-from ..processor.catalogue import CATALOGUE
+from ..processor.catalogue import CATALOGUE, Query, with_named
+from ..settings import Settings
 from .results import PipelineFigures, ResultReader, ResultState
 
 if TYPE_CHECKING:
@@ -36,11 +38,14 @@ class Table:
     rows: list[list[str]]
 
 
-def build_tables(state: ResultState, queries: Iterable[str]) -> list[Table]:
-    """Turn the current results into one table per query, as the catalogue's views show them."""
+def build_tables(
+    state: ResultState, queries: Iterable[str], catalogue: Mapping[str, Query] = CATALOGUE
+) -> list[Table]:
+    """Turn the current results into one table per query, as the catalogue's views show them
+    (`catalogue`: with the named queries, `catalogue.with_named`)."""
     tables = []
     for name in queries:
-        view = CATALOGUE[name].view
+        view = catalogue[name].view
         records = state.records(name)
         title = view.title.format(name=name, count=len(records))
         tables.append(Table(title, list(view.columns), view.rows(records)))
@@ -119,9 +124,9 @@ def register(subparsers: Commands) -> None:
     parser.add_argument(
         "--query",
         action="append",
-        choices=WATCHED_QUERIES,
         metavar="NAME",
-        help=f"a query to show (repeatable; default: all of {', '.join(WATCHED_QUERIES)})",
+        help=f"a query to show, built-in or named (repeatable; default: all of "
+        f"{', '.join(WATCHED_QUERIES)} and every named query)",
     )
     parser.add_argument(
         "--interval", type=float, default=2.0, help="seconds between snapshots (default 2)"
@@ -145,15 +150,17 @@ def _watch(args: argparse.Namespace) -> int:
     if args.interval <= 0:
         msg = "--interval must be positive"
         raise ConfigError(msg)
-    queries = args.query or list(WATCHED_QUERIES)
     check_broker(settings)  # one line for an unreachable broker or refused credentials
-    reader = ResultReader(settings, queries)
+    if args.query:
+        _check_names(settings, args.query)
+    reader = ResultReader(settings, args.query or WATCHED_QUERIES, follow_named=not args.query)
+    queries = reader.queries  # grows as named queries are defined
     try:
         if args.once:
             reader.read_to_end()
             sys.stdout.write(
                 render_plain(
-                    build_tables(reader.state, queries),
+                    build_tables(reader.state, queries, _catalogue(reader)),
                     status_line(reader.figures(), settings.topic, False),
                 )
             )
@@ -166,7 +173,7 @@ def _watch(args: argparse.Namespace) -> int:
                 reader.poll(args.interval)
                 sys.stdout.write(
                     render_plain(
-                        build_tables(reader.state, queries),
+                        build_tables(reader.state, queries, _catalogue(reader)),
                         status_line(reader.figures(), settings.topic, True),
                     )
                 )
@@ -178,6 +185,25 @@ def _watch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _catalogue(reader: ResultReader) -> dict[str, Query]:
+    """The catalogue with the named queries the reader knows."""
+    return with_named(reader.named.values())
+
+
+def _check_names(settings: Settings, names: list[str]) -> None:
+    """Refuse a query that is neither built in nor published by the processor (one line)."""
+    from ..processor.named import read_definitions
+
+    named = read_definitions(settings)
+    unknown = [name for name in names if name not in CATALOGUE and name not in named]
+    if unknown:
+        msg = (
+            f"unknown query {unknown[0]!r} (--query): built-in {', '.join(CATALOGUE)}; "
+            f"named {', '.join(named) or 'none published yet (hhar process --query-file)'}"
+        )
+        raise ConfigError(msg)
+
+
 def _watch_live(
     reader: ResultReader, queries: list[str], interval: float, deadline: float | None
 ) -> None:
@@ -186,6 +212,6 @@ def _watch_live(
     with Live(auto_refresh=False, screen=False) as live:
         while deadline is None or time.monotonic() < deadline:
             reader.poll(interval)
-            tables = build_tables(reader.state, queries)
+            tables = build_tables(reader.state, queries, _catalogue(reader))
             status = status_line(reader.figures(), reader.settings.topic, True)
             live.update(render_rich(tables, status), refresh=True)

@@ -113,10 +113,15 @@ class Feed:
     """Keeps the page's content current in a thread of its own."""
 
     def __init__(self, settings: Settings) -> None:
-        """Read the results of every query of the catalogue, for `settings`' topics."""
+        """Read the results of every query of the catalogue (and every named query the
+        processor publishes), for `settings`' topics."""
         self.settings = settings
         self.reader = ResultReader(
-            settings, CATALOGUE, group="hhar-dashboard", broker_timeout=BROKER_TIMEOUT
+            settings,
+            CATALOGUE,
+            group="hhar-dashboard",
+            broker_timeout=BROKER_TIMEOUT,
+            follow_named=True,
         )
         self.dead_letters = DeadLetters(settings)
         self.throughput: deque[ThroughputSample] = deque(maxlen=THROUGHPUT_SAMPLES)
@@ -239,6 +244,8 @@ class Feed:
             dead_letter_topic=self.dead_letters.topic,
             latest_dead_letters=list(reversed(self.dead_letters.latest)),
             throughput=list(self.throughput),
+            query_names=list(reader.queries),
+            named=dict(reader.named),
         )
 
     def _publish(self) -> None:

@@ -16,8 +16,9 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ...processor.catalogue import BAD_RECORDS, CATALOGUE
+from ...processor.catalogue import BAD_RECORDS, CATALOGUE, with_named
 from ...schemas import ACTIVITY_LABELS
+from ...schemas.queries import QueryDefinition, is_number, python_type
 from ...schemas.results import (
     DeviceActivity,
     LiveVsHistorical,
@@ -104,6 +105,8 @@ class Observation:
     throughput: Sequence[ThroughputSample] = ()
     """Samples of (time, events in per second, processed per second, lag)."""
     query_names: Sequence[str] = field(default_factory=lambda: tuple(CATALOGUE))
+    named: dict[str, QueryDefinition] = field(default_factory=dict)
+    """The named queries the processor runs (from its definitions topic)."""
 
 
 # --- charts ------------------------------------------------------------------------------------
@@ -291,6 +294,49 @@ CHARTS: dict[str, Chart] = {
 TOTAL = "total_count"
 """The query shown as the big number."""
 
+_LABEL_TYPES = (str, bool, dt.datetime, dt.date)
+
+
+def named_chart(definition: QueryDefinition) -> Chart | None:
+    """A bar chart of a named query whose rows have label columns and one number: the number
+    per label (grouped by the other labels when there are several); None for another shape."""
+    labels = [c.name for c in definition.columns if python_type(c.type) in _LABEL_TYPES]
+    numbers = [c.name for c in definition.columns if is_number(c.type)]
+    if len(numbers) != 1 or not labels:
+        return None
+    title = definition.description.splitlines()[0] if definition.description else definition.name
+    return Chart(title, lambda records, seen: _bars(records, labels, numbers[0]))
+
+
+def _label(value: Any) -> str:
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return "(null)" if value is None else str(value)
+
+
+def _bars(records: list[ResultRecord], labels: list[str], number: str) -> go.Figure:
+    """One bar per value of the first label; a series per value of the others."""
+    rows = [record.model_dump(by_alias=True) for record in records]
+    categories = sorted({_label(row[labels[0]]) for row in rows})
+    series: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        name = " · ".join(_label(row[label]) for label in labels[1:]) or number
+        series.setdefault(name, {})[_label(row[labels[0]])] = row[number]
+    figure = go.Figure(
+        [
+            go.Bar(name=name, x=categories, y=[values.get(c) for c in categories])
+            for name, values in sorted(series.items())
+        ]
+    )
+    figure.update_layout(
+        barmode="group",
+        xaxis={"title": labels[0], "type": "category"},
+        yaxis_title=number,
+        showlegend=len(series) > 1,
+        legend_title_text=" · ".join(labels[1:]),
+    )
+    return figure
+
 
 # --- health --------------------------------------------------------------------------------------
 def _number(value: float | None, suffix: str = "") -> str:
@@ -443,8 +489,16 @@ def _note(seen: Observation, query: str) -> str:
 def panels(seen: Observation) -> list[dict[str, Any]]:
     """The charts and tables of the page, in order."""
     shown = [name for name in seen.query_names if name != TOTAL]
+    catalogue = with_named(seen.named.values())
+    shown = [name for name in shown if name in catalogue]
     tables = {
-        name: table for name, table in zip(shown, build_tables(seen.state, shown), strict=True)
+        name: table
+        for name, table in zip(shown, build_tables(seen.state, shown, catalogue), strict=True)
+    }
+    charts = CHARTS | {
+        name: chart
+        for name, definition in seen.named.items()
+        if (chart := named_chart(definition)) is not None
     }
     out: list[dict[str, Any]] = []
     for name in shown:
@@ -456,8 +510,8 @@ def panels(seen: Observation) -> list[dict[str, Any]]:
             "table": {"columns": table.columns, "rows": table.rows},
             "note": _note(seen, name),
         }
-        if name in CHARTS:
-            chart = CHARTS[name]
+        if name in charts:
+            chart = charts[name]
             panel |= {
                 "kind": "chart",
                 "title": f"{chart.title} ({table.title})",
