@@ -119,6 +119,21 @@ def kafka_property(variable: str) -> str:
     )
 
 
+def _clone_tracked(repository: Path, source: str, target: Path) -> None:
+    """Copy the files git tracks under `source` (relative to `repository`) to `target`."""
+    listed = subprocess.run(
+        ["git", "-C", str(repository), "ls-files", "-z", "--", source],  # noqa: S607
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    base = (repository / source).resolve()
+    for name in filter(None, listed.split("\0")):
+        path = (repository / name).resolve()
+        copy = target / path.relative_to(base)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes(path.read_bytes())
+
+
 # --- a service's container ----------------------------------------------------------------------
 @dataclass
 class Container:
@@ -480,8 +495,11 @@ class Rehearsal:
             elif Path(mount.source).is_absolute():
                 folders[mount.target] = Path(mount.source)
             else:
-                # The project's relative bind mounts, as on a fresh clone of the project.
+                # The project's relative bind mounts, as on a fresh clone of the project: what
+                # the repository holds there (./queries), or nothing (./data, generated).
                 folders[mount.target] = self.workdir / "project" / mount.source
+                if not folders[mount.target].exists():
+                    _clone_tracked(self.project.path.parent, mount.source, folders[mount.target])
             folders[mount.target].mkdir(parents=True, exist_ok=True)
         endpoints = dict(self.endpoints)
         if service.name in self._brokers:

@@ -1,5 +1,6 @@
 """`docker compose up` rehearsed on this machine (no Docker engine): the default profile's
-services as local processes in the compose file's order, then what a user would look at.
+services as local processes in the compose file's order (the processor with the named queries
+of the repository's ./queries), then what a user would look at.
 
 A user's variables make the run short: ``SYNTH_ROWS`` (data-init generates a small data set)
 and ``HHAR_SPEEDUP`` (the producer replays its day of event time in seconds). Everything else
@@ -27,6 +28,7 @@ from support.polling import poll_until
 
 from hhar_stream.errors import InputDataError
 from hhar_stream.kafka_client import (
+    definitions_topic_spec,
     full_config,
     list_topics,
     result_topic_specs,
@@ -35,6 +37,9 @@ from hhar_stream.kafka_client import (
     watermark_offsets,
 )
 from hhar_stream.processor.catalogue import CATALOGUE
+from hhar_stream.processor.check import check_query
+from hhar_stream.processor.named import NAMED_FOLDER, read_definitions
+from hhar_stream.processor.sql import parse_query_files
 from hhar_stream.processor.status import read_status
 from hhar_stream.settings import Settings
 
@@ -75,16 +80,17 @@ def watched(log: str) -> int | None:
 
 
 def caught_up(settings: Settings) -> bool:
-    """Each streaming query of the processor (its status file names them) has committed a
-    batch that read the events topic to its end and started no other; the window query's
-    watermark has moved past the start (its windows closed)."""
+    """Each streaming query of the processor (its status file names them, the named ones
+    too) has committed a batch that read the events topic to its end and started no other;
+    the window query's watermark has moved past the start (its windows closed)."""
     try:
         queries = read_status(settings)["queries"]
     except InputDataError:
         return False
     ends = {p: end for p, (_, end) in watermark_offsets(settings, settings.topic).items()}
-    for name in queries:
-        folder = Path(settings.checkpoint) / name
+    for name, query in queries.items():
+        root = Path(settings.checkpoint)
+        folder = root / NAMED_FOLDER / name if query.get("named") else root / name
         batch = last_committed(folder)
         if batch < 0 or open_batch(folder) is not None:
             return False
@@ -149,8 +155,17 @@ def test_docker_compose_up(tmp_path: Path, request: pytest.FixtureRequest) -> No
             for folder in rehearsal.broker_data(broker)
         )
 
+        # The named queries of ./queries ran, each publishing its definition.
+        named = read_definitions(settings)
+        wanted = [s.name for s in parse_query_files([REPO_ROOT / "queries"])]
+        assert wanted and sorted(named) == sorted(wanted), named
+
         # The topics are exactly those the code declares, with the code's configs.
-        specs = topic_specs(settings) | result_topic_specs(settings, CATALOGUE)
+        specs = (
+            topic_specs(settings)
+            | result_topic_specs(settings, [*CATALOGUE, *named])
+            | definitions_topic_spec(settings)
+        )
         assert {t for t in list_topics(settings) if not t.startswith("__")} == set(specs)
         for name, configs in topic_configs(settings, specs).items():
             wanted = full_config(settings, specs[name])
@@ -183,6 +198,9 @@ def test_docker_compose_up(tmp_path: Path, request: pytest.FixtureRequest) -> No
         assert rehearsal.stop("processor") == 0, rehearsal.log_tail("processor")
         spark = request.getfixturevalue("spark")  # started now: the processor's JVM is gone
         assert_results_equal_batch(spark, settings, emitted_watermark(Path(settings.checkpoint)))
+        for definition in named.values():  # what hhar queries check does
+            checked = check_query(spark, settings, definition)
+            assert checked.equal and checked.rows, checked.details()
     finally:
         rehearsal.down()
     assert rehearsal.leftovers() == []
