@@ -65,6 +65,8 @@ _FOREIGN_STATE = re.compile(
     r"NOT_MATCH_IN_STATE_METADATA)"
 )
 _NOT_EMPTY = "[STATE_STORE_CHECKPOINT_LOCATION_NOT_EMPTY]"
+_PYTHON_PROXY = "An exception was raised by the Python Proxy"
+_SPARK_ERROR = re.compile(r"^[\w.]+: (\[[A-Z][A-Z0-9_.]*\] .+)$", re.MULTILINE)
 
 
 def describe_failure(error: Exception) -> str:
@@ -80,6 +82,9 @@ def describe_failure(error: Exception) -> str:
     ours = re.search(r"hhar_stream\.errors\.\w+: (.+)", text)
     if ours:
         return ours.group(1).strip()
+    spark = _SPARK_ERROR.findall(text) if text.startswith(_PYTHON_PROXY) else []
+    if spark:  # Spark's own error, raised in a foreachBatch function (a named query's)
+        return re.sub(r"\s*SQLSTATE: \w+\s*$", "", spark[-1]).strip()
     python = re.findall(r"^\w+(?:Error|Exception): (.+)$", text, flags=re.MULTILINE)
     line = (python[-1] if python else text.strip().splitlines()[0]).strip()
     line = re.sub(r"^\[STREAM_FAILED\] Query \[[^]]*\] terminated with exception: ", "", line)

@@ -98,9 +98,17 @@ class SqlStatement:
         return self.source.where(self.offset + position)
 
     def label(self, position: int | None = None) -> str:
-        """How an error names the statement: ``walking_share (queries.sql line 4)``."""
+        """How an error names the statement: ``walking_share (queries.sql line 4)``; empty
+        for a query given on the command line, when no position is known."""
+        if position is None and not self.name and not self.source.name:
+            return ""
         place = self.source.line_of(self.start) if position is None else self.where(position)
         return f"{self.name} ({place})" if self.name else place
+
+    def error(self, words: str, position: int | None = None) -> SqlError:
+        """`words` about this statement, after its `label`."""
+        label = self.label(position)
+        return SqlError(f"{label}: {words}" if label else words)
 
     @property
     def fingerprint(self) -> str:
@@ -462,33 +470,38 @@ def _unquote(name: str) -> str:
     return name.replace("`", "")
 
 
-def _analysis_error(error: AnalysisException, statement: SqlStatement, settings: Settings) -> str:
+def _analysis_error(
+    error: AnalysisException, statement: SqlStatement, settings: Settings
+) -> SqlError:
     """One line for Spark's refusal to resolve `statement` (names what exists)."""
     condition = error.getCondition() or ""
     parameters = error.getMessageParameters() or {}
     contexts = error.getQueryContext()
     position = contexts[0].startIndex() if contexts else None
-    where = statement.label(position)
     tables = table_columns()
     if condition.startswith("TABLE_OR_VIEW_NOT_FOUND"):
         name = _unquote(parameters.get("relationName", "?"))
         if name.lower() == HISTORY:
             path = history_path(settings)
             why = "holds no data file" if path.exists() else "does not exist"
-            return f"{where}: table history is not there: {path} {why} (--history PATH)"
-        return f"{where}: unknown table {name}: the tables are events (the live events) and history"
+            words = f"table history is not there: {path} {why} (--history PATH)"
+        else:
+            words = f"unknown table {name}: the tables are events (the live events) and history"
+        return statement.error(words, position)
     if condition.startswith("UNRESOLVED_COLUMN"):
         name = _unquote(parameters.get("objectName", "?"))
         proposal = _unquote(parameters.get("proposal", ""))
         hint = f" (did you mean {proposal.split(',')[0].strip()}?)" if proposal else ""
-        return (
-            f"{where}: unknown column {name}{hint}; events has {', '.join(tables[EVENTS])}; "
+        words = (
+            f"unknown column {name}{hint}; events has {', '.join(tables[EVENTS])}; "
             f"history has {', '.join(tables[HISTORY])}"
         )
-    if condition.startswith("UNRESOLVED_ROUTINE"):
+    elif condition.startswith("UNRESOLVED_ROUTINE"):
         name = _unquote(parameters.get("routineName", "?"))
-        return f"{where}: unknown function {name} (Spark SQL's functions: SHOW FUNCTIONS)"
-    return f"{where}: {_first_sentence(error.getMessage())}"
+        words = f"unknown function {name} (Spark SQL's functions: SHOW FUNCTIONS)"
+    else:
+        words = _first_sentence(error.getMessage())
+    return statement.error(words, position)
 
 
 _REFUSALS: tuple[tuple[str, str], ...] = (
@@ -689,11 +702,11 @@ def _key_columns(plan: _Plan, statement: SqlStatement) -> tuple[str, ...]:
     missing = [ids for ids in plan.grouping if ids and not ids & covered]
     if missing:
         msg = (
-            f"{statement.label()}: the result does not show every grouping column, so rows "
-            f"of different groups would look alike: select each GROUP BY expression (and "
-            f"grouping_id() with CUBE, ROLLUP or GROUPING SETS)"
+            "the result does not show every grouping column, so rows of different groups "
+            "would look alike: select each GROUP BY expression (and grouping_id() with CUBE, "
+            "ROLLUP or GROUPING SETS)"
         )
-        raise SqlError(msg)
+        raise statement.error(msg)
     return tuple(keys)
 
 
@@ -744,18 +757,16 @@ def _columns(frame: DataFrame, statement: SqlStatement) -> tuple[QueryColumn, ..
     seen: set[str] = set()
     for column in columns:
         if column.name.lower() in seen:
-            msg = (
-                f"{statement.label()}: two columns are named {column.name}: name them apart with AS"
-            )
-            raise SqlError(msg)
+            msg = f"two columns are named {column.name}: name them apart with AS"
+            raise statement.error(msg)
         seen.add(column.name.lower())
     clash = envelope_clash([column.name for column in columns])
     if clash is not None and statement.name is not None:
         msg = (
-            f"{statement.label()}: column {clash} has the name of a field every result "
-            f"record carries (query, batch_id): name it otherwise with AS"
+            f"column {clash} has the name of a field every result record carries (query, "
+            f"batch_id): name it otherwise with AS"
         )
-        raise SqlError(msg)
+        raise statement.error(msg)
     return columns
 
 
@@ -775,10 +786,10 @@ def resolve(spark: SparkSession, statement: SqlStatement, settings: Settings) ->
             starts = [0, *(m.end() for m in re.finditer("\n", statement.sql))]
             position = starts[min(line, len(starts)) - 1] + column
         sentence = _first_sentence(error.getMessage())
-        msg = f"{statement.label(position)}: {sentence[:1].lower()}{sentence[1:]}"
-        raise SqlError(msg) from None
+        msg = f"{sentence[:1].lower()}{sentence[1:]}"
+        raise statement.error(msg, position) from None
     except AnalysisException as error:
-        raise SqlError(_analysis_error(error, statement, settings)) from None
+        raise _analysis_error(error, statement, settings) from None
 
 
 def analyze(
@@ -795,11 +806,10 @@ def analyze(
             (in words), a result whose rows have no key, clashing column names.
     """
     frame = resolve(spark, statement, settings)
-    label = statement.label()
     if not frame.isStreaming:
         if named:
-            msg = f"{label}: it reads no stream: a named query reads events"
-            raise SqlError(msg)
+            msg = "it reads no stream: a named query reads events"
+            raise statement.error(msg)
         return Analysis(statement, frame, None, (), _columns(frame, statement))
     plan = _walk(frame)
     if statement.final:
@@ -829,15 +839,14 @@ def analyze(
                 "named query publishes a table keyed by its groups, which has no order: "
                 "leave them out (and sort where you read it, as hhar sql does)"
             )
-        msg = f"{label}: {words}"
-        raise SqlError(msg)
+        raise statement.error(words)
     if named and plan.limited:
         msg = (
-            f"{label}: LIMIT would end a named query's rows for good after the first ones; a "
-            f"named query runs as long as the processor: leave it out (hhar sql --rows N "
-            f"stops after N rows)"
+            "LIMIT would end a named query's rows for good after the first ones; a named "
+            "query runs as long as the processor: leave it out (hhar sql --rows N stops after "
+            "N rows)"
         )
-        raise SqlError(msg)
+        raise statement.error(msg)
     columns = _columns(frame, statement)
     keys = _key_columns(plan, statement)
     window_end = _window_end(plan) if output_mode == "append" else None

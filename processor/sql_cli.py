@@ -284,7 +284,7 @@ def fold_views(plan: str) -> str:
     for line in plan.splitlines():
         indent = len(line) - len(line.lstrip(" :+-"))
         if folded_at is not None:
-            if line.startswith("==") or (line.strip() and indent <= folded_at):
+            if not line.strip() or indent <= folded_at:
                 folded_at = None
             else:
                 continue

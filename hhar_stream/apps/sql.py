@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 MARKS = {"insert": "+", "update": "*"}
 """How a table marks the rows of the last micro-batch."""
 _POLL = 0.2
+HISTORY_FILE = ".hhar_sql_history"
+"""The prompt's history, in the home folder (as ~/.python_history, ~/.psql_history)."""
 _ENVELOPE = set(ENVELOPE_FIELDS)
 
 
@@ -394,7 +396,7 @@ def _prompt(settings: Settings, limits: Limits, changelog: bool, final: bool) ->
 
     from ..processor.sql import complete_statements, describe_tables, parse_statement
 
-    history = settings.home / "sql_history"
+    history = Path.home() / HISTORY_FILE
     try:
         readline.read_history_file(history)
     except OSError:
