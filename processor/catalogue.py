@@ -325,7 +325,8 @@ def cell_text(value: Any) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.6f}"
+        text = f"{value:.6f}".rstrip("0")  # 6 decimals at most: 17.0, 0.029024
+        return text + "0" if text.endswith(".") else text
     if isinstance(value, dt.datetime):
         return _time(value)
     if isinstance(value, dict | list):

@@ -27,7 +27,7 @@ from ..settings import Settings
 from .checkpoints import CheckpointFiles, QueryCheckpoint, resolve_root
 from .named import NAMED_FOLDER, collect_rows
 from .source import MESSAGE_COLUMNS
-from .sql import EVENTS, SqlSource, SqlStatement, register_tables, resolve
+from .sql import EVENTS, SqlSource, SqlStatement, reads_history, register_tables, resolve
 
 RELATIVE_TOLERANCE = 1e-9
 _SNAPSHOT_TRIES = 20
@@ -196,7 +196,7 @@ def check_query(
     batch_id, results = _snapshot(settings, definition, checkpoint)
     offsets = checkpoint.committed_offsets(settings.topic)
     messages = _messages(spark, settings, offsets).cache()  # read from Kafka once
-    register_tables(spark, settings, messages)
+    register_tables(spark, settings, messages, history=reads_history([definition.sql]))
     statement = SqlStatement(definition.sql, SqlSource(definition.sql, definition.source), 0)
     try:
         frame = resolve(spark, statement, settings)

@@ -53,7 +53,14 @@ from .catalogue import Query, named_query
 from .checkpoints import CheckpointFiles, QueryCheckpoint, resolve_root
 from .engine import Run
 from .sinks import delete_result_topics, ensure_result_topics, result_producer
-from .sql import Analysis, SqlStatement, analyze, parse_query_files, register_tables
+from .sql import (
+    Analysis,
+    SqlStatement,
+    analyze,
+    parse_query_files,
+    reads_history,
+    register_tables,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -170,7 +177,8 @@ class NamedQueries:
         """
         if not self.statements:
             return
-        register_tables(spark, self.settings)
+        queries = [statement.sql for statement in self.statements]
+        register_tables(spark, self.settings, history=reads_history(queries))
         for statement in self.statements:
             assert statement.name is not None
             analysis = analyze(spark, statement, self.settings, named=True)

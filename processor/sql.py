@@ -415,17 +415,32 @@ def history_table(spark: SparkSession, settings: Settings) -> DataFrame | None:
 
 
 def register_tables(
-    spark: SparkSession, settings: Settings, messages: DataFrame | None = None
+    spark: SparkSession,
+    settings: Settings,
+    messages: DataFrame | None = None,
+    history: bool = True,
 ) -> None:
-    """Register ``events`` (the events topic as a stream, or over `messages`) and ``history``
-    (when it exists) as temporary views of `spark`."""
+    """Register ``events`` (the events topic as a stream, or over `messages`) and, with
+    `history`, ``history`` (when it exists) as temporary views of `spark`."""
     source = read_event_stream(spark, settings) if messages is None else messages
     events_table(source, settings).createOrReplaceTempView(EVENTS)
-    history = history_table(spark, settings)
-    if history is None:
+    if history:
+        register_history(spark, settings)
+
+
+def register_history(spark: SparkSession, settings: Settings) -> None:
+    """Register ``history`` as a temporary view of `spark` (none when it does not exist)."""
+    table = history_table(spark, settings)
+    if table is None:
         spark.catalog.dropTempView(HISTORY)
     else:
-        history.createOrReplaceTempView(HISTORY)
+        table.createOrReplaceTempView(HISTORY)
+
+
+def reads_history(queries: Iterable[str]) -> bool:
+    """True when a query may read ``history`` (names it outside quotes and comments): its
+    table is only built for such queries (parsing it costs seconds at a busy start)."""
+    return any(re.search(rf"\b{HISTORY}\b", _mask(sql), re.IGNORECASE) for sql in queries)
 
 
 def table_columns() -> dict[str, tuple[str, ...]]:

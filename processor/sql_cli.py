@@ -313,21 +313,28 @@ def _statement_text(args: argparse.Namespace) -> tuple[str, str]:
 def _explain(args: argparse.Namespace) -> int:
     from ..errors import SqlError
     from .session import build_session
-    from .sql import analyze, explain, parse_statement, register_tables, resolve
+    from .sql import (
+        analyze,
+        explain,
+        parse_statement,
+        reads_history,
+        register_tables,
+        resolve,
+    )
 
     settings = settings_from_args(args)
     text, source = _statement_text(args)
     statement = parse_statement(text, args.final, source)
     spark = build_session(settings, app_name="hhar-queries")
     try:
-        register_tables(spark, settings)
+        register_tables(spark, settings, history=reads_history([statement.sql]))
         plan = explain(resolve(spark, statement, settings))
         print(plan if args.all else fold_views(plan.split("\n== Optimized")[0]))
         print()
         try:
             analysis = analyze(spark, statement, settings)
         except SqlError as error:
-            print(f"a stream cannot run it: {str(error).split(': ', 1)[-1]}")
+            print(f"a stream cannot run it: {error}")
             return 1
     finally:
         spark.stop()

@@ -102,7 +102,7 @@ def test_a_named_querys_records_views_and_chart() -> None:
         [
             "nexus4_1",
             '{"start":"2015-02-23T10:20:00.000Z","end":"2015-02-23T10:21:00.000Z"}',
-            "0.250000",
+            "0.25",
         ]
     ]
     chart = named_chart(definition)

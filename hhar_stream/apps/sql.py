@@ -200,6 +200,7 @@ class LiveView(View):
         self.title = title
         self.console = Console()
         self.live = Live(console=self.console, auto_refresh=False, transient=False)
+        self._ticked = 0.0
 
     def _render(self, table: ResultTable, status: str) -> RenderableType:
         from rich.console import Group
@@ -208,7 +209,7 @@ class LiveView(View):
 
         limit = max(5, self.console.height - 8)
         rows, marks, left_out = table.cells(limit)
-        shown = RichTable(title=self.title, title_justify="left", expand=False)
+        shown = RichTable(expand=False)
         shown.add_column("", width=1, no_wrap=True)
         for column in table.columns:
             shown.add_column(column, no_wrap=True)
@@ -216,7 +217,8 @@ class LiveView(View):
             shown.add_row(mark, *row, style="bold yellow" if mark else None)
         if not rows:
             shown.add_row("", *(["(no rows yet)"] + [""] * (len(table.columns) - 1)))
-        parts: list[RenderableType] = [shown]
+        title = Text(self.title, style="italic", overflow="ellipsis", no_wrap=True)
+        parts: list[RenderableType] = [title, shown]
         if left_out:
             parts.append(Text(f"... {left_out} more rows (--rows, or a narrower query)"))
         parts.append(Text(status, style="bold"))
@@ -231,8 +233,11 @@ class LiveView(View):
         self.live.update(self._render(table, status), refresh=True)
 
     def tick(self, table: ResultTable, status: str) -> None:
-        """Redraw the status line."""
-        self.live.update(self._render(table, status), refresh=True)
+        """Redraw the status line (its clock), at most once a second."""
+        now = time.monotonic()
+        if now - self._ticked >= 1.0:
+            self._ticked = now
+            self.live.update(self._render(table, status), refresh=True)
 
     def close(self, table: ResultTable, status: str) -> None:
         """Draw the last state and leave it on the screen."""
@@ -250,10 +255,13 @@ class Limits:
 
 
 def _status(table: ResultTable, events: int, started: float, state: str) -> str:
+    """The line under the table; the events read are Spark's progress, which comes after the
+    batch's rows (none yet: not shown)."""
     batch = "-" if table.last_batch is None else table.last_batch
+    read = f"{events:,} events read · " if events else ""
     return (
         f"{state} · batch {batch} · {len(table.rows):,} rows · {table.changes:,} changes · "
-        f"{events:,} events read · {time.monotonic() - started:,.0f} s"
+        f"{read}{time.monotonic() - started:,.0f} s"
     )
 
 
@@ -350,6 +358,7 @@ class Session:
         self.settings = settings
         self._spark: SparkSession | None = None
         self._error: BaseException | None = None
+        self._history = False
         self._thread = threading.Thread(target=self._build, name="hhar-sql-spark", daemon=True)
         self._thread.start()
 
@@ -359,21 +368,26 @@ class Session:
 
         try:
             spark = build_session(self.settings, app_name="hhar-sql")
-            register_tables(spark, self.settings)
+            register_tables(spark, self.settings, history=False)
             self._spark = spark
         except BaseException as error:  # noqa: BLE001 - raised again where it is waited for
             self._error = error
 
-    def get(self) -> SparkSession:
-        """The session, once built.
+    def get(self, statement: SqlStatement) -> SparkSession:
+        """The session, once built, with the ``history`` table when `statement` reads it.
 
         Raises:
             HharError: how building it failed.
         """
+        from ..processor.sql import reads_history, register_history
+
         self._thread.join()
         if self._error is not None:
             raise self._error
         assert self._spark is not None
+        if not self._history and reads_history([statement.sql]):
+            register_history(self._spark, self.settings)
+            self._history = True
         return self._spark
 
     def stop(self) -> None:
@@ -430,7 +444,7 @@ def _prompt(settings: Settings, limits: Limits, changelog: bool, final: bool) ->
             for text in statements:
                 try:
                     statement = parse_statement(text, final)
-                    run_statement(session.get(), settings, statement, limits, changelog)
+                    run_statement(session.get(statement), settings, statement, limits, changelog)
                 except HharError as error:
                     print(f"error: {error}", file=sys.stderr)
     finally:
@@ -531,11 +545,11 @@ def _sql(args: argparse.Namespace) -> int:
         _prompt(settings, limits, args.changelog, args.final)
         return 0
     from ..processor.session import build_session
-    from ..processor.sql import register_tables
+    from ..processor.sql import reads_history, register_tables
 
     spark = build_session(settings, app_name="hhar-sql")
     try:
-        register_tables(spark, settings)
+        register_tables(spark, settings, history=reads_history([statement.sql]))
         run_statement(spark, settings, statement, limits, args.changelog)
     finally:
         spark.stop()

@@ -14,6 +14,7 @@ from hhar_stream.processor.sql import (
     normalized,
     parse_query_files,
     parse_statement,
+    reads_history,
 )
 
 EXERCISE = Path(__file__).resolve().parents[2] / "examples" / "exercise.sql"
@@ -187,3 +188,9 @@ def test_the_prompt_runs_what_ends_with_a_semicolon() -> None:
         ["SELECT 1", "SELECT\n 2"],
         "  SELECT",
     )
+
+
+def test_only_a_query_that_names_history_gets_its_table() -> None:
+    assert reads_history(["SELECT * FROM events e JOIN History h USING (gt)"])
+    assert not reads_history(["SELECT 'history' AS x FROM events -- history\n"])
+    assert not reads_history(["SELECT histories FROM events"])
