@@ -11,10 +11,10 @@ Starts its own Kafka broker (free ports, a temporary folder), generates the data
 - ``sql``: while `hhar produce --rate 5000 --now` paces events into a topic, `hhar sql
   --changelog` twice: a GROUP BY over the whole topic (``--from earliest``; time from the
   command to its first row: Spark's cold start included), and every 50th new event
-  (``--from latest``; per row shown, the time it reached the screen minus its Arrival_Time,
-  the time the producer sent it).
+  (``--from latest``; per row shown after the first `WARM_UP` seconds, the time it reached the
+  screen minus its Arrival_Time, the time the producer sent it).
 
-    python bench/sql_bench.py [--rows 300000] [--seconds 60]
+    python bench/sql_bench.py [--rows 300000] [--seconds 60] [--sections processor,sql]
 
 Prints the figures with the load average beside each, and writes bench/out/sql.json. Not a
 test: the figures depend on the machine and its load (the broker runs on it too).
@@ -45,6 +45,8 @@ from hhar_stream.settings import Settings  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "out"
 RATE = 5_000
+WARM_UP = 30.0
+"""Seconds after its first row from which a query's latency counts as steady."""
 
 NAMED = [
     """-- The share of walking per phone, in percent.
@@ -175,11 +177,11 @@ def sql(work: Path, env: dict[str, str], data: Path, seconds: float) -> dict[str
                 "--topic",
                 topic,
                 "--changelog",
-                "--seconds",
-                "20",
+                "--rows",
+                "1",
             ),
             env,
-            20,
+            0,
         )
         figures["first_rows"] = {
             "query": "GROUP BY gt over the whole topic, --from earliest",
@@ -200,20 +202,24 @@ def sql(work: Path, env: dict[str, str], data: Path, seconds: float) -> dict[str
                 "latest",
                 "--changelog",
                 "--seconds",
-                str(seconds),
+                str(seconds + WARM_UP),
             ),
             env,
-            seconds,
+            seconds + WARM_UP,
         )
-        latencies = [
-            shown - json.loads(line)["row"]["Arrival_Time"] / 1000 for shown, line in lines
+        # The first batches wait for Spark's start: the steady state is after WARM_UP seconds.
+        first = lines[0][0] if lines else 0.0
+        steady = [
+            shown - json.loads(line)["row"]["Arrival_Time"] / 1000
+            for shown, line in lines
+            if shown >= first + WARM_UP
         ]
-        # The first batch of a query started at the end of the topic waits for Spark's start.
-        steady = latencies[len(latencies) // 10 :]
         figures["new_event_latency"] = {
             "query": "every 50th new event, --from latest",
             "seconds_to_first_row": round(lines[0][0] - started, 1) if lines else None,
-            "rows": len(latencies),
+            "rows": len(lines),
+            "steady_rows": len(steady),
+            "steady_after_s": WARM_UP,
             "p50_s": round(float(np.percentile(steady, 50)), 2) if steady else None,
             "p95_s": round(float(np.percentile(steady, 95)), 2) if steady else None,
             "max_s": round(max(steady), 2) if steady else None,
@@ -231,7 +237,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=300_000, help="events the processor reads")
     parser.add_argument("--seconds", type=float, default=60.0, help="latency measured this long")
+    parser.add_argument(
+        "--sections", default="processor,sql", help="processor, sql or both (comma-separated)"
+    )
     args = parser.parse_args()
+    sections = set(args.sections.split(","))
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="hhar-sql-bench-") as folder:
         work = Path(folder)
@@ -254,12 +264,11 @@ def main() -> int:
                 "synth",
                 env,
             ).check()
-            results = {
-                "rows": args.rows,
-                "cpus": os.cpu_count(),
-                "processor": processor(work, env, data, args.rows),
-                "sql": sql(work, env, data, args.seconds),
-            }
+            results: dict[str, Any] = {"rows": args.rows, "cpus": os.cpu_count()}
+            if "processor" in sections:
+                results["processor"] = processor(work, env, data, args.rows)
+            if "sql" in sections:
+                results["sql"] = sql(work, env, data, args.seconds)
         finally:
             broker.down()
     (OUT / "sql.json").write_text(json.dumps(results, indent=2))

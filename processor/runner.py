@@ -264,7 +264,7 @@ class Processor:
         if engine_failure is not None:
             self.stop()
             raise QueryFailedError(engine_failure)
-        self._watch_named()
+        self._watch_named(deadline)
         done = not any(query.isActive for query in self.queries.values())
         if done and not self._finished and self._stopped_at is None:
             self._finished = True
@@ -274,13 +274,17 @@ class Processor:
             self._stopped_at = time.monotonic()
         return done
 
-    def _watch_named(self) -> None:
-        """Record the named queries' state; one that failed stops alone (its error goes to
-        the log and the status), the other queries go on."""
+    def _watch_named(self, deadline: float) -> None:
+        """Wait for the named queries until `deadline` (monotonic) and record their state; one
+        that failed stops alone (its error goes to the log and the status), the others go on."""
         for name, query in self.named.queries.items():
             if name in self._named_failures:
                 continue
             try:
+                if query.isActive:
+                    query.awaitTermination(
+                        max(0.01, deadline - time.monotonic())  # type: ignore[arg-type]
+                    )
                 failure = query.exception()
             except StreamingQueryException as error:
                 failure = error

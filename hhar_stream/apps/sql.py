@@ -43,6 +43,10 @@ logger = logging.getLogger(__name__)
 MARKS = {"insert": "+", "update": "*"}
 """How a table marks the rows of the last micro-batch."""
 _POLL = 0.2
+BATCH_EVENTS = 50_000
+"""Events a micro-batch of `hhar sql` reads at most, unless --max-offsets-per-trigger says:
+the first rows of a query over a large topic come after its first 50,000 events, and the
+answer catches up batch by batch."""
 HISTORY_FILE = ".hhar_sql_history"
 """The prompt's history, in the home folder (as ~/.python_history, ~/.psql_history)."""
 _ENVELOPE = set(ENVELOPE_FIELDS)
@@ -501,6 +505,13 @@ def register(subparsers: Commands) -> None:
     add_setting(parser, "--trigger", field="trigger", help="micro-batch interval (1s, 500ms)")
     add_setting(
         parser,
+        "--max-offsets-per-trigger",
+        field="max_offsets_per_trigger",
+        type=int,
+        help=f"events a micro-batch reads at most (hhar sql: {BATCH_EVENTS:,} when unset)",
+    )
+    add_setting(
+        parser,
         "--checkpoint",
         field="checkpoint",
         help="where the temporary checkpoint goes on a cluster (a local master uses the "
@@ -526,6 +537,8 @@ def _sql(args: argparse.Namespace) -> int:
     from ..processor.sql import parse_statement
 
     settings = settings_from_args(args)
+    if settings.max_offsets_per_trigger is None:
+        settings = settings.changed(max_offsets_per_trigger=BATCH_EVENTS)
     limits = _limits(args)
     if args.statement is not None and args.file is not None:
         msg = "give a query or -f FILE, not both"
