@@ -334,7 +334,8 @@ def cell_text(value: Any) -> str:
     return str(value)
 
 
-def _sortable(value: Any) -> tuple[bool, Any]:
+def sortable(value: Any) -> tuple[bool, Any]:
+    """A sort key for any value of a row: numbers as numbers, the rest as text, nulls last."""
     return (value is None, value if isinstance(value, int | float) else str(value))
 
 
@@ -353,7 +354,7 @@ def named_query(definition: QueryDefinition) -> Query:
     view = View(
         columns,
         lambda record: [cell_text(values(record)[name]) for name in columns],
-        order=lambda record: tuple(_sortable(values(record)[name]) for name in keys),
+        order=lambda record: tuple(sortable(values(record)[name]) for name in keys),
         title=f"{{name}} ({{count}} rows; the last {NAMED_ROWS_SHOWN})" if appends else "{name}",
         last=NAMED_ROWS_SHOWN if appends else None,
     )

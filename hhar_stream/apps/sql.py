@@ -27,6 +27,7 @@ from ..daemons import stop_on_signals
 from ..errors import ConfigError, HharError, QueryFailedError
 from ..kafka_client import check_broker
 from ..options import Commands, add_setting, settings_from_args
+from ..processor.catalogue import cell_text, sortable
 from ..schemas.queries import OutputMode
 from ..schemas.results import ENVELOPE_FIELDS, ResultRecord
 from ..settings import Settings
@@ -43,6 +44,8 @@ logger = logging.getLogger(__name__)
 MARKS = {"insert": "+", "update": "*"}
 """How a table marks the rows of the last micro-batch."""
 _POLL = 0.2
+APPEND_KEPT = 10_000
+"""Rows of an append query (no aggregation) kept for the table: the newest."""
 BATCH_EVENTS = 50_000
 """Events a micro-batch of `hhar sql` reads at most, unless --max-offsets-per-trigger says:
 the first rows of a query over a large topic come after its first 50,000 events, and the
@@ -64,10 +67,6 @@ class Change:
         """The change as one JSON line: ``{"batch_id": 3, "change": "update", "row": {...}}``."""
         row = self.record.model_dump(mode="json", by_alias=True, exclude=_ENVELOPE)
         return json.dumps({"batch_id": self.batch_id, "change": self.kind, "row": row})
-
-
-def _sortable(value: Any) -> tuple[bool, Any]:
-    return (value is None, value if isinstance(value, int | float) else str(value))
 
 
 @dataclass
@@ -111,11 +110,19 @@ class ResultTable:
             self.rows = seen
         else:
             self.rows.update(seen)
+        if self.output_mode == "append" and len(self.rows) > APPEND_KEPT:
+            for key in list(self.rows)[: len(self.rows) - APPEND_KEPT]:
+                del self.rows[key]
         self.marks = self._marks(seen, changes)
         self.batches += 1
         self.changes += len(changes)
         self.last_batch = batch_id
         return changes
+
+    @property
+    def size(self) -> int:
+        """The rows of the answer (of an append query: every row it has given)."""
+        return self.changes if self.output_mode == "append" else len(self.rows)
 
     @staticmethod
     def _marks(seen: dict[str, ResultRecord], changes: list[Change]) -> dict[str, str]:
@@ -128,13 +135,12 @@ class ResultTable:
         BY sorts), the key columns' (update)."""
         items = list(self.rows.items())
         if self.output_mode == "update":
-            items.sort(key=lambda item: [_sortable(_row(item[1])[n]) for n in self.key_columns])
+            items.sort(key=lambda item: [sortable(_row(item[1])[n]) for n in self.key_columns])
         return items
 
     def cells(self, limit: int | None = None) -> tuple[list[list[str]], list[str], int]:
         """The rows shown (the newest `limit` for append, else the first), their marks, and
         how many rows were left out."""
-        from ..processor.catalogue import cell_text
 
         items = self.ordered()
         left_out = 0
@@ -264,7 +270,7 @@ def _status(table: ResultTable, events: int, started: float, state: str) -> str:
     batch = "-" if table.last_batch is None else table.last_batch
     read = f"{events:,} events read · " if events else ""
     return (
-        f"{state} · batch {batch} · {len(table.rows):,} rows · {table.changes:,} changes · "
+        f"{state} · batch {batch} · {table.size:,} rows · {table.changes:,} changes · "
         f"{read}{time.monotonic() - started:,.0f} s"
     )
 

@@ -247,3 +247,28 @@ def test_a_bad_query_file_stops_hhar_process_before_spark(kafka: Settings, tmp_p
         f"choose another"
     )
     assert result.seconds < 20  # no JVM was started
+
+
+def test_a_query_spark_refuses_stops_hhar_process_before_any_data(
+    run, kafka: Settings, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.sql"
+    bad.write_text(
+        "-- a typo\nCREATE QUERY typo AS\nSELECT Device, count(*) AS n\n"
+        "FROM events\nGROUP BY Devise;\n"
+    )
+    prefix = f"{run.settings.topic}.refused."
+    checkpoint = tmp_path / "checkpoints"
+    topics = list_topics(kafka)
+    env = hhar_env(kafka, CLI_FIELDS)
+    flags = ["--topic", run.settings.topic, "--results-prefix", prefix]
+    flags += ["--checkpoint", str(checkpoint), "--query-file", str(bad)]
+    result = run_hhar(["process", "--available-now", *flags], env, tmp_path, "process")
+    assert result.returncode == 2
+    assert error_line(result.stderr) == (
+        f"error: typo ({bad} line 5, position 10): unknown column Devise (did you mean "
+        f"Device?); events has Arrival_Time, Creation_Time, Device, Index, Model, User, gt, x, "
+        f"y, z, partition, offset, timestamp, event_time; history has Arrival_Time, "
+        f"Creation_Time, Device, Index, Model, User, gt, x, y, z, event_time"
+    )
+    assert not checkpoint.exists() and list_topics(kafka) == topics
