@@ -120,12 +120,14 @@ def kafka_property(variable: str) -> str:
 
 
 def _clone_tracked(repository: Path, source: str, target: Path) -> None:
-    """Copy the files git tracks under `source` (relative to `repository`) to `target`."""
-    listed = subprocess.run(
+    """Copy the files git tracks under `source` (relative to `repository`) to `target`
+    (none when `repository` is no git checkout: a compose file copied elsewhere)."""
+    listing = subprocess.run(
         ["git", "-C", str(repository), "ls-files", "-z", "--", source],  # noqa: S607
         capture_output=True,
-        check=True,
-    ).stdout.decode()
+        check=False,
+    )
+    listed = listing.stdout.decode() if listing.returncode == 0 else ""
     base = (repository / source).resolve()
     for name in filter(None, listed.split("\0")):
         path = (repository / name).resolve()
