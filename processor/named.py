@@ -239,9 +239,11 @@ class NamedQueries:
             BrokerError: when Kafka does not take them.
         """
         topic = self.settings.query_definitions_topic
+        published = latest_values(self.settings, topic)
+        if not self.definitions and not published:
+            return  # no named query, and none to withdraw: no topic to create
         ensure_result_topics(self.settings, self.names)
         ensure_topics(self.settings, definitions_topic_spec(self.settings))
-        published = latest_values(self.settings, topic)
         producer = result_producer(self.settings)
         for name, definition in self.definitions.items():
             producer.produce(topic, key=name, value=definition.model_dump_json())
