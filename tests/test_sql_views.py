@@ -38,7 +38,8 @@ def test_update_mode_replaces_rows_by_key_and_marks_the_changed_ones() -> None:
     rows, marks, left_out = table.cells()
     assert rows == [["bike", "1"], ["sit", "1"], ["walk", "3"]]  # in key order
     assert marks == ["+", "", "*"] and left_out == 0
-    assert (table.batches, table.changes, table.last_batch) == (2, 4, 1)
+    assert table.apply(2, []) == [] and table.cells()[1] == marks  # a no-data batch
+    assert (table.batches, table.changes, table.last_batch) == (3, 4, 2)
     assert json.loads(second[0].json_line()) == {
         "batch_id": 1,
         "change": "update",

@@ -80,7 +80,7 @@ class ResultTable:
     output_mode: OutputMode
     rows: dict[str, ResultRecord] = field(default_factory=dict)
     marks: dict[str, str] = field(default_factory=dict)
-    """Key -> how the last micro-batch changed the row."""
+    """Key -> how the last micro-batch that changed anything changed the row."""
     batches: int = 0
     changes: int = 0
     last_batch: int | None = None
@@ -113,7 +113,8 @@ class ResultTable:
         if self.output_mode == "append" and len(self.rows) > APPEND_KEPT:
             for key in list(self.rows)[: len(self.rows) - APPEND_KEPT]:
                 del self.rows[key]
-        self.marks = self._marks(seen, changes)
+        if changes:  # a batch that changed nothing (a no-data batch) leaves the marks
+            self.marks = self._marks(seen, changes)
         self.batches += 1
         self.changes += len(changes)
         self.last_batch = batch_id
