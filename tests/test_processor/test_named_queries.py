@@ -262,7 +262,7 @@ def test_a_query_spark_refuses_stops_hhar_process_before_any_data(
     topics = list_topics(kafka)
     env = hhar_env(kafka, CLI_FIELDS)
     flags = ["--topic", run.settings.topic, "--results-prefix", prefix]
-    flags += ["--checkpoint", str(checkpoint), "--query-file", str(bad)]
+    flags += ["--checkpoint", str(checkpoint), "--query-file", str(bad), "--queries", "total_count"]
     result = run_hhar(["process", "--available-now", *flags], env, tmp_path, "process")
     assert result.returncode == 2
     assert error_line(result.stderr) == (
