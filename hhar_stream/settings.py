@@ -253,8 +253,14 @@ class Settings(BaseSettings):
     queries: str = Field("all", description="queries to run: all, or a comma-separated list")
     engine: Literal["fused", "per-query"] = Field(
         "fused",
-        description="fused: one read and parse for every query, state on the driver; "
+        description="fused: one read and parse for every query, its state a delta per batch; "
         "per-query: each query its own stream and Spark state",
+    )
+    snapshot_interval: int = Field(
+        100,
+        ge=1,
+        description="the fused engine snapshots its state after at most this many batches "
+        "(sooner once their deltas outweigh the last snapshot)",
     )
     sink: SinkList = Field(("kafka",), description="result sinks: any of kafka,memory,console")
     trigger: Duration = Field(dt.timedelta(seconds=1), description="micro-batch trigger interval")

@@ -3,9 +3,9 @@
 An entry says everything the rest of hhar-stream needs to know of a query: its name (and result
 topic ``<prefix><name>``), its record model, Spark's output mode, the pure Spark function that
 computes it over valid events (`queries`, the reference: the per-query engine and batch runs
-use it), the plain-Python function over fine totals that the fused engine derives it with
-(`derive`), the parameters it takes from the settings, and how `hhar watch` and the dashboard
-show its rows (`View`). Engines, sinks and views read this catalogue: a new query is a new
+use it), the plain-Python function over the totals that the fused engine derives its changed
+rows with (`derive`), the parameters it takes from the settings, and how `hhar watch` and the
+dashboard show its rows (`View`). Engines, sinks and views read this catalogue: a new query is a new
 entry here (plus its two functions).
 """
 
@@ -33,8 +33,9 @@ from .parse import invalid_records, valid_events
 OutputMode = Literal["complete", "update", "append"]
 
 Reads = Literal["totals", "windows", "messages"]
-"""What a query is computed from: the fine totals of valid events (every query but two), the
-events in event-time windows (``windowed_activity``), or the raw messages (``bad_records``)."""
+"""What a query is computed from: the totals of valid events (`derive.Totals`: every query but
+two), the events in event-time windows (``windowed_activity``), or the raw messages
+(``bad_records``)."""
 
 LEVELS = {0: "", 1: "all gt", 2: "all devices", 3: "total"}
 """How a view names the ``grouping_id`` of cube and rollup rows."""
@@ -84,9 +85,10 @@ class Query:
     on_events: Callable[..., DataFrame] | None = None
     """The Spark function (`queries`) over valid events; None for ``bad_records``."""
     derive: Callable[..., list[derive.Row]] | None = None
-    """The plain-Python function (`derive`) over fine totals, for ``reads == "totals"``."""
+    """The plain-Python function (`derive`) over the fused engine's totals, for ``reads ==
+    "totals"``: ``derive(totals, changes=...)``, plus ``historical=`` with `uses_history`."""
     parameters: Callable[[Settings], dict[str, Any]] = field(default=lambda settings: {})
-    """Keyword arguments of both functions, from the settings."""
+    """Keyword arguments of `on_events`, from the settings."""
     uses_history: bool = False
     """Takes the static history's statistics (``historical``) as well."""
 
@@ -107,7 +109,8 @@ class Query:
         return settings.result_topic(self.name)
 
 
-def _stairs_parameters(settings: Settings) -> dict[str, Any]:
+def stairs_parameters(settings: Settings) -> dict[str, Any]:
+    """``stairs_by_user``'s users and device (`queries.counted_on_stairs`)."""
     return {"users": list(settings.stairs_users), "device": settings.stairs_device}
 
 
@@ -188,7 +191,7 @@ CATALOGUE: dict[str, Query] = {
             View(("User", "count"), lambda r: (r.user, str(r.count)), order=lambda r: r.user),
             on_events=q.stairs_by_user,
             derive=derive.stairs_by_user,
-            parameters=_stairs_parameters,
+            parameters=stairs_parameters,
         ),
         Query(
             "activity_stats",

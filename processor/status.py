@@ -90,6 +90,13 @@ def describe_progress(name: str, summary: dict[str, Any]) -> str:
         f"trigger {durations.get('triggerExecution', 0)} ms "
         f"(addBatch {durations.get('addBatch', 0)} ms)"
     )
+    parts = summary.get("parts_ms")
+    if parts:
+        text = text[:-1] + ": " + ", ".join(f"{name} {ms:.0f}" for name, ms in parts.items()) + ")"
+    if "state_bytes" in summary:
+        text += (
+            f", state {summary['state_rows']:,} rows, {summary['state_bytes'] / 1e6:.2f} MB written"
+        )
     if summary["watermark"]:
         text += f", watermark {summary['watermark']}"
     return text
