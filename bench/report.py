@@ -11,6 +11,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from fleet_report import FLEET_END, FLEET_PLOT, FLEET_START, fleet_goals, fleet_plot, fleet_table
+
 START = "<!-- bench-table:start -->"
 END = "<!-- bench-table:end -->"
 PLOT = "bench/benchmarks.png"
@@ -545,12 +547,35 @@ def update_docs(document: Path, table: str, goals: str) -> None:
     document.write_text(replace_section(text, GOALS_START, GOALS_END, goals))
 
 
+MAIN_SECTIONS = ("producer", "engines", "profile", "latency", "full", "demo", "memory")
+"""The sections of the main table: BENCHMARKS.md's is replaced only by a run of them all."""
+
+
 def render_outputs(results: dict[str, Any], out: Path, repo: Path, write_docs: bool) -> str:
-    """Write the table, the plot and (with `write_docs`) BENCHMARKS.md; return the table."""
-    table = render_table(results)
-    (out / "table.md").write_text(table)
-    plot(results, out / "benchmarks.png")
-    if write_docs:
-        update_docs(repo / "BENCHMARKS.md", table, goals_table(results))
-        shutil.copyfile(out / "benchmarks.png", repo / PLOT)
-    return table
+    """Write the tables, the plots and (with `write_docs`) BENCHMARKS.md; return the tables.
+
+    The main table and its goals are written to BENCHMARKS.md only by a run of every main
+    section; the fleet section's own table, goals and plot whenever it ran.
+    """
+    sections = set(results.get("sections", MAIN_SECTIONS))
+    tables = []
+    if sections & set(MAIN_SECTIONS):
+        table = render_table(results)
+        (out / "table.md").write_text(table)
+        plot(results, out / "benchmarks.png")
+        tables.append(table)
+        if write_docs and sections >= set(MAIN_SECTIONS):
+            update_docs(repo / "BENCHMARKS.md", table, goals_table(results))
+            shutil.copyfile(out / "benchmarks.png", repo / PLOT)
+    if results.get("fleet"):
+        fleet = fleet_table(results) + "\n" + fleet_goals(results)
+        (out / "fleet.md").write_text(fleet)
+        fleet_plot(results, out / "fleet.png")
+        tables.append(fleet)
+        if write_docs:
+            document = repo / "BENCHMARKS.md"
+            document.write_text(
+                replace_section(document.read_text(), FLEET_START, FLEET_END, fleet)
+            )
+            shutil.copyfile(out / "fleet.png", repo / FLEET_PLOT)
+    return "\n".join(tables)

@@ -283,6 +283,11 @@ class Settings(BaseSettings):
         None, description="static history for live_vs_historical (default: the data folder)"
     )
     shuffle_partitions: int = Field(4, ge=1, description="spark.sql.shuffle.partitions")
+    state_store: Literal["hdfs", "rocksdb"] = Field(
+        "hdfs",
+        description="Spark's state store of the per-query engine: hdfs (in executor memory) or "
+        "rocksdb (on executor disk, changelog checkpointing)",
+    )
     driver_memory: str = Field("2g", description="Spark driver memory")
     executor_memory: str = Field(
         "1g", description="memory of each Spark executor on a cluster (at most a worker's)"

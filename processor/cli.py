@@ -47,6 +47,7 @@ def register(subparsers: Commands) -> None:
     )
     add_setting(process, "--engine", field="engine", choices=["fused", "per-query"])
     add_setting(process, "--snapshot-interval", field="snapshot_interval", type=int)
+    add_setting(process, "--state-store", field="state_store", choices=["hdfs", "rocksdb"])
     add_setting(process, "--sink", field="sink")
     add_setting(process, "--trigger", field="trigger", help="micro-batch interval (1s, 500ms)")
     add_setting(process, "--available-now", field="available_now")

@@ -210,6 +210,7 @@ class FusedBatches:
                 bad_records=len(aggregate.bad),
                 late_rows=changes.late_rows,
                 state_rows=self.state.rows,
+                touched_rows=len(aggregate.groups),
                 state_bytes=written,
                 rows_out=rows_out,
                 parts_ms={name: round(1000 * seconds, 1) for name, seconds in parts.items()},

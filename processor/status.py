@@ -95,7 +95,8 @@ def describe_progress(name: str, summary: dict[str, Any]) -> str:
         text = text[:-1] + ": " + ", ".join(f"{name} {ms:.0f}" for name, ms in parts.items()) + ")"
     if "state_bytes" in summary:
         text += (
-            f", state {summary['state_rows']:,} rows, {summary['state_bytes'] / 1e6:.2f} MB written"
+            f", state {summary['state_rows']:,} rows, {summary['touched_rows']:,} touched, "
+            f"{summary['state_bytes'] / 1e6:.2f} MB written"
         )
     if summary["watermark"]:
         text += f", watermark {summary['watermark']}"

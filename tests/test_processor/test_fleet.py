@@ -1,7 +1,8 @@
 """A fleet, not two phones: both engines over recorded rows fanned out by the real producer to
 hundreds of virtual devices (`hhar produce --devices`), several micro-batches, the fused
-engine's state written as deltas with snapshots between them. Every result equals the query
-run in batch over the same events, and a fused run continued from such a checkpoint does too.
+engine's state written as deltas with snapshots between them, the per-query engine's in Spark's
+RocksDB state store. Every result equals the query run in batch over the same events, and a
+fused run continued from such a checkpoint does too.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def fleet(kafka: Settings, spark, module_topics, tmp_path_factory: pytest.TempPa
             "engine": "per-query",
             "results_prefix": f"{topic}.per-query.",
             "checkpoint": work / "per-query",
+            "state_store": "rocksdb",
         }
     )
     events = fan_out(fused, ROWS, 0, work)
@@ -104,6 +106,11 @@ def test_the_fleet_spans_hundreds_of_devices_and_several_batches(fleet) -> None:
     assert fused["batches"] >= fleet.events // MAX_OFFSETS
     engine = Path(fleet.fused.checkpoint) / "fused" / "engine"
     assert any(path.name.endswith(".snapshot.json.gz") for path in engine.iterdir())
+
+
+def test_the_per_query_engine_kept_its_state_in_rocksdb(fleet) -> None:
+    state = Path(fleet.per_query.checkpoint) / "device_activity" / "state"
+    assert any(path.suffix == ".changelog" for path in state.rglob("*")), "no RocksDB changelog"
 
 
 def test_fused_results_of_a_fleet_equal_the_batch_computation(fleet, spark) -> None:
