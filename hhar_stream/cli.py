@@ -15,8 +15,8 @@ from . import __version__
 from .apps import demo, watch
 from .apps.dashboard import cli as dashboard_cli
 from .errors import HharError
-from .metrics import metrics_table
 from .local import kafka_cli, spark_cli
+from .metrics import metrics_table
 from .options import (
     add_setting,
     default_text,

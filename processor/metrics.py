@@ -171,12 +171,13 @@ def epoch_seconds(text: str | None) -> float | None:
 
 
 class Arrivals:
-    """When offsets of the events topic arrived: the end offsets seen, with the time each
-    was first seen (monotonic clock), per partition."""
+    """When offsets of the events topic arrived: the end offsets seen per partition, each with
+    the first and the last time it was the end (monotonic clock)."""
 
     def __init__(self) -> None:
         """No offsets seen yet."""
-        self._seen: dict[int, deque[tuple[int, float]]] = {}
+        self._seen: dict[int, deque[list[Any]]] = {}
+        """Partition -> [end, first seen, last seen], in order."""
 
     def record(self, ends: Mapping[int, int], now: float) -> None:
         """The end offsets at `now`."""
@@ -184,25 +185,24 @@ class Arrivals:
             seen = self._seen.setdefault(partition, deque(maxlen=_ARRIVALS_KEPT))
             if seen and end < seen[-1][0]:
                 seen.clear()  # the topic was deleted and made again
-            if not seen or end > seen[-1][0]:
-                seen.append((end, now))
+            if seen and end == seen[-1][0]:
+                seen[-1][2] = now
+            else:
+                seen.append([end, now, now])
 
     def arrived(self, partition: int, offset: int) -> float | None:
         """When the record at `offset` was first in the partition: between the last time the
         end was at or before it and the first time it was past it, in proportion to the
         records that came between; the first time seen if it was there from the start."""
-        seen = self._seen.get(partition)
-        if not seen:
-            return None
-        before: tuple[int, float] | None = None
-        for end, moment in seen:
+        before: list[Any] | None = None
+        for end, first, last in self._seen.get(partition, ()):
             if end > offset:
                 if before is None:
-                    return moment
-                start, since = before
+                    return float(first)
+                start, since = before[0], before[2]
                 share = (offset - start + 1) / (end - start)
-                return since + share * (moment - since)
-            before = (end, moment)
+                return float(since + share * (first - since))
+            before = [end, first, last]
         return None
 
 
