@@ -3,13 +3,13 @@ taken or bad address refused in one error, the last scrape waited for, the READM
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 from prometheus_client.core import GaugeMetricFamily, Metric
+from support.ports import taken_port
 from support.prometheus import promtool_lint, sample_values, scrape
 
 from hhar_stream.daemons import free_port
@@ -115,10 +115,7 @@ def test_metrics_are_off_while_the_port_is_unset() -> None:
 
 
 def test_a_taken_port_is_one_config_error() -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with taken_port() as port:
         settings = Settings(producer_metrics_port=port)
         with pytest.raises(ConfigError) as error:
             serve_metrics(settings, "producer_metrics_port", "--metrics-port", Readings())

@@ -4,7 +4,6 @@ a real broker's read_committed end offsets; a taken port refused before Spark st
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,7 @@ import pytest
 from confluent_kafka import Producer
 from prometheus_client import generate_latest
 from support.cli import error_line, hhar_env, run_hhar
+from support.ports import taken_port
 from support.prometheus import family_names, promtool_lint, sample_values
 
 from hhar_stream.daemons import free_port
@@ -209,10 +209,7 @@ def test_the_lag_is_what_a_read_committed_reader_has_not_processed(kafka, topics
 
 @pytest.mark.kafka
 def test_a_taken_metrics_port_stops_the_processor_before_spark(kafka, tmp_path) -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with taken_port() as port:
         result = run_hhar(
             ["process", "--checkpoint", str(tmp_path / "checkpoints"), "--metrics-port", str(port)],
             hhar_env(HHAR_BOOTSTRAP=f"127.0.0.1:{free_port()}", HHAR_HOME=str(kafka.home)),

@@ -4,13 +4,13 @@ replay reports (with workers, their sum) against what is in the topics, and `hha
 
 from __future__ import annotations
 
-import socket
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from prometheus_client import generate_latest
 from support.cli import error_line, hhar_env, run_hhar
+from support.ports import taken_port
 from support.prometheus import family_names, promtool_lint, sample_values
 
 from hhar_stream.daemons import free_port
@@ -176,10 +176,7 @@ def test_a_replay_reports_what_reached_the_topics(kafka, topics, tmp_path, worke
 def test_a_taken_metrics_port_is_one_error_line_before_any_work(tmp_path: Path) -> None:
     """The port is checked first: the broker (which does not answer here) is never asked."""
     write_part_files(tmp_path / "data", files=1, rows_per_file=5)
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
+    with taken_port() as port:
         result = run_hhar(
             ["produce", "--source", str(tmp_path / "data"), "--metrics-port", str(port)],
             hhar_env(HHAR_BOOTSTRAP=f"127.0.0.1:{free_port()}"),
