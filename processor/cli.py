@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -131,7 +132,8 @@ def _process(args: argparse.Namespace) -> int:
     try:
         processor.preflight()  # before Spark: Ctrl+C may still interrupt at once here
         stop = threading.Event()
-        with stop_on_signals(stop, "stopping the queries"), metrics.watching():
+        watching = metrics.watching() if endpoint is not None else contextlib.nullcontext()
+        with stop_on_signals(stop, "stopping the queries"), watching:
             spark = build_session(settings, app_name="hhar-process")
             try:
                 _start_and_run(processor, spark, args.reset, stop, on_terminal)
