@@ -67,13 +67,7 @@ def register(subparsers: Commands) -> None:
     _spark_options(process)
     add_setting(process, "--spark-ui", field="spark_ui")
     add_setting(process, "--spark-ui-port", field="spark_ui_port", type=int)
-    add_setting(
-        process,
-        "--metrics-port",
-        field="processor_metrics_port",
-        type=int,
-        help="serve Prometheus metrics at http://<metrics host>:PORT/metrics",
-    )
+    add_setting(process, "--metrics-port", field="processor_metrics_port", type=int, metavar="PORT")
     add_setting(process, "--metrics-host", field="metrics_host")
     process.add_argument(
         "--reset",

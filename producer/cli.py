@@ -154,7 +154,9 @@ def register(subparsers: Commands) -> None:
         ),
     )
     monitoring = parser.add_argument_group("Prometheus metrics")
-    add_setting(monitoring, "--metrics-port", field="producer_metrics_port", type=int)
+    add_setting(
+        monitoring, "--metrics-port", field="producer_metrics_port", type=int, metavar="PORT"
+    )
     add_setting(monitoring, "--metrics-host", field="metrics_host")
     parser.set_defaults(func=_produce)
 
