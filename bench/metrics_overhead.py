@@ -1,8 +1,10 @@
 """Benchmark what the Prometheus metrics cost: `hhar produce --max` and `hhar process
 --available-now` with and without `--metrics-port`, on the same data and broker.
 
-For N generated rows (default 1,000,000 for the producer, 300,000 for the processor), runs in
-turn, `--repeat` times each, alternating without and with metrics: a whole `hhar produce --max`
+First the metrics' own code in-process: the CPU of each producer update, processor batch and
+scrape. Then, for N generated rows (default 1,000,000 for the producer, 300,000 for the
+processor), runs in turn, `--repeat` times each, alternating without and with metrics: a
+whole `hhar produce --max`
 of the rows into a fresh topic, and a whole `hhar process --available-now` of one such topic
 (every query but live_vs_historical, a fresh checkpoint). With metrics, a scraper reads the
 endpoint every `--scrape-interval` seconds (1 s: fifteen times Prometheus' default rate) for
@@ -30,14 +32,21 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from measure import load_average
+from prometheus_client import generate_latest
 
 from hhar_stream.daemons import free_port
 from hhar_stream.local.kafka import LocalKafka
+from hhar_stream.metrics import process_registry
+from hhar_stream.processor.metrics import ProcessorMetrics
+from hhar_stream.processor.status import ProcessorStatus
+from hhar_stream.producer.metrics import ReplayMetrics
+from hhar_stream.producer.progress import ReplayStats
 from hhar_stream.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -128,6 +137,67 @@ def processor_run(
     }
 
 
+def cpu_per_call(action: Callable[[], object], calls: int) -> float:
+    """CPU seconds of this thread per call of `action`."""
+    started = time.thread_time()
+    for _ in range(calls):
+        action()
+    return (time.thread_time() - started) / calls
+
+
+def in_process_costs(settings: Settings, topic: str, work: Path) -> dict[str, float]:
+    """What the metrics' own code costs, in CPU of the calling thread: the producer's update
+    (every 0.2 s of a replay) and a scrape of its endpoint; the processor's per batch (its
+    observer and the sinks' watcher) and a scrape (the status, and the lag from Kafka)."""
+    stats = ReplayStats(topic=topic, dead_letter_topic=f"{topic}.dlq", rows_read=10**6)
+    replay_metrics = ReplayMetrics(settings.model_copy(update={"topic": topic}), None)
+    producer_registry = process_registry(replay_metrics)
+    status = ProcessorStatus(work / "status.json", topic)
+    processor_metrics = ProcessorMetrics(settings.model_copy(update={"topic": topic}), status)
+    processor_registry = process_registry(processor_metrics)
+    status.started("fused", "id", "run")
+    figures = {
+        "batch_id": 0,
+        "timestamp": "2026-01-01T00:00:00.000Z",
+        "input_rows": 5000,
+        "duration_ms": {"triggerExecution": 900, "addBatch": 700, "walCommit": 20},
+        "watermark": "2015-02-23T10:21:00.000Z",
+        "bad_records": 0,
+        "late_rows": 0,
+        "state_rows": 300,
+        "state_bytes": None,
+        "end_offsets": {topic: {"0": 10, "1": 10, "2": 10}},
+    }
+    written = dict.fromkeys(("total_count", "device_activity", "activity_stats"), 20)
+    status.progressed("fused", figures)
+    costs = {
+        "producer_update": cpu_per_call(lambda: replay_metrics.update(stats), 20_000),
+        "producer_scrape": cpu_per_call(lambda: generate_latest(producer_registry), 500),
+        "processor_batch": cpu_per_call(
+            lambda: processor_metrics.batch_recorded("fused", figures), 20_000
+        ),
+        "processor_sinks": cpu_per_call(
+            lambda: processor_metrics.records_written(written, 0), 20_000
+        ),
+    }
+    started = time.perf_counter()
+    costs["processor_scrape_cpu"] = cpu_per_call(lambda: generate_latest(processor_registry), 50)
+    costs["processor_scrape_wall"] = (time.perf_counter() - started) / 50
+    print("\n-- the metrics' own code, in-process (CPU of the calling thread)")
+    print(
+        f"producer: {costs['producer_update'] * 1e6:.1f} us per update (5 a second: "
+        f"{costs['producer_update'] * 5 * 100:.4f} % of a core), "
+        f"{costs['producer_scrape'] * 1e3:.2f} ms per scrape"
+    )
+    print(
+        f"processor: {costs['processor_batch'] * 1e6:.1f} us per batch recorded, "
+        f"{costs['processor_sinks'] * 1e6:.1f} us per write of the sinks, "
+        f"{costs['processor_scrape_cpu'] * 1e3:.2f} ms CPU per scrape "
+        f"({costs['processor_scrape_wall'] * 1e3:.1f} ms wall, asking Kafka for the lag)"
+    )
+    return costs
+
+
 def report(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Print each run and the medians; the medians and the ratio."""
     print(f"\n-- {name}")
@@ -151,6 +221,16 @@ def report(name: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         f"with/without {ratio:.3f}"
     )
     return {"runs": runs, "without": medians[False], "with": medians[True], "ratio": ratio}
+
+
+def data_of(folder: Path, rows: int) -> Path:
+    """A generated data set of `rows` rows in `folder`."""
+    subprocess.run(
+        [*HHAR, "data", "synth", "--out", str(folder), "--rows", str(rows)],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return folder
 
 
 def main() -> None:
@@ -186,12 +266,9 @@ def main() -> None:
             f"broker {settings.bootstrap}; {args.rows:,} rows; scrapes every "
             f"{args.scrape_interval:g} s; {os.cpu_count()} cores"
         )
-        data = work / "data"
-        subprocess.run(
-            [*HHAR, "data", "synth", "--out", str(data), "--rows", str(args.rows)],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        source = producer_run(settings, data_of(work / "small", 1000), env, False, 1.0)["topic"]
+        costs = in_process_costs(settings, source, work)
+        data = data_of(work / "data", args.rows)
         produced = [
             producer_run(settings, data, env, metrics, args.scrape_interval)
             for _ in range(args.repeat)
@@ -199,13 +276,7 @@ def main() -> None:
         ]
         producer = report(f"hhar produce --max, {args.rows:,} rows", produced)
 
-        subset = work / "subset"
-        subset.mkdir()
-        subprocess.run(
-            [*HHAR, "data", "synth", "--out", str(subset), "--rows", str(args.processor_rows)],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        subset = data_of(work / "subset", args.processor_rows)
         source = producer_run(settings, subset, env, False, args.scrape_interval)["topic"]
         processed = [
             processor_run(settings, source, work, env, metrics, args.scrape_interval)
@@ -216,7 +287,8 @@ def main() -> None:
             f"hhar process --available-now, {args.processor_rows:,} events", processed
         )
         if args.json:
-            args.json.write_text(json.dumps({"producer": producer, "processor": processor}))
+            figures = {"costs": costs, "producer": producer, "processor": processor}
+            args.json.write_text(json.dumps(figures))
 
 
 if __name__ == "__main__":
