@@ -16,6 +16,7 @@ from .apps import demo, watch
 from .apps.dashboard import cli as dashboard_cli
 from .errors import HharError
 from .local import kafka_cli, spark_cli
+from .metrics import metrics_table
 from .options import (
     add_setting,
     default_text,
@@ -68,6 +69,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the reference table of every setting (Markdown, as in README.md)",
     )
+    config.add_argument(
+        "--metrics-reference",
+        action="store_true",
+        help="print the reference table of every Prometheus metric (Markdown, as in README.md)",
+    )
     config.set_defaults(func=_config)
 
     kafka_cli.register(subparsers)
@@ -104,9 +110,23 @@ def settings_reference() -> str:
     return "\n".join(lines) + "\n"
 
 
+def metrics_reference() -> str:
+    """A Markdown table of every metric of the producer, the processor and the dashboard."""
+    from .apps.dashboard import metrics as dashboard_metrics
+    from .processor import metrics as processor_metrics
+    from .producer import metrics as producer_metrics
+
+    return metrics_table(
+        [producer_metrics.METRICS, processor_metrics.METRICS, dashboard_metrics.METRICS]
+    )
+
+
 def _config(args: argparse.Namespace) -> int:
     if args.reference:
         print(settings_reference(), end="")
+        return 0
+    if args.metrics_reference:
+        print(metrics_reference(), end="")
         return 0
     settings = settings_from_args(args)
     values = settings.model_dump(mode="json")

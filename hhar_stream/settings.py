@@ -316,6 +316,28 @@ class Settings(BaseSettings):
     )
     dashboard_port: int = Field(8050, ge=1, le=65535, description="port of the dashboard")
 
+    # --- Prometheus metrics (`hhar produce`, `hhar process`, `hhar dashboard`) -----------------
+    producer_metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="port of the producer's Prometheus /metrics (unset: off)"
+    )
+    processor_metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="port of the processor's Prometheus /metrics (unset: off)"
+    )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="address the producer's and processor's /metrics listen on (0.0.0.0: every "
+        "interface)",
+    )
+    metrics_linger: float = Field(
+        30.0,
+        ge=0,
+        description="seconds a producer or processor that ended by itself waits for Prometheus' "
+        "last scrape of its final figures (when it was scraped before)",
+    )
+    dashboard_metrics: bool = Field(
+        False, description="Prometheus metrics at the dashboard's /metrics (on its own port)"
+    )
+
     # --- people -------------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
 

@@ -72,6 +72,9 @@ class _LocalFolder:
         folder = self.root / relative
         return sorted(item.name for item in folder.iterdir()) if folder.is_dir() else []
 
+    def size(self, relative: str) -> int:
+        return (self.root / relative).stat().st_size
+
     def read(self, relative: str) -> bytes | None:
         try:
             return (self.root / relative).read_bytes()
@@ -137,6 +140,9 @@ class _HadoopFolder:
         if not self._fs.exists(folder):
             return []
         return sorted(str(status.getPath().getName()) for status in self._fs.listStatus(folder))
+
+    def size(self, relative: str) -> int:
+        return int(self._fs.getFileStatus(self._path(relative)).getLen())
 
     def read(self, relative: str) -> bytes | None:
         path = self._path(relative)
@@ -208,6 +214,10 @@ class CheckpointFiles:
     def names(self, relative: str = "") -> list[str]:
         """The names in folder `relative` (empty when it does not exist), sorted."""
         return self._folder.names(relative)
+
+    def size(self, relative: str) -> int:
+        """The size in bytes of file `relative` (which exists)."""
+        return self._folder.size(relative)
 
     def read_bytes(self, relative: str) -> bytes | None:
         """The contents of file `relative`, or None when it does not exist."""

@@ -320,19 +320,20 @@ class StateLog:
         self._lock = threading.Lock()
         names = files.names(self.folder)
         self.format_1 = any(_FORMAT_1_FILE.match(name) for name in names)
-        self._deltas: list[Version] = []
-        self._snapshots: list[Version] = []
+        self._deltas: dict[Version, int] = {}
+        """Every delta's version and size in bytes, oldest first."""
+        self._snapshots: dict[Version, int] = {}
+        """Every snapshot's version and size in bytes, oldest first."""
+        found: list[tuple[Version, str]] = []
         for name in names:
             match = _FILE.match(name)
             if match:
-                kinds = self._deltas if match.group(3) == "delta" else self._snapshots
-                kinds.append((int(match.group(1)), int(match.group(2))))
+                found.append(((int(match.group(1)), int(match.group(2))), match.group(3)))
             elif name.startswith(".") and name.endswith(".tmp"):
                 files.delete(f"{self.folder}/{name}")  # a write a crash cut short: never read
-        self._deltas.sort()
-        self._snapshots.sort()
-        self.bytes_since_snapshot = 0
-        self.snapshot_bytes = 0
+        for version, kind in sorted(found):
+            kinds = self._deltas if kind == "delta" else self._snapshots
+            kinds[version] = files.size(self._path(version, kind))
 
     def location(self) -> str:
         """The folder's full path."""
@@ -403,10 +404,18 @@ class StateLog:
         with self._lock:
             return list(self._deltas)
 
+    def _newest_snapshot(self) -> Version | None:
+        return next(reversed(self._snapshots), None)
+
+    def _since_snapshot(self) -> list[int]:
+        """The sizes of the deltas after the newest snapshot."""
+        newest = self._newest_snapshot()
+        return [size for v, size in self._deltas.items() if newest is None or v > newest]
+
     def load(self, window_ms: int, delay_ms: int) -> EngineState:
         """The newest state: the newest snapshot, then the deltas after it merged again."""
         with self._lock:
-            snapshot = self._snapshots[-1] if self._snapshots else None
+            snapshot = self._newest_snapshot()
             after = [v for v in self._deltas if snapshot is None or v > snapshot]
         state = (
             EngineState()
@@ -438,16 +447,23 @@ class StateLog:
         version = (entry["batch_id"], entry["seq"])
         written = self._write(version, "delta", entry)
         with self._lock:
-            self._deltas.append(version)
-            self.bytes_since_snapshot += written
+            self._deltas[version] = written
         return written
+
+    def stored_bytes(self) -> int:
+        """The bytes a restart reads: the newest snapshot and the deltas after it."""
+        with self._lock:
+            newest = self._newest_snapshot()
+            return (0 if newest is None else self._snapshots[newest]) + sum(self._since_snapshot())
 
     def snapshot_due(self) -> bool:
         """True once the deltas since the last snapshot outweigh it (or are many)."""
         with self._lock:
-            since = sum(1 for v in self._deltas if not self._snapshots or v > self._snapshots[-1])
-            heavy = self.bytes_since_snapshot >= max(self.snapshot_bytes, SNAPSHOT_MIN_BYTES)
-            return heavy or since >= self.snapshot_interval
+            newest = self._newest_snapshot()
+            since = self._since_snapshot()
+            snapshot = 0 if newest is None else self._snapshots[newest]
+            heavy = sum(since) >= max(snapshot, SNAPSHOT_MIN_BYTES)
+            return heavy or len(since) >= self.snapshot_interval
 
     def write_snapshot(self, state: EngineState) -> int:
         """Write the whole `state` (atomically), then drop what no restart needs any more:
@@ -455,16 +471,14 @@ class StateLog:
         version = (state.batch_id, state.seq)
         written = self._write(version, "snapshot", state.to_snapshot())
         with self._lock:
-            self._snapshots.append(version)
-            self.snapshot_bytes = written
-            self.bytes_since_snapshot = 0
+            self._snapshots[version] = written
             if len(self._snapshots) < 2:
                 return written
-            keep_from = self._snapshots[-2]
+            keep_from = list(self._snapshots)[-2]
             dropped = [(v, "snapshot") for v in self._snapshots if v < keep_from]
             dropped += [(v, "delta") for v in self._deltas if v <= keep_from]
-            self._snapshots = [v for v in self._snapshots if v >= keep_from]
-            self._deltas = [v for v in self._deltas if v > keep_from]
+            self._snapshots = {v: n for v, n in self._snapshots.items() if v >= keep_from}
+            self._deltas = {v: n for v, n in self._deltas.items() if v > keep_from}
         for version, kind in dropped:
             self.files.delete(self._path(version, kind))
         return written

@@ -9,7 +9,8 @@ import pytest
 from confluent_kafka import Producer
 from support.cli import hhar_env, run_hhar
 
-from hhar_stream.apps.results import RateMeter, ResultState
+from hhar_stream.apps.results import ResultState
+from hhar_stream.rates import RateMeter
 from hhar_stream.schemas.results import (
     ActivityStats,
     DeviceActivity,

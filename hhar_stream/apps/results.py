@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,13 +19,11 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message,
 
 from ..errors import BrokerError
 from ..processor.catalogue import BAD_RECORDS
+from ..rates import RateMeter
 from ..schemas.results import ResultRecord, parse_result_value
 from ..settings import Settings
 
 logger = logging.getLogger(__name__)
-
-RATE_WINDOW = 10.0
-"""Seconds over which the event rates are measured."""
 
 
 @dataclass
@@ -67,32 +64,6 @@ class ResultState:
         """The newest batch id seen in any result."""
         ids = [r.batch_id for rows in self.latest.values() for r in rows.values()]
         return max(ids) if ids else None
-
-
-class RateMeter:
-    """The rate per second of a growing total, over its samples of the last `window` seconds."""
-
-    def __init__(self, window: float = RATE_WINDOW) -> None:
-        """Keep samples for `window` seconds."""
-        self.window = window
-        self._samples: deque[tuple[float, int]] = deque()
-
-    def add(self, total: int, now: float | None = None) -> None:
-        """Record the total at `now` (default: the monotonic clock)."""
-        now = time.monotonic() if now is None else now
-        if self._samples and total < self._samples[-1][1]:
-            self._samples.clear()  # the total started over (topics deleted and created again)
-        self._samples.append((now, total))
-        while len(self._samples) > 2 and now - self._samples[1][0] >= self.window:
-            self._samples.popleft()
-
-    @property
-    def rate(self) -> float | None:
-        """Per second over the samples kept; None before two samples."""
-        if len(self._samples) < 2:
-            return None
-        (start, first), (end, last) = self._samples[0], self._samples[-1]
-        return (last - first) / (end - start) if end > start else None
 
 
 @dataclass(frozen=True)

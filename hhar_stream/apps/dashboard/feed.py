@@ -17,6 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
@@ -109,6 +110,22 @@ class DeadLetters:
         self.consumer.close()
 
 
+@dataclass(frozen=True)
+class Health:
+    """What the feed knew when it last published the page (the dashboard's metrics)."""
+
+    kafka_up: bool
+    """The broker answered the feed's last look."""
+    events: int | None
+    """Events in the events topic (None: not known)."""
+    dead_letters: int | None
+    """Messages in the dead-letter topic (None: not known)."""
+    invalid_results: int
+    """Result records set aside: not JSON, not a result record, or another query's."""
+    updates: int
+    """Versions of the page published."""
+
+
 class Feed:
     """Keeps the page's content current in a thread of its own."""
 
@@ -131,6 +148,7 @@ class Feed:
         self._figures: PipelineFigures | None = None
         self._status: dict[str, Any] | None = None
         self._status_problem: str | None = None
+        self._health = Health(False, None, None, 0, 0)
         self._publish()
 
     # --- for the server ---------------------------------------------------------------------
@@ -138,6 +156,11 @@ class Feed:
         """The current version and the page's content as JSON."""
         with self._lock:
             return self._version, self._content
+
+    def health(self) -> Health:
+        """What the feed knew when it last published the page."""
+        with self._lock:
+            return self._health
 
     def subscribe(self, callback: Callable[[], None]) -> None:
         """Call `callback` (from the feed's thread) after every new version."""
@@ -247,8 +270,16 @@ class Feed:
             cls=PlotlyJSONEncoder,
             separators=(",", ":"),
         )
+        health = Health(
+            kafka_up=self._broker_error is None and self._figures is not None,
+            events=self._figures.events if self._figures is not None else None,
+            dead_letters=self.dead_letters.count,
+            invalid_results=self.reader.state.invalid,
+            updates=self._version + 1,
+        )
         with self._lock:
             self._version += 1
             self._content = content
+            self._health = health
         for callback in self._subscribers:
             callback()
