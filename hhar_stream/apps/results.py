@@ -18,12 +18,16 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
 from ..errors import BrokerError
-from ..processor.catalogue import BAD_RECORDS
+from ..processor.catalogue import BAD_RECORDS, CATALOGUE
 from ..rates import RateMeter
-from ..schemas.results import ResultRecord, parse_result_value
+from ..schemas.results import RESULT_RECORDS, ResultRecord, parse_result_value
 from ..settings import Settings
 
 logger = logging.getLogger(__name__)
+
+NEWEST_ROWS = 100_000
+"""Records a query with a `newest` rule keeps at most (beyond its newest value's): a fleet's
+windows hold tens of thousands of rows each."""
 
 
 @dataclass
@@ -35,6 +39,10 @@ class ResultState:
     """Records set aside: not JSON, not a result record, or another query's record."""
     last_invalid: str | None = None
     """Why the last of them was set aside, and where it was."""
+    newest: dict[str, tuple[str, int]] = field(default_factory=dict)
+    """Per query, (field, n): only the records of the n newest values of the field are kept
+    (`catalogue.View.newest`: what the views can show)."""
+    _keys_by_value: dict[str, dict[Any, set[bytes]]] = field(default_factory=dict)
 
     def apply(self, query: str, key: bytes | None, value: bytes | None) -> None:
         """Fold one record of `query`'s topic in (a null value deletes the key)."""
@@ -43,14 +51,31 @@ class ResultState:
             rows.pop(key or b"", None)
             return
         try:
-            record = parse_result_value(value)
-        except ValueError as error:
-            self._reject(query, str(error).splitlines()[0])
-            return
+            # The topic's own model first: pydantic parses and checks the JSON in one go.
+            record: ResultRecord = RESULT_RECORDS[query].model_validate_json(value)
+        except (KeyError, ValueError):
+            try:  # not that model: say what it is (another query's record, not JSON, ...)
+                record = parse_result_value(value)
+            except ValueError as error:
+                self._reject(query, str(error).splitlines()[0])
+                return
         if record.query != query:
             self._reject(query, f"a record of query {record.query}")
             return
         rows[key or b""] = record
+        if query in self.newest:
+            self._forget_the_oldest(query, key or b"", record)
+
+    def _forget_the_oldest(self, query: str, key: bytes, record: ResultRecord) -> None:
+        """Keep the records of the newest values of the query's `newest` field only, and
+        fewer while they are more than `NEWEST_ROWS` (the newest value's records stay)."""
+        name, kept = self.newest[query]
+        keys = self._keys_by_value.setdefault(query, {})
+        keys.setdefault(getattr(record, name), set()).add(key)
+        rows = self.latest[query]
+        while len(keys) > kept or (len(keys) > 1 and len(rows) > NEWEST_ROWS):
+            for old in keys.pop(min(keys)):
+                rows.pop(old, None)
 
     def _reject(self, query: str, reason: str) -> None:
         self.invalid += 1
@@ -107,7 +132,13 @@ class ResultReader:
         metadata request."""
         self.settings = settings
         self.queries = list(queries)
-        self.state = ResultState()
+        self.state = ResultState(
+            newest={
+                query: rule
+                for query in self.queries
+                if query in CATALOGUE and (rule := CATALOGUE[query].view.newest) is not None
+            }
+        )
         self.broker_timeout = broker_timeout
         config = settings.kafka_client_config() | {
             "group.id": group,

@@ -29,7 +29,7 @@ from ...processor.status import read_status
 from ...producer.routing import HEADER_ERROR_REASON, HEADER_SOURCE_FILE, HEADER_SOURCE_LINE
 from ...settings import Settings
 from ..results import PipelineFigures, ResultReader
-from .panels import DeadLetter, Observation, ThroughputSample, page
+from .panels import DeadLetter, Observation, ThroughputSample, page, table_page
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +138,9 @@ class Feed:
         self.dead_letters = DeadLetters(settings)
         self.throughput: deque[ThroughputSample] = deque(maxlen=THROUGHPUT_SAMPLES)
         self._lock = threading.Lock()
+        self._results = threading.Lock()
+        """Held while the results are read or changed (pages of tables are read by the
+        server's threads)."""
         self._version = 0
         self._content = ""
         self._subscribers: list[Callable[[], None]] = []
@@ -207,7 +210,8 @@ class Feed:
         try:
             if sample or self._broker_error is not None:
                 self.reader.refresh_topics()
-            folded = self.reader.read_available(POLL_SECONDS)
+            with self._results:
+                folded = self.reader.read_available(POLL_SECONDS)
         except BrokerError as error:
             news = self._broker_error != str(error)
             if self._broker_error is None:
@@ -264,12 +268,22 @@ class Feed:
             throughput=list(self.throughput),
         )
 
+    def table_page(self, query: str, first: int, search: str) -> str | None:
+        """Another page of one query's table as JSON (`panels.table_page`); None for a query
+        the page does not show."""
+        if query not in self.reader.queries:
+            return None
+        with self._results:
+            content = table_page(self.observation(), query, first, search)
+        return json.dumps(content, separators=(",", ":"))
+
     def _publish(self) -> None:
-        content = json.dumps(
-            page(self.observation(), dt.datetime.now(dt.UTC)),
-            cls=PlotlyJSONEncoder,
-            separators=(",", ":"),
-        )
+        with self._results:
+            content = json.dumps(
+                page(self.observation(), dt.datetime.now(dt.UTC)),
+                cls=PlotlyJSONEncoder,
+                separators=(",", ":"),
+            )
         health = Health(
             kafka_up=self._broker_error is None and self._figures is not None,
             events=self._figures.events if self._figures is not None else None,

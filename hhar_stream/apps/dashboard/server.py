@@ -94,6 +94,18 @@ def create_app(feed: Feed, settings: Settings) -> Starlette:
         _, content = feed.latest()
         return Response(content, media_type="application/json")
 
+    async def table(request: Request) -> Response:
+        query = request.query_params.get("query", "")
+        search = request.query_params.get("search", "")[:200]
+        try:
+            first = max(0, int(request.query_params.get("first", "0")))
+        except ValueError:
+            return Response("first: not a number", status_code=400)
+        content = await asyncio.to_thread(feed.table_page, query, first, search)
+        if content is None:
+            return Response(f"no table of query {query!r}", status_code=404)
+        return Response(content, media_type="application/json")
+
     async def events(request: Request) -> Response:
         shutdown = anyio.Event()  # set when the server stops: the stream then ends cleanly
 
@@ -119,6 +131,7 @@ def create_app(feed: Feed, settings: Settings) -> Starlette:
     routes = [
         Route("/", index),
         Route("/api/page", current),
+        Route("/api/table", table),
         Route("/events", events),
         Route("/vendor/plotly.min.js", plotly_js),
         Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
