@@ -279,18 +279,22 @@ class QueryCheckpoint:
         """Batch ids in Spark's commit log (a batch is logged there once it is done)."""
         return self._batches("commits")
 
-    def committed_offsets(self, topic: str) -> dict[int, int]:
-        """Where the query resumes in `topic`: the end offsets of its last committed batch.
+    def logged_offsets(self, batch: int, topic: str) -> dict[int, int]:
+        """The end offsets of `topic` that batch `batch` reads up to, per partition (empty
+        when the batch is not logged).
 
         Spark logs a batch's end offsets in ``offsets/<batch>`` (a version line, the batch
-        metadata, then one JSON line per source). Empty before the first committed batch.
+        metadata, then one JSON line per source) before the batch runs.
         """
-        committed = self.committed_batches()
-        if not committed:
-            return {}
-        text = self.files.read_text(f"{self.query}/offsets/{committed[-1]}") or ""
+        text = self.files.read_text(f"{self.query}/offsets/{batch}") or ""
         source = json.loads(text.splitlines()[-1]) if text else {}
         return {int(partition): offset for partition, offset in source.get(topic, {}).items()}
+
+    def committed_offsets(self, topic: str) -> dict[int, int]:
+        """Where the query resumes in `topic`: the end offsets of its last committed batch
+        (empty before the first)."""
+        committed = self.committed_batches()
+        return self.logged_offsets(committed[-1], topic) if committed else {}
 
     def claim(self) -> None:
         """Mark the folder as this query's; refuse a folder of another query.

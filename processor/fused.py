@@ -73,6 +73,11 @@ _WARM_UP_MESSAGES = [
     b"not an event",
 ]
 
+ONE_TASK_OFFSETS = 20_000
+"""A micro-batch of at most this many offsets is parsed and aggregated in one task, without a
+shuffle: for a few thousand events the second stage and its tasks cost more than one core
+saves (the latency's floor); a larger batch is spread over the cores."""
+
 BATCH_PARTS = ("aggregate", "merge", "state_write", "derive", "sink_write")
 """The parts of a micro-batch the engine times (`parts_ms` in its status counts)."""
 
@@ -219,9 +224,24 @@ class FusedBatches:
             )
             self.last_batch_end = time.monotonic()
 
+    def _offsets(self, batch_id: int) -> int | None:
+        """How many offsets of the events topic micro-batch `batch_id` spans (from Spark's
+        offset log, events and transaction markers), when the previous batch is logged."""
+        if batch_id == 0:
+            return None
+        checkpoint, topic = self.run.checkpoints[FUSED_QUERY], self.run.settings.topic
+        start = checkpoint.logged_offsets(batch_id - 1, topic)
+        end = checkpoint.logged_offsets(batch_id, topic)
+        if not start or not end:
+            return None
+        return sum(offset - start.get(partition, 0) for partition, offset in end.items())
+
     def _aggregate(self, parsed: DataFrame, batch_id: int) -> BatchAggregate:
-        """The micro-batch's one Spark job, collected."""
+        """The micro-batch's one Spark job (in one task when the batch is small), collected."""
         aggregate = BatchAggregate()
+        offsets = self._offsets(batch_id)
+        if offsets is not None and offsets <= ONE_TASK_OFFSETS:
+            parsed = parsed.coalesce(1)
         for row in self.aggregation(parsed).collect():
             if row["ok"]:
                 aggregate.groups.append(
