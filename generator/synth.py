@@ -272,14 +272,8 @@ def _remove_dataset(folder: Path, created: bool) -> None:
         folder.rmdir()
 
 
-def register(subparsers: Commands) -> None:
-    """Add the `data` command group."""
-    data = subparsers.add_parser(
-        "data",
-        help="HHAR data sets: generate one like the real activity-data folder",
-        description="Work with HHAR data folders.",
-    )
-    actions = data.add_subparsers(dest="action", required=True, metavar="ACTION")
+def register(actions: Commands) -> None:
+    """Add `synth` to the `hhar data` command group."""
     synth = actions.add_parser(
         "synth",
         help="generate a calibrated HHAR-like data set (deterministic for a seed)",
