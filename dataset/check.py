@@ -209,53 +209,81 @@ class FileScan:
     """The first of them: its line number and why it is odd."""
 
 
+BLOCK = 16 << 20
+"""Bytes read at a time: a real part file (about 14.8 MB) in one block, any file in bounded
+memory."""
+
+
+class _Rows:
+    """The rows of one file so far, added block by block (each block whole lines)."""
+
+    def __init__(self) -> None:
+        self.lines = self.rows = self.odd = 0
+        self.cells: Counter[tuple[str, str, str]] = Counter()
+        self.first_odd: tuple[int, str] | None = None
+
+    def add(self, lines: bytes) -> None:
+        """Whole lines, the last one with or without its newline."""
+        count = lines.count(b"\n") + (not lines.endswith(b"\n"))
+        found = Counter(ROW.findall(lines))
+        if sum(found.values()) == count:
+            self.cells.update(
+                {(d.decode(), m.decode(), g.decode()): n for (d, m, g), n in found.items()}
+            )
+            self.rows += count
+        else:
+            self._line_by_line(lines)
+        self.lines += count
+
+    def _line_by_line(self, lines: bytes) -> None:
+        """The slow path for lines the pattern does not all take: one at a time, parsed to say
+        why."""
+        for number, line in enumerate(lines.removesuffix(b"\n").split(b"\n"), self.lines + 1):
+            match = ROW.fullmatch(line)
+            if match:
+                self.rows += 1
+                self.cells[(match[1].decode(), match[2].decode(), match[3].decode())] += 1
+                continue
+            self.odd += 1
+            try:
+                fields = parse_event_fields(line)
+            except ValidationError as error:
+                reason = describe_validation_error(error)
+            else:
+                self.rows += 1
+                self.cells[(fields["device"], fields["model"], fields["gt"])] += 1
+                reason = "a valid row, written otherwise than the real files (spaces, key order?)"
+            if self.first_odd is None:
+                self.first_odd = (number, reason)
+
+
 def scan_file(path: Path, rows: bool = True) -> FileScan:
     """Read `path`: its size and blob id, and with `rows` its rows (see the module doc)."""
-    data = path.read_bytes()
-    blob_id = real.git_blob_id(data)
-    if not rows:
-        return FileScan(path.name, len(data), blob_id, 0, 0, Counter())
-    lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
-    cells = Counter(ROW.findall(data))
-    found = sum(cells.values())
-    scan = FileScan(path.name, len(data), blob_id, lines, found, _decoded(cells))
-    if found == lines:
-        return scan
-    return _scan_lines(scan, data)
-
-
-def _decoded(cells: Counter[tuple[bytes, ...]]) -> Counter[tuple[str, str, str]]:
-    return Counter(
-        {(d.decode(), m.decode(), g.decode()): count for (d, m, g), count in cells.items()}
+    size = path.stat().st_size
+    blob = real.GitBlob(size)
+    found = _Rows()
+    with path.open("rb") as stream:
+        rest = b""
+        while block := stream.read(BLOCK):
+            blob.update(block)
+            if rows:
+                lines = rest + block
+                end = lines.rfind(b"\n") + 1
+                rest = lines[end:]
+                if end:
+                    found.add(lines[:end])
+        if rest:
+            found.add(rest)
+    return FileScan(
+        path.name,
+        size,
+        blob.hexdigest(),
+        found.lines,
+        found.rows,
+        found.cells,
+        found.odd,
+        found.first_odd,
     )
-
-
-def _scan_lines(scan: FileScan, data: bytes) -> FileScan:
-    """The slow path for a file with lines the pattern does not take: line by line."""
-    cells: Counter[tuple[str, str, str]] = Counter()
-    rows = odd = 0
-    first_odd: tuple[int, str] | None = None
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    for number, line in enumerate(lines, start=1):
-        match = ROW.fullmatch(line)
-        if match:
-            rows += 1
-            cells[(match[1].decode(), match[2].decode(), match[3].decode())] += 1
-            continue
-        odd += 1
-        try:
-            fields = parse_event_fields(line)
-        except ValidationError as error:
-            reason = describe_validation_error(error)
-        else:
-            rows += 1
-            cells[(fields["device"], fields["model"], fields["gt"])] += 1
-            reason = "a valid row, written otherwise than the real files (spaces, key order?)"
-        if first_odd is None:
-            first_odd = (number, reason)
-    return FileScan(scan.name, scan.size, scan.blob_id, len(lines), rows, cells, odd, first_odd)
 
 
 # --- the check -------------------------------------------------------------------------------

@@ -137,14 +137,30 @@ BLOB_IDS: dict[str, str] = {
     STARTED_MARKER: EMPTY_BLOB_ID,
     SUCCESS_MARKER: EMPTY_BLOB_ID,
 } | dict(zip(PART_NAMES, PART_BLOB_IDS, strict=True))
-"""The git blob id of every entry (`git_blob_id` of its bytes)."""
+"""The git blob id of every entry (`GitBlob`)."""
+
+
+class GitBlob:
+    """The git blob id of a file of `size` bytes (how the book's repository names its
+    content), its bytes added block by block."""
+
+    def __init__(self, size: int) -> None:
+        self._digest = hashlib.sha1(b"blob %d\0" % size, usedforsecurity=False)
+
+    def update(self, block: bytes) -> None:
+        """The next bytes of the file."""
+        self._digest.update(block)
+
+    def hexdigest(self) -> str:
+        """The blob id, once every byte was added."""
+        return self._digest.hexdigest()
 
 
 def git_blob_id(data: bytes) -> str:
-    """The git blob id of a file's bytes (how the book's repository names its content)."""
-    digest = hashlib.sha1(b"blob %d\0" % len(data), usedforsecurity=False)
-    digest.update(data)
-    return digest.hexdigest()
+    """The git blob id of a file's bytes."""
+    blob = GitBlob(len(data))
+    blob.update(data)
+    return blob.hexdigest()
 
 
 # --- the rows (§11 unless said otherwise) -----------------------------------------------------

@@ -217,6 +217,22 @@ def test_a_line_in_another_notation_is_a_row_but_not_the_real_layout(
     )
 
 
+def test_small_blocks_find_what_one_block_finds(
+    copy: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lines = (copy / PART).read_bytes().splitlines(keepends=True)
+    lines[5] = lines[5].replace(b'"gt":"', b'"gt": "')
+    (copy / PART).write_bytes(b"".join(lines)[:-30])  # the last line cut, without its newline
+    whole = check.scan_file(copy / PART)
+    assert (whole.lines, whole.rows, whole.odd) == (20, 19, 2)
+    assert whole.first_odd == (
+        6,
+        "a valid row, written otherwise than the real files (spaces, key order?)",
+    )
+    monkeypatch.setattr(check, "BLOCK", 97)
+    assert check.scan_file(copy / PART) == whole
+
+
 def test_several_processes_find_what_one_finds(
     replica: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
