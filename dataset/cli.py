@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import textwrap
 import threading
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -33,8 +34,8 @@ file) and by the next hhar data fetch, which asks for the rest with HTTP range r
 skips the files already whole. Ctrl+C keeps what arrived.
 
 --source uci fetches the original UCI HHAR archive (HHAR_UCI_URL, --uci-url) instead and
-unpacks its phones' gyroscope file ({real.UCI_GYROSCOPE_FILE}: every phone, among them the
-Nexus 4 rows that make up activity-data), which hhar produce replays as it is."""
+unpacks its phones' gyroscope file ({real.UCI_GYROSCOPE_FILE}: every phone, the Nexus 4
+ones whose readings activity-data holds among them), which hhar produce replays as it is."""
 
 _CHECK = f"""\
 Hold a folder to the real activity-data set: its {len(real.ENTRIES)} files by name and byte
@@ -44,12 +45,17 @@ tables. One line per finding; exit 0 only when every one agrees. A generated set
 synth) is named as such, with how close its shares are to the real ones."""
 
 
+def _wrapped(text: str) -> str:
+    """`text`'s paragraphs filled to the width of the other commands' help."""
+    return "\n\n".join(textwrap.fill(" ".join(part.split()), 92) for part in text.split("\n\n"))
+
+
 def register(actions: Commands) -> None:
     """Add `fetch` and `check` to the `hhar data` command group."""
     fetch = actions.add_parser(
         "fetch",
         help="download the real activity-data set (or the UCI archive) and check it",
-        description=_FETCH,
+        description=_wrapped(_FETCH),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_setting(
@@ -79,7 +85,7 @@ def register(actions: Commands) -> None:
     check = actions.add_parser(
         "check",
         help="is a folder the real activity-data set, whole? (one line per finding)",
-        description=_CHECK,
+        description=_wrapped(_CHECK),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument(
