@@ -43,6 +43,7 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The `hhar` argument parser with every subcommand."""
+    from .dataset import cli as dataset_cli
     from .generator import synth
     from .processor import cli as processor_cli
     from .producer import cli as producer_cli
@@ -78,7 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     kafka_cli.register(subparsers)
     spark_cli.register(subparsers)
-    synth.register(subparsers)
+    data = subparsers.add_parser(
+        "data",
+        help="HHAR data sets: fetch the real activity-data set, check a folder, generate one",
+        description="Work with HHAR data folders.",
+    )
+    data_actions = data.add_subparsers(dest="action", required=True, metavar="ACTION")
+    dataset_cli.register(data_actions)
+    synth.register(data_actions)
     producer_cli.register(subparsers)
     processor_cli.register(subparsers)
     watch.register(subparsers)

@@ -207,6 +207,22 @@ class Settings(BaseSettings):
         description="HHAR data folder (the real activity-data folder, or a generated one)",
     )
     seed: int = Field(42, description="random seed of the data generator")
+    data_url: str = Field(
+        "https://raw.githubusercontent.com/databricks/Spark-The-Definitive-Guide/master/"
+        "data/activity-data",
+        description="where hhar data fetch gets the real activity-data set: the URL of the "
+        "folder of its files (http, https, file://) or a local folder holding them",
+    )
+    uci_url: str = Field(
+        "https://archive.ics.uci.edu/static/public/344/heterogeneity+activity+recognition.zip",
+        description="where hhar data fetch --source uci gets the UCI HHAR archive (a URL or a "
+        "local file)",
+    )
+    fetch: bool = Field(
+        False,
+        description="hhar demo and compose's data-init: fetch the real set (hhar data fetch) "
+        "rather than generate one",
+    )
 
     # --- producer (`hhar produce`) -----------------------------------------------------------
     source: Path | None = Field(

@@ -31,6 +31,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 
 from hhar_stream import kafka_client
+from hhar_stream.dataset.check import describe_source
 from hhar_stream.errors import BrokerError, InputDataError
 from hhar_stream.settings import SCHEMA_VERSION, Settings
 
@@ -149,7 +150,8 @@ def _plan(settings: Settings) -> _Plan:
     if settings.source is None and not settings.data.exists():
         msg = (
             f"no --source given and the data folder {settings.data} does not exist: "
-            f"generate one with `hhar data synth` or pass --source"
+            f"fetch the real set with `hhar data fetch`, generate one with `hhar data synth` "
+            f"or pass --source"
         )
         raise InputDataError(msg)
     files = resolve_source(source)
@@ -160,6 +162,7 @@ def _plan(settings: Settings) -> _Plan:
         settings.order,
     )
     kafka_client.check_broker(settings)
+    logger.info("replaying %s", describe_source(source))  # the first line of a replay
     kafka_client.ensure_topics(settings, kafka_client.topic_specs(settings))
     shares = plan_shares(
         [file.path.stat().st_size for file in files], settings.workers, settings.limit
