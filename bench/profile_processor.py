@@ -35,7 +35,7 @@ from pyspark.sql import functions as F
 
 from hhar_stream.processor import queries as q
 from hhar_stream.processor.catalogue import CATALOGUE, window_milliseconds, window_parameters
-from hhar_stream.processor.fused import BatchAggregation
+from hhar_stream.processor.fused import BatchAggregation, group_of
 from hhar_stream.processor.fused_state import EngineState
 from hhar_stream.processor.parse import (
     EVENT_SCHEMA,
@@ -100,19 +100,7 @@ def main() -> None:
         figures["windowed_s"], _ = timed(window.collect)
         figures["bad_records_s"], _ = timed(invalid_records(parsed).count)
 
-        columns = (
-            "window_start",
-            "Device",
-            "gt",
-            "Model",
-            "stairs_user",
-            "count",
-            "x_sum",
-            "y_sum",
-            "z_sum",
-            "latest",
-        )
-        groups = [tuple(r[name] for name in columns) for r in rows if r["ok"]]
+        groups = [group_of(r) for r in rows if r["ok"]]
         state = EngineState()
         figures["merge_s"], _ = timed(lambda: state.merge(0, groups, 0, window_ms, delay_ms))
         historical = {}

@@ -11,7 +11,17 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from fleet_report import FLEET_END, FLEET_PLOT, FLEET_START, fleet_goals, fleet_plot, fleet_table
+from fleet_report import (
+    FLEET_END,
+    FLEET_PLOT,
+    FLEET_START,
+    Goal,
+    demo_goal,
+    fleet_goals,
+    fleet_plot,
+    fleet_table,
+    latency_goals,
+)
 
 START = "<!-- bench-table:start -->"
 END = "<!-- bench-table:end -->"
@@ -323,7 +333,7 @@ def _verdict(met: bool | None) -> str:
 def goals_table(results: dict[str, Any]) -> str:
     """The issues' goals beside this run's figures (a Markdown table)."""
     runs = results["runs"]
-    rows: list[tuple[str, str, bool | None]] = []
+    rows: list[Goal] = []
     ceiling, fused = runs.get("ceiling"), runs.get("fused_engine")
     if ceiling and fused:
         ratio = fused["events_per_s"] / ceiling["events_per_s"]
@@ -345,16 +355,7 @@ def goals_table(results: dict[str, Any]) -> str:
                 rate >= 200_000,
             )
         )
-    for rate, bound in ((5_000, 1.5), (50_000, 3.0)):
-        latency = (results.get("latency") or {}).get(str(rate))
-        if latency and latency.get("included"):
-            rows.append(
-                (
-                    f"p99 latency under {bound:g} s at {rate:,} events/s",
-                    f"p99 {latency['p99_s']:.2f} s (p50 {latency['p50_s']:.2f} s)",
-                    latency["p99_s"] < bound,
-                )
-            )
+    rows += latency_goals(results, ((5_000, 1.5), (50_000, 3.0)))
     full = results.get("full")
     if full:
         seconds = full["end_to_end_s"]
@@ -365,15 +366,7 @@ def goals_table(results: dict[str, Any]) -> str:
                 bool(seconds) and seconds < 90,
             )
         )
-    demo = results.get("demo")
-    if demo:
-        rows.append(
-            (
-                "`make demo`: the processor keeps up; lag at the end under one second of events",
-                f"{demo['lag_events']:,} events = {demo['lag_s']} s",
-                demo["lag_s"] is not None and demo["lag_s"] < 1,
-            )
-        )
+    rows += demo_goal(results)
     memory = results.get("memory")
     if memory and "jvm" in memory:
         jvm, python = memory["jvm"], memory["python"]

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
 
@@ -149,6 +149,26 @@ def warm_up(spark: SparkSession, aggregation: BatchAggregation) -> None:
     aggregation(parse_events(sample)).collect()
 
 
+GROUP_COLUMNS = (
+    "window_start",
+    "Device",
+    "gt",
+    "Model",
+    "stairs_user",
+    "count",
+    "x_sum",
+    "y_sum",
+    "z_sum",
+    "latest",
+)
+"""The columns of a `BatchAggregation` row of valid events, in the order of a `Group`."""
+
+
+def group_of(row: Row) -> Group:
+    """The `Group` of a `BatchAggregation` row of valid events."""
+    return tuple(row[name] for name in GROUP_COLUMNS)
+
+
 @dataclass
 class BatchAggregate:
     """`BatchAggregation` of one micro-batch, on the driver."""
@@ -244,20 +264,7 @@ class FusedBatches:
             parsed = parsed.coalesce(1)
         for row in self.aggregation(parsed).collect():
             if row["ok"]:
-                aggregate.groups.append(
-                    (
-                        row["window_start"],
-                        row["Device"],
-                        row["gt"],
-                        row["Model"],
-                        row["stairs_user"],
-                        row["count"],
-                        row["x_sum"],
-                        row["y_sum"],
-                        row["z_sum"],
-                        row["latest"],
-                    )
-                )
+                aggregate.groups.append(group_of(row))
                 continue
             values = {
                 name.removeprefix("bad_"): value

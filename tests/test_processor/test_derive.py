@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from hhar_stream.processor import derive
 from hhar_stream.processor.catalogue import CATALOGUE
 from hhar_stream.processor.derive import Totals
-from hhar_stream.processor.fused import BatchAggregation
+from hhar_stream.processor.fused import BatchAggregation, group_of
 from hhar_stream.processor.fused_state import EngineState, Group
 from hhar_stream.processor.parse import parse_events
 from hhar_stream.processor.queries import historical_stats
@@ -91,24 +91,10 @@ def engine_totals(spark, events: list[SensorEvent]) -> Totals:
     groups = []
     for row in BatchAggregation(Settings())(parse_events(messages)).collect():
         assert row["ok"]
-        groups.append(tuple(row[name] for name in GROUP_COLUMNS))
+        groups.append(group_of(row))
     state = EngineState()
     state.merge(0, groups, 0, WINDOW_MS, DELAY_MS)
     return state.totals
-
-
-GROUP_COLUMNS = (
-    "window_start",
-    "Device",
-    "gt",
-    "Model",
-    "stairs_user",
-    "count",
-    "x_sum",
-    "y_sum",
-    "z_sum",
-    "latest",
-)
 
 
 def derive_all(query, totals: Totals, historical: dict | None = None, changes=None) -> list[dict]:
