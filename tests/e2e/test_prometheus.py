@@ -45,15 +45,22 @@ def test_prometheus_sees_what_the_producer_and_the_processor_did(
     env = hhar_env(kafka, ["bootstrap", "home", "master", "shuffle_partitions", "driver_memory"])
     producer = processor = None
     try:
-        # The producer replays for about four seconds; Prometheus scrapes it every half second
-        # and, once the replay ended, once more for its final figures (the producer waits).
+        # The producer replays for about eight seconds; Prometheus scrapes it every half second
+        # and, once the replay ended, once more for its final figures (the producer waits for
+        # that scrape because it was scraped before: the test sees a scrape during the replay).
         producer = HharProcess(
-            ["produce", "--source", str(data), "--topic", topic, "--rate", "500"]
+            ["produce", "--source", str(data), "--topic", topic, "--rate", "250"]
             + ["--commit-interval", "0.5", "--metrics-port", str(producer_port)],
             env,
             tmp_path / "producer",
             "produce",
         )
+        poll_until(
+            lambda: prometheus.value('up{job="producer"}') == 1 or not producer.running(),
+            60,
+            "Prometheus scraping the producer",
+        )
+        assert producer.running(), "the replay ended before Prometheus scraped it once"
         assert producer.wait(120) == 0, producer.stderr[-3000:]
         assert "waiting up to 30 s for the last scrape" in producer.stderr
         events = read_messages(kafka, topic)
