@@ -12,13 +12,13 @@ DEMO_SECONDS ?=
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup browser kafka-up kafka-down kafka-status data produce process watch dashboard \
+.PHONY: help setup browser prometheus kafka-up kafka-down kafka-status data produce process watch dashboard \
         demo profile topics consume test test-unit reliability lint typecheck bench clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-setup: $(STAMP_PY) $(KAFKA_LIBS)/.complete $(SPARK_JARS)/.complete browser ## install Python packages, resolve the Kafka and Spark jars (Maven), and the test browser
+setup: $(STAMP_PY) $(KAFKA_LIBS)/.complete $(SPARK_JARS)/.complete browser prometheus ## install Python packages, resolve the Kafka and Spark jars (Maven), the test browser and Prometheus
 
 # The dashboard's browser test drives Debian's chromium with its chromedriver (no browser
 # download); installed with apt-get where missing, else a warning (only that test needs it).
@@ -29,6 +29,17 @@ browser: ## install Debian's chromium and chromium-driver where missing (the das
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
 	else \
 		echo "warning: chromium or chromedriver missing: install Debian's chromium and chromium-driver for the dashboard's browser test" >&2; \
+	fi
+
+# The metrics test scrapes a real producer and processor with Debian's prometheus (and checks
+# the compose profile's config with its promtool); installed like the browser.
+prometheus: ## install Debian's prometheus where missing (the metrics tests)
+	@if command -v prometheus >/dev/null && command -v promtool >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing prometheus (the metrics tests)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus; \
+	else \
+		echo "warning: prometheus or promtool missing: install Debian's prometheus for the metrics tests" >&2; \
 	fi
 
 $(STAMP_PY): pyproject.toml

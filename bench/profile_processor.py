@@ -9,12 +9,13 @@ and times, each as its own Spark job over every event, after one warm-up job:
   unexpected keys (a second JSON parse of each line);
 - ``parse``: `parse_events` with every validation rule, valid rows counted, twice: the first
   run also pays for generating and compiling the code of the plan;
-- ``batch_aggregate``: the fused engine's one job per micro-batch (parse, group by fine key
-  and window, bad records aside), collected;
+- ``batch_aggregate``: the fused engine's one job per micro-batch (parse, group by window,
+  Device, gt, Model and stairs user, bad records aside), collected;
 - ``windowed``: parse + ``windowed_activity``, collected (the per-query engine's own stream);
 - ``bad_records``: parse + the invalid rows, counted (the per-query engine's own stream);
 - ``merge`` and ``derive_each``: the fused engine's driver work on the collected aggregate:
-  the merge into its state, and each query derived in plain Python as validated records.
+  the merge into its state, and each query's rows derived in plain Python as validated
+  records (every row: all of them changed).
 
 Prints one JSON object of seconds per stage (and events/s), for bench/run_all.py.
 
@@ -34,8 +35,8 @@ from pyspark.sql import functions as F
 
 from hhar_stream.processor import queries as q
 from hhar_stream.processor.catalogue import CATALOGUE, window_milliseconds, window_parameters
-from hhar_stream.processor.fused import batch_aggregate
-from hhar_stream.processor.fused_state import FusedState
+from hhar_stream.processor.fused import BatchAggregation, group_of
+from hhar_stream.processor.fused_state import EngineState
 from hhar_stream.processor.parse import (
     EVENT_SCHEMA,
     invalid_records,
@@ -92,32 +93,16 @@ def main() -> None:
         figures["parse_s"], _ = timed(valid_events(parsed).count)
         window_ms, delay_ms = window_milliseconds(settings)
         figures["batch_aggregate_s"], rows = timed(
-            lambda: batch_aggregate(raw, window_ms).collect()
+            lambda: BatchAggregation(settings)(parsed).collect()
         )
         figures["batch_aggregate_rows"] = len(rows)
         window = q.windowed_activity(valid_events(parsed), **window_parameters(settings))
         figures["windowed_s"], _ = timed(window.collect)
         figures["bad_records_s"], _ = timed(invalid_records(parsed).count)
 
-        groups = [
-            (
-                r["Device"],
-                r["gt"],
-                r["Model"],
-                r["User"],
-                r["window_start"],
-                r["count"],
-                r["x_sum"],
-                r["y_sum"],
-                r["z_sum"],
-                r["latest"],
-            )
-            for r in rows
-            if r["ok"]
-        ]
-        figures["merge_s"], state = timed(
-            lambda: FusedState().merge(0, groups, 0, window_ms, delay_ms)
-        )
+        groups = [group_of(r) for r in rows if r["ok"]]
+        state = EngineState()
+        figures["merge_s"], _ = timed(lambda: state.merge(0, groups, 0, window_ms, delay_ms))
         historical = {}
         if settings.history:
             historical = {
@@ -128,14 +113,12 @@ def main() -> None:
         for query in CATALOGUE.values():
             if query.derive is None:
                 continue
-            parameters = query.parameters(settings)
-            if query.uses_history:
-                parameters["historical"] = historical
+            extra = {"historical": historical} if query.uses_history else {}
 
-            def records(query=query, parameters=parameters) -> list:
+            def records(query=query, extra=extra) -> list:
                 return [
                     query.record.model_validate(row | {"query": query.name, "batch_id": 0})
-                    for row in query.derive(state.totals, **parameters)
+                    for row in query.derive(state.totals, **extra)
                 ]
 
             derive[query.name], _ = timed(records)

@@ -11,6 +11,18 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from fleet_report import (
+    FLEET_END,
+    FLEET_PLOT,
+    FLEET_START,
+    Goal,
+    demo_goal,
+    fleet_goals,
+    fleet_plot,
+    fleet_table,
+    latency_goals,
+)
+
 START = "<!-- bench-table:start -->"
 END = "<!-- bench-table:end -->"
 PLOT = "bench/benchmarks.png"
@@ -321,7 +333,7 @@ def _verdict(met: bool | None) -> str:
 def goals_table(results: dict[str, Any]) -> str:
     """The issues' goals beside this run's figures (a Markdown table)."""
     runs = results["runs"]
-    rows: list[tuple[str, str, bool | None]] = []
+    rows: list[Goal] = []
     ceiling, fused = runs.get("ceiling"), runs.get("fused_engine")
     if ceiling and fused:
         ratio = fused["events_per_s"] / ceiling["events_per_s"]
@@ -343,16 +355,7 @@ def goals_table(results: dict[str, Any]) -> str:
                 rate >= 200_000,
             )
         )
-    for rate, bound in ((5_000, 1.5), (50_000, 3.0)):
-        latency = (results.get("latency") or {}).get(str(rate))
-        if latency and latency.get("included"):
-            rows.append(
-                (
-                    f"p99 latency under {bound:g} s at {rate:,} events/s",
-                    f"p99 {latency['p99_s']:.2f} s (p50 {latency['p50_s']:.2f} s)",
-                    latency["p99_s"] < bound,
-                )
-            )
+    rows += latency_goals(results, ((5_000, 1.5), (50_000, 3.0)))
     full = results.get("full")
     if full:
         seconds = full["end_to_end_s"]
@@ -363,15 +366,7 @@ def goals_table(results: dict[str, Any]) -> str:
                 bool(seconds) and seconds < 90,
             )
         )
-    demo = results.get("demo")
-    if demo:
-        rows.append(
-            (
-                "`make demo`: the processor keeps up; lag at the end under one second of events",
-                f"{demo['lag_events']:,} events = {demo['lag_s']} s",
-                demo["lag_s"] is not None and demo["lag_s"] < 1,
-            )
-        )
+    rows += demo_goal(results)
     memory = results.get("memory")
     if memory and "jvm" in memory:
         jvm, python = memory["jvm"], memory["python"]
@@ -545,12 +540,35 @@ def update_docs(document: Path, table: str, goals: str) -> None:
     document.write_text(replace_section(text, GOALS_START, GOALS_END, goals))
 
 
+MAIN_SECTIONS = ("producer", "engines", "profile", "latency", "full", "demo", "memory")
+"""The sections of the main table: BENCHMARKS.md's is replaced only by a run of them all."""
+
+
 def render_outputs(results: dict[str, Any], out: Path, repo: Path, write_docs: bool) -> str:
-    """Write the table, the plot and (with `write_docs`) BENCHMARKS.md; return the table."""
-    table = render_table(results)
-    (out / "table.md").write_text(table)
-    plot(results, out / "benchmarks.png")
-    if write_docs:
-        update_docs(repo / "BENCHMARKS.md", table, goals_table(results))
-        shutil.copyfile(out / "benchmarks.png", repo / PLOT)
-    return table
+    """Write the tables, the plots and (with `write_docs`) BENCHMARKS.md; return the tables.
+
+    The main table and its goals are written to BENCHMARKS.md only by a run of every main
+    section; the fleet section's own table, goals and plot whenever it ran.
+    """
+    sections = set(results.get("sections", MAIN_SECTIONS))
+    tables = []
+    if sections & set(MAIN_SECTIONS):
+        table = render_table(results)
+        (out / "table.md").write_text(table)
+        plot(results, out / "benchmarks.png")
+        tables.append(table)
+        if write_docs and sections >= set(MAIN_SECTIONS):
+            update_docs(repo / "BENCHMARKS.md", table, goals_table(results))
+            shutil.copyfile(out / "benchmarks.png", repo / PLOT)
+    if results.get("fleet"):
+        fleet = fleet_table(results) + "\n" + fleet_goals(results)
+        (out / "fleet.md").write_text(fleet)
+        fleet_plot(results, out / "fleet.png")
+        tables.append(fleet)
+        if write_docs:
+            document = repo / "BENCHMARKS.md"
+            document.write_text(
+                replace_section(document.read_text(), FLEET_START, FLEET_END, fleet)
+            )
+            shutil.copyfile(out / "fleet.png", repo / FLEET_PLOT)
+    return "\n".join(tables)

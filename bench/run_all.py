@@ -18,7 +18,13 @@ one table. Sections (``--sections``, default all):
 - ``full``: the full 6,240,991 rows produced with `--max` while the processor runs, until
   every event is counted;
 - ``demo``: `hhar demo` for 3 minutes: how many events the processor is behind at its end;
-- ``memory``: the processor's JVM and Python memory over 15 minutes at 20,000 events/s.
+- ``memory``: the processor's JVM and Python memory over 15 minutes at 20,000 events/s;
+- ``fleet``: the same 1,000 recorded rows fanned out to 1 to 10,000 virtual devices per
+  recorded one (``--fleet-devices``: 126 to 1,260,000 fine keys), the same number of events
+  each time (``--fleet-events``), processed by each engine (``--fleet-engines``): events/s,
+  seconds per batch and its parts, bytes written to the checkpoint per batch, the driver's and
+  the JVM's memory over the run; then a continuous processor on the 4,000-device fleet, and
+  one more batch of 4,000 events after it: its time and the bytes it adds.
 
 It writes bench/out/results.json, bench/out/benchmarks.png and, unless --quick, the table
 section of BENCHMARKS.md and the plot beside it (bench/benchmarks.png).
@@ -50,6 +56,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from fleet import CheckpointWatcher, MemorySeries, batch_figures, logged_batches, thirds  # noqa: E402
 from measure import Measured, Running, load_average, rss_by_kind, run  # noqa: E402
 from report import render_outputs, render_table  # noqa: E402
 
@@ -62,7 +69,7 @@ OUT = REPO / "bench" / "out"
 FULL_ROWS = 6_240_991
 DEFAULT_SIZES = (100_000, 1_000_000, FULL_ROWS)
 QUICK_SIZES = (20_000, 100_000)
-SECTIONS = ("producer", "engines", "profile", "latency", "full", "demo", "memory")
+SECTIONS = ("producer", "engines", "profile", "latency", "full", "demo", "memory", "fleet")
 PARTITIONS = 3
 PERF_PAYLOAD_LINES = 100_000
 ENGINES_SIZE = 3_000_000
@@ -76,6 +83,18 @@ DEMO_SECONDS = 180.0
 MEMORY_RATE = 20_000
 MEMORY_SECONDS = 900.0
 MEMORY_SAMPLE_SECONDS = 10.0
+FLEET_ROWS = 1_000
+"""The recorded rows the fleet section fans out: 126 fine keys (Device, gt, Model, User)."""
+FLEET_DEVICES = (1, 10, 100, 1_000, 10_000)
+FLEET_EVENTS = 10_000_000
+"""Events of every fleet run, or two passes over the rows where that is more (20,000,000 at
+10,000 devices: 1.26M fine keys, all of them seen in the first half of the run)."""
+FLEET_ENGINES = ("fused", "per-query", "per-query+rocksdb")
+"""Engines of the fleet runs: ``+rocksdb`` keeps Spark's state in RocksDB (changelog)."""
+FLEET_AFTER_DEVICES = 2_000
+"""The issue's own fleet: 1,000 rows fanned out to 4,000 devices (2,000,000 events)."""
+FLEET_AFTER_ROWS = 2
+"""Rows produced after it: one batch of 2 x 2,000 = 4,000 events."""
 PROCESS_TIMEOUT = 1800.0
 
 
@@ -106,7 +125,9 @@ def machine() -> dict[str, Any]:
                 ["kcat", "-V"], capture_output=True, text=True, check=False
             ).stdout.splitlines()
             or ["?"]
-        )[0],
+        )[0]
+        if shutil.which("kcat")
+        else "not installed",
     }
 
 
@@ -236,7 +257,7 @@ class Suite:
         return figures
 
     def process(
-        self, name: str, topic: str, history: Path, engine: str, *extra: str
+        self, name: str, topic: str, history: Path, engine: str, *extra: str, **kwargs: Any
     ) -> dict[str, Any]:
         checkpoint = self.work / "checkpoints" / name
         measured = self.run(
@@ -257,6 +278,7 @@ class Suite:
                 f"bench.{name}.",
                 *extra,
             ),
+            **kwargs,
         )
         summary = processor_summary(measured)
         per_query = {
@@ -762,6 +784,118 @@ class Suite:
             "load": round(load, 2),
         } | memory_trend(samples)
 
+    # -- fleet: the engines at 10^2 to 10^6 fine keys -------------------------------------------
+    def fleet_section(self) -> None:
+        data = self.data(FLEET_ROWS)
+        events = self.args.fleet_events
+        self.results["fleet"] = {"events": events, "rows": FLEET_ROWS, "runs": {}}
+        for devices in self.args.fleet_devices:
+            # Two passes at least, so that the state is whole in the first half of the run.
+            events = max(self.args.fleet_events, 2 * FLEET_ROWS * devices)
+            topic = f"bench.fleet.{devices}"
+            log(
+                f"fleet: {FLEET_ROWS:,} rows fanned out to {devices:,} devices each, "
+                f"{events:,} events"
+            )
+            self.produce(
+                f"fleet_produce_{devices}",
+                data,
+                topic,
+                "--max",
+                "--loop",
+                "--devices",
+                str(devices),
+                "--limit",
+                str(events // devices),
+            )
+            for engine in self.args.fleet_engines:
+                name = re.sub(r"\W", "_", f"fleet_{engine}_{devices}")
+                run = self.fleet_run(name, topic, data, engine)
+                self.results["fleet"]["runs"][f"{engine}/{devices}"] = run | {"devices": devices}
+                self.save()
+            for future in self.admin.delete_topics([topic, f"{topic}.dlq"]).values():
+                future.result(timeout=60)
+        self.results["fleet"]["after"] = self.fleet_after(data)
+
+    def fleet_run(self, name: str, topic: str, data: Path, engine: str) -> dict[str, Any]:
+        """One engine (``per-query+rocksdb``: with Spark's RocksDB state store) over one fleet
+        topic, available-now, 500,000 events a batch."""
+        checkpoint = self.work / "checkpoints" / name
+        memory: list[MemorySeries] = []
+        engine, _, store = engine.partition("+")
+        with CheckpointWatcher(checkpoint) as written:
+            figures = self.process(
+                name,
+                topic,
+                data,
+                engine,
+                "--state-store",
+                store or "hdfs",
+                "--max-offsets-per-trigger",
+                str(ENGINES_MAX_OFFSETS),
+                while_running=lambda running: memory.append(MemorySeries(running.pid)),
+            )
+        samples = memory[0].stop() if memory else []
+        batches = logged_batches((self.work / f"{name}.err").read_text())
+        spark_batches = max((b.batch for b in batches), default=-1) + 1
+        return {
+            "events": figures["events"],
+            "events_per_s": figures["events_per_s"],
+            "seconds": figures["seconds"],
+            "load": self.results["runs"][name]["load_before"],
+            "checkpoint_bytes": written.bytes_written,
+            "checkpoint_bytes_per_batch": round(written.bytes_written / max(spark_batches, 1)),
+            "memory": {kind: thirds(samples, kind) for kind in ("jvm_mb", "python_mb")},
+            "peak": self.results["runs"][name]["memory"],
+        } | batch_figures(batches)
+
+    def fleet_after(self, data: Path) -> dict[str, Any]:
+        """The issue's 4,000-device run with a continuous processor, then one batch of 4,000
+        events more: how long it takes and what it adds to the checkpoint."""
+        devices, topic = self.args.fleet_after_devices, "bench.fleet.after"
+        log(
+            f"fleet: {2 * devices:,} devices, continuous, then one batch of "
+            f"{2 * devices * FLEET_AFTER_ROWS:,} events"
+        )
+        first = self.produce("fleet_after_produce", data, topic, "--max", "--devices", str(devices))
+        name = "fleet_after_processor"
+        processor, status, load = self.start_processor(name, topic, data)
+        checkpoint = self.work / "checkpoints" / name
+        try:
+            self._counted(processor, status, first["events"], timeout=1800)
+            time.sleep(5)  # idle: let the last window closing and snapshot settle
+            with CheckpointWatcher(checkpoint) as written:
+                before = written.scan()
+                more = self.produce(
+                    "fleet_after_more",
+                    data,
+                    topic,
+                    "--max",
+                    "--devices",
+                    str(devices),
+                    "--limit",
+                    str(FLEET_AFTER_ROWS),
+                )
+                self._counted(processor, status, first["events"] + more["events"])
+                time.sleep(2)
+            added = written.bytes_written - before
+        finally:
+            measured = self.finish_processor(name, processor, load)
+        batches = [b for b in logged_batches(measured.stderr) if b.query == "fused"]
+        last = next(b for b in reversed(batches) if b.rows > 0)
+        return {
+            "devices": 2 * devices,
+            "fleet_events": first["events"],
+            "events": more["events"],
+            "batch_rows": last.rows,
+            "batch_s": round(last.trigger_ms / 1000, 3),
+            "parts_ms": last.parts_ms,
+            "state_bytes": last.state_bytes,
+            "checkpoint_bytes_added": added,
+            "state_rows": last.state_rows,
+            "load": round(load, 2),
+        }
+
     # -- producer memory per size --------------------------------------------------------------
     def producer_sizes(self, rows: int) -> None:
         data = self.data(rows)
@@ -875,6 +1009,26 @@ def main() -> int:
         help=f"length of the memory run (default {MEMORY_SECONDS:.0f} s)",
     )
     parser.add_argument(
+        "--fleet-devices",
+        type=parse_sizes,
+        help="virtual devices per recorded one of the fleet runs (default 1,10,100,1000,10000)",
+    )
+    parser.add_argument(
+        "--fleet-events",
+        type=int,
+        help=f"events of every fleet run (default {FLEET_EVENTS:,})",
+    )
+    parser.add_argument(
+        "--fleet-after-devices",
+        type=int,
+        help=f"virtual devices per recorded one of the fleet a last batch follows "
+        f"(default {FLEET_AFTER_DEVICES:,})",
+    )
+    parser.add_argument(
+        "--fleet-engines",
+        help=f"engines of the fleet runs (default {','.join(FLEET_ENGINES)})",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="small sizes and short runs, for a smoke test; does not touch BENCHMARKS.md",
@@ -902,6 +1056,12 @@ def main() -> int:
     args.latency_seconds = args.latency_seconds or (20.0 if quick else LATENCY_SECONDS)
     args.demo_seconds = args.demo_seconds or (60.0 if quick else DEMO_SECONDS)
     args.memory_seconds = args.memory_seconds or (60.0 if quick else MEMORY_SECONDS)
+    args.fleet_devices = args.fleet_devices or ([1, 100] if quick else list(FLEET_DEVICES))
+    args.fleet_events = args.fleet_events or (200_000 if quick else FLEET_EVENTS)
+    args.fleet_after_devices = args.fleet_after_devices or (20 if quick else FLEET_AFTER_DEVICES)
+    args.fleet_engines = (
+        args.fleet_engines.split(",") if args.fleet_engines else list(FLEET_ENGINES)
+    )
     sections = [item.strip() for item in args.sections.split(",") if item.strip()]
     unknown = set(sections) - set(SECTIONS)
     if unknown:
@@ -941,6 +1101,7 @@ def main() -> int:
             "full": lambda: suite.full_section(full_data),
             "demo": suite.demo_section,
             "memory": lambda: suite.memory_section(full_data),
+            "fleet": suite.fleet_section,
         }
         for section in SECTIONS:
             if section in sections:

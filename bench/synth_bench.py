@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from hhar_stream.dataset.real import REAL_JSON_BYTES, REAL_ROWS
 from hhar_stream.generator.check import calibration_rows, summarise_folder
-from hhar_stream.generator.plan import REAL_JSON_BYTES, REAL_ROWS
 
 
 def main() -> int:

@@ -4,6 +4,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY hhar_stream ./hhar_stream
 COPY schemas ./schemas
+COPY dataset ./dataset
 COPY producer ./producer
 COPY generator ./generator
 COPY processor ./processor

@@ -15,14 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from .plan import (
-    ACTIVITIES,
-    GRID,
-    REAL_DESCRIBE,
-    REAL_DEVICE_ACTIVITY_COUNTS,
-    REAL_ROWS,
-    DatasetPlan,
-)
+from ..dataset.real import REAL_DESCRIBE, REAL_DEVICE_ACTIVITY_COUNTS, REAL_ROWS
+from .plan import ACTIVITIES, GRID, DatasetPlan
 from .stream import merged_chunks
 
 NUMERIC = ("Arrival_Time", "Creation_Time", "Index", "x", "y", "z")

@@ -1,9 +1,10 @@
 """The plan of a generated HHAR-like data set: who records what, when, how many rows, how it moves.
 
 Every figure the generator is calibrated on is stated here with its source in the shared
-real-sample notes (STATS.md sections, "§n"). `plan_dataset` turns them into a `DatasetPlan`:
-one `StreamPlan` per (User, Device), each a time-ordered list of `DeviceBlock`s (an activity
-of one user on one phone) carrying its exact row count, its time span, its gaps and the
+real-sample notes (STATS.md sections, "§n"), or, for the real set's own counts and describe()
+figures, in `hhar_stream.dataset.real`. `plan_dataset` turns them into a `DatasetPlan`: one
+`StreamPlan` per (User, Device), each a time-ordered list of `DeviceBlock`s (an activity of
+one user on one phone) carrying its exact row count, its time span, its gaps and the
 parameters of its gyroscope signal. The plan is small (a few hundred blocks whatever the size);
 `hhar_stream.generator.stream` turns it into rows.
 
@@ -20,44 +21,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..dataset.real import (
+    DEVICES,
+    REAL_DESCRIBE,
+    REAL_DEVICE_ACTIVITY_COUNTS,
+    REAL_ROWS,
+    USERS,
+)
 from ..schemas import ACTIVITY_LABELS
 
-# --- the real data set (STATS.md §11 unless said otherwise) --------------------------------
-
-REAL_ROWS = 6_240_991
-REAL_FILES = 80
-REAL_JSON_BYTES = 1_186_523_176
-MODEL = "nexus4"
-DEVICES: tuple[str, ...] = ("nexus4_1", "nexus4_2")
-USERS: tuple[str, ...] = tuple("abcdefghi")
 ACTIVITIES: tuple[str, ...] = ACTIVITY_LABELS
-
-REAL_DEVICE_ACTIVITY_COUNTS: dict[tuple[str, str], int] = {
-    ("nexus4_2", "walk"): 534_222,
-    ("nexus4_1", "walk"): 526_180,
-    ("nexus4_1", "sit"): 502_477,
-    ("nexus4_2", "sit"): 482_237,
-    ("nexus4_2", "stand"): 466_886,
-    ("nexus4_2", "bike"): 464_416,
-    ("nexus4_1", "stand"): 443_897,
-    ("nexus4_1", "null"): 420_991,
-    ("nexus4_1", "stairsup"): 419_926,
-    ("nexus4_2", "stairsup"): 416_672,
-    ("nexus4_2", "null"): 414_734,
-    ("nexus4_1", "bike"): 399_294,
-    ("nexus4_1", "stairsdown"): 379_046,
-    ("nexus4_2", "stairsdown"): 370_013,
-}
-
-REAL_DESCRIBE: dict[str, tuple[float, float]] = {
-    "Arrival_Time": (1.424745913733571e12, 4.3717662371714726e7),
-    "Creation_Time": (1.424746844881817e18, 4.372975621925285e13),
-    "Index": (174536.91224919248, 102085.10343046644),
-    "x": (4.796918779024442e-4, 0.452435842800112),
-    "y": (-0.00601540958963, 0.45913492830935265),
-    "z": (-0.01013356489164, 0.5232216780091502),
-}
-"""describe() of the full set: column -> (mean, stddev)."""
 
 # --- users and their sessions (§8) ----------------------------------------------------------
 

@@ -16,11 +16,10 @@ import argparse
 import json
 import logging
 import re
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
@@ -28,20 +27,12 @@ from typing import TextIO
 
 import numpy as np
 
+from ..dataset.real import MODEL, REAL_FILES, REAL_ROWS, committed_marker, part_name
 from ..errors import ConfigError, InputDataError
 from ..options import Commands, add_setting, settings_from_args
+from ..progress import progress
 from ..schemas import WIRE_FIELDS, java_double
-from .plan import (
-    ACTIVITIES,
-    GRID,
-    MAX_GRID,
-    MIN_ROWS,
-    MODEL,
-    REAL_FILES,
-    REAL_ROWS,
-    DatasetPlan,
-    plan_dataset,
-)
+from .plan import ACTIVITIES, GRID, MAX_GRID, MIN_ROWS, DatasetPlan, plan_dataset
 from .stream import Chunk, merged_chunks
 
 logger = logging.getLogger(__name__)
@@ -50,7 +41,6 @@ SIZES: dict[str, int] = {"full": REAL_ROWS, "medium": 1_000_000, "small": 100_00
 """Named sizes of `--size`: the real row count, and smaller sets with the same shares."""
 FORMAT_ROWS = 65536
 """Rows formatted at a time (bounds the memory of the text being written)."""
-LOG_EVERY_S = 5.0
 SMALL_GRID = 66
 """Grid values below this are below 1e-3 rad/s (65/65536 = 9.9E-4; 66/65536 = 0.0010070801)."""
 SMALL_DIGITS = 7
@@ -146,12 +136,7 @@ def layout_names(files: int, seed: int) -> tuple[list[str], str]:
     rng = np.random.default_rng(np.random.SeedSequence([seed, 2]))
     tid = str(int(rng.integers(10**17, 10**18)))
     job = uuid.UUID(bytes=rng.bytes(16), version=4)
-    return [f"part-{i:05d}-tid-{tid}-{job}-0-c000.json" for i in range(files)], tid
-
-
-def committed_marker(part_names: list[str]) -> str:
-    """Content of the ``_committed_<tid>`` marker: the part files added by the commit."""
-    return json.dumps({"added": part_names, "removed": []}, separators=(",", ":"))
+    return [part_name(number, tid, str(job)) for number in range(files)], tid
 
 
 def iter_lines(rows: int = REAL_ROWS, seed: int = 42) -> Iterator[str]:
@@ -287,51 +272,8 @@ def _remove_dataset(folder: Path, created: bool) -> None:
         folder.rmdir()
 
 
-@contextmanager
-def _progress(total: int) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on a terminal, a log line every few seconds otherwise."""
-    if sys.stderr.isatty():
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        columns = (TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-        with Progress(*columns, console=Console(stderr=True)) as bar:
-            task = bar.add_task("rows", total=total)
-            yield lambda count: bar.advance(task, count)
-        return
-    state = {"done": 0, "logged": time.monotonic(), "start": time.monotonic()}
-
-    def advance(count: int) -> None:
-        state["done"] += count
-        now = time.monotonic()
-        if now - state["logged"] >= LOG_EVERY_S:
-            state["logged"] = now
-            rate = state["done"] / max(now - state["start"], 1e-9)
-            logger.info(
-                "synth: %s / %s rows (%.0f%%), %s rows/s",
-                f"{state['done']:,}",
-                f"{total:,}",
-                100 * state["done"] / total,
-                f"{rate:,.0f}",
-            )
-
-    yield advance
-
-
-def register(subparsers: Commands) -> None:
-    """Add the `data` command group."""
-    data = subparsers.add_parser(
-        "data",
-        help="HHAR data sets: generate one like the real activity-data folder",
-        description="Work with HHAR data folders.",
-    )
-    actions = data.add_subparsers(dest="action", required=True, metavar="ACTION")
+def register(actions: Commands) -> None:
+    """Add `synth` to the `hhar data` command group."""
     synth = actions.add_parser(
         "synth",
         help="generate a calibrated HHAR-like data set (deterministic for a seed)",
@@ -375,14 +317,14 @@ def register(subparsers: Commands) -> None:
 def _synth(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     rows = args.rows if args.rows is not None else SIZES[args.size or "full"]
-    with _progress(rows) as advance:
+    with progress("synth", rows, "rows", logger) as meter:
         result = write_dataset(
             settings.data,
             rows=rows,
             files=args.files,
             seed=settings.seed,
             force=args.force,
-            on_rows=advance,
+            on_rows=meter.advance,
         )
     print(
         f"wrote {result.rows:,} rows in {len(result.part_files)} part files "

@@ -16,6 +16,7 @@ from .apps import demo, sql, watch
 from .apps.dashboard import cli as dashboard_cli
 from .errors import HharError
 from .local import kafka_cli, spark_cli
+from .metrics import metrics_table
 from .options import (
     add_setting,
     default_text,
@@ -42,6 +43,7 @@ class OneLineErrorParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The `hhar` argument parser with every subcommand."""
+    from .dataset import cli as dataset_cli
     from .generator import synth
     from .processor import cli as processor_cli
     from .processor import sql_cli
@@ -69,11 +71,23 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the reference table of every setting (Markdown, as in README.md)",
     )
+    config.add_argument(
+        "--metrics-reference",
+        action="store_true",
+        help="print the reference table of every Prometheus metric (Markdown, as in README.md)",
+    )
     config.set_defaults(func=_config)
 
     kafka_cli.register(subparsers)
     spark_cli.register(subparsers)
-    synth.register(subparsers)
+    data = subparsers.add_parser(
+        "data",
+        help="HHAR data sets: fetch the real activity-data set, check a folder, generate one",
+        description="Work with HHAR data folders.",
+    )
+    data_actions = data.add_subparsers(dest="action", required=True, metavar="ACTION")
+    dataset_cli.register(data_actions)
+    synth.register(data_actions)
     producer_cli.register(subparsers)
     processor_cli.register(subparsers)
     sql_cli.register(subparsers)
@@ -107,9 +121,23 @@ def settings_reference() -> str:
     return "\n".join(lines) + "\n"
 
 
+def metrics_reference() -> str:
+    """A Markdown table of every metric of the producer, the processor and the dashboard."""
+    from .apps.dashboard import metrics as dashboard_metrics
+    from .processor import metrics as processor_metrics
+    from .producer import metrics as producer_metrics
+
+    return metrics_table(
+        [producer_metrics.METRICS, processor_metrics.METRICS, dashboard_metrics.METRICS]
+    )
+
+
 def _config(args: argparse.Namespace) -> int:
     if args.reference:
         print(settings_reference(), end="")
+        return 0
+    if args.metrics_reference:
+        print(metrics_reference(), end="")
         return 0
     settings = settings_from_args(args)
     values = settings.model_dump(mode="json")

@@ -227,6 +227,22 @@ class Settings(BaseSettings):
         description="HHAR data folder (the real activity-data folder, or a generated one)",
     )
     seed: int = Field(42, description="random seed of the data generator")
+    data_url: str = Field(
+        "https://raw.githubusercontent.com/databricks/Spark-The-Definitive-Guide/master/"
+        "data/activity-data",
+        description="where hhar data fetch gets the real activity-data set: the URL of the "
+        "folder of its files (http, https, file://) or a local folder holding them",
+    )
+    uci_url: str = Field(
+        "https://archive.ics.uci.edu/static/public/344/heterogeneity+activity+recognition.zip",
+        description="where hhar data fetch --source uci gets the UCI HHAR archive (a URL or a "
+        "local file)",
+    )
+    fetch: bool = Field(
+        False,
+        description="hhar demo and compose's data-init: fetch the real set (hhar data fetch) "
+        "rather than generate one",
+    )
 
     # --- producer (`hhar produce`) -----------------------------------------------------------
     source: Path | None = Field(
@@ -273,8 +289,14 @@ class Settings(BaseSettings):
     queries: str = Field("all", description="queries to run: all, or a comma-separated list")
     engine: Literal["fused", "per-query"] = Field(
         "fused",
-        description="fused: one read and parse for every query, state on the driver; "
+        description="fused: one read and parse for every query, its state a delta per batch; "
         "per-query: each query its own stream and Spark state",
+    )
+    snapshot_interval: int = Field(
+        100,
+        ge=1,
+        description="the fused engine snapshots its state after at most this many batches "
+        "(sooner once their deltas outweigh the last snapshot)",
     )
     sink: SinkList = Field(("kafka",), description="result sinks: any of kafka,memory,console")
     trigger: Duration = Field(dt.timedelta(seconds=1), description="micro-batch trigger interval")
@@ -302,6 +324,11 @@ class Settings(BaseSettings):
         None, description="static history for live_vs_historical (default: the data folder)"
     )
     shuffle_partitions: int = Field(4, ge=1, description="spark.sql.shuffle.partitions")
+    state_store: Literal["hdfs", "rocksdb"] = Field(
+        "hdfs",
+        description="Spark's state store of the per-query engine: hdfs (in executor memory) or "
+        "rocksdb (on executor disk, changelog checkpointing)",
+    )
     driver_memory: str = Field("2g", description="Spark driver memory")
     executor_memory: str = Field(
         "1g", description="memory of each Spark executor on a cluster (at most a worker's)"
@@ -329,6 +356,28 @@ class Settings(BaseSettings):
         "127.0.0.1", description="address the dashboard listens on (0.0.0.0: every interface)"
     )
     dashboard_port: int = Field(8050, ge=1, le=65535, description="port of the dashboard")
+
+    # --- Prometheus metrics (`hhar produce`, `hhar process`, `hhar dashboard`) -----------------
+    producer_metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="port of the producer's Prometheus /metrics (unset: off)"
+    )
+    processor_metrics_port: int | None = Field(
+        None, ge=1, le=65535, description="port of the processor's Prometheus /metrics (unset: off)"
+    )
+    metrics_host: str = Field(
+        "127.0.0.1",
+        description="address the producer's and processor's /metrics listen on (0.0.0.0: every "
+        "interface)",
+    )
+    metrics_linger: float = Field(
+        30.0,
+        ge=0,
+        description="seconds a producer or processor that ended by itself waits for Prometheus' "
+        "last scrape of its final figures (when it was scraped before)",
+    )
+    dashboard_metrics: bool = Field(
+        False, description="Prometheus metrics at the dashboard's /metrics (on its own port)"
+    )
 
     # --- people -------------------------------------------------------------------------------
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")

@@ -3,15 +3,16 @@
 An entry says everything the rest of hhar-stream needs to know of a query: its name (and result
 topic ``<prefix><name>``), its record model, Spark's output mode, the pure Spark function that
 computes it over valid events (`queries`, the reference: the per-query engine and batch runs
-use it), the plain-Python function over fine totals that the fused engine derives it with
-(`derive`), the parameters it takes from the settings, and how `hhar watch` and the dashboard
-show its rows (`View`). Engines, sinks and views read this catalogue: a new query is a new
+use it), the plain-Python function over the totals that the fused engine derives its changed
+rows with (`derive`), the parameters it takes from the settings, and how `hhar watch` and the
+dashboard show its rows (`View`). Engines, sinks and views read this catalogue: a new query is a new
 entry here (plus its two functions).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -33,9 +34,10 @@ from . import queries as q
 from .parse import invalid_records, valid_events
 
 Reads = Literal["totals", "windows", "messages", "sql"]
-"""What a query is computed from: the fine totals of valid events (every query but two), the
-events in event-time windows (``windowed_activity``), the raw messages (``bad_records``), or
-a user's SQL over the ``events`` table (a named query: a streaming query of its own)."""
+"""What a query is computed from: the totals of valid events (`derive.Totals`: every query but
+two), the events in event-time windows (``windowed_activity``), the raw messages
+(``bad_records``), or a user's SQL over the ``events`` table (a named query: a streaming query of
+its own)."""
 
 LEVELS = {0: "", 1: "all gt", 2: "all devices", 3: "total"}
 """How a view names the ``grouping_id`` of cube and rollup rows."""
@@ -47,6 +49,20 @@ def _number(value: float | None) -> str:
 
 def _group(value: str | None) -> str:
     return "(all)" if value is None else value
+
+
+ROWS_SHOWN = 20
+"""Rows of a table a view shows at once (a fleet's device_activity has tens of thousands)."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """Some of the rows a view shows: `rows` from the `first` (0-based), of `matched` rows
+    (those that contain the search, if any)."""
+
+    rows: list[list[str]]
+    first: int
+    matched: int
 
 
 @dataclass(frozen=True)
@@ -64,14 +80,41 @@ class View:
     """Only the rows this accepts are shown (the exercise's ``where x_avg > 0`` view)."""
     last: int | None = None
     """Only the last rows (in `order`) are shown."""
+    summary: Callable[[Sequence[Any]], str] | None = None
+    """Totals over every record, for a table longer than a page (a fleet's)."""
+    newest: tuple[str, int] | None = None
+    """(field, n): the views show rows of the `n` newest values of `field` at most, so a
+    reader may forget older ones (windows closed long ago)."""
 
     def rows(self, records: Iterable[ResultRecord]) -> list[list[str]]:
-        """The cells of the rows shown, in order."""
+        """The cells of every row shown, in order."""
+        return self.page(records, count=None).rows
+
+    def page(
+        self,
+        records: Iterable[ResultRecord],
+        first: int = 0,
+        count: int | None = ROWS_SHOWN,
+        search: str = "",
+    ) -> Page:
+        """`count` rows (every one: None) from the `first`, in order, of the rows shown that
+        have a cell containing `search` (any case). Only as many rows as the page needs are
+        sorted and made text, unless there is a search."""
         kept = [r for r in records if self.keep is None or self.keep(r)]
-        ordered = sorted(kept, key=self.order)
         if self.last is not None:
-            ordered = ordered[-self.last :]
-        return [list(self.cells(record)) for record in ordered]
+            kept = heapq.nlargest(self.last, kept, key=self.order)
+        if search:
+            needle = search.casefold()
+            cells = ((r, self.cells(r)) for r in kept)
+            found = [(r, c) for r, c in cells if any(needle in cell.casefold() for cell in c)]
+            found.sort(key=lambda item: self.order(item[0]))
+            end = None if count is None else first + count
+            return Page([list(c) for _, c in found[first:end]], first, len(found))
+        if count is None:
+            ordered = sorted(kept, key=self.order)[first:]
+        else:
+            ordered = heapq.nsmallest(first + count, kept, key=self.order)[first:]
+        return Page([list(self.cells(r)) for r in ordered], first, len(kept))
 
 
 @dataclass(frozen=True)
@@ -85,9 +128,10 @@ class Query:
     on_events: Callable[..., DataFrame] | None = None
     """The Spark function (`queries`) over valid events; None for ``bad_records``."""
     derive: Callable[..., list[derive.Row]] | None = None
-    """The plain-Python function (`derive`) over fine totals, for ``reads == "totals"``."""
+    """The plain-Python function (`derive`) over the fused engine's totals, for ``reads ==
+    "totals"``: ``derive(totals, changes=...)``, plus ``historical=`` with `uses_history`."""
     parameters: Callable[[Settings], dict[str, Any]] = field(default=lambda settings: {})
-    """Keyword arguments of both functions, from the settings."""
+    """Keyword arguments of `on_events`, from the settings."""
     uses_history: bool = False
     """Takes the static history's statistics (``historical``) as well."""
     definition: QueryDefinition | None = None
@@ -113,7 +157,13 @@ class Query:
         return settings.result_topic(self.name)
 
 
-def _stairs_parameters(settings: Settings) -> dict[str, Any]:
+WINDOWS_KEPT = 60
+"""Event-time windows of ``windowed_activity`` the views keep (the newest; the dashboard draws
+them)."""
+
+
+def stairs_parameters(settings: Settings) -> dict[str, Any]:
+    """``stairs_by_user``'s users and device (`queries.counted_on_stairs`)."""
     return {"users": list(settings.stairs_users), "device": settings.stairs_device}
 
 
@@ -135,10 +185,28 @@ def _time(moment: dt.datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _devices_summary(records: Sequence[Any]) -> str:
+    """Devices, activities and events of ``device_activity``'s records."""
+    devices = {r.device for r in records}
+    labels = {r.gt for r in records}
+    events = sum(r.count for r in records)
+    return f"{len(devices):,} devices, {len(labels):,} activities, {events:,} events"
+
+
+def _subtotals_summary(records: Sequence[Any]) -> str:
+    """Devices and the grand total of cube or rollup records."""
+    devices = sum(1 for r in records if r.grouping_id == 1)
+    total = next((r.count for r in records if r.grouping_id == 3), 0)
+    return f"{devices:,} devices, {total:,} events in all"
+
+
 _COUNTS_VIEW = View(
     columns=("Device", "gt", "level", "count"),
     cells=lambda r: (_group(r.device), _group(r.gt), LEVELS[r.grouping_id], str(r.count)),
-    order=lambda r: (r.grouping_id, r.device or "", r.gt or ""),
+    # The totals first (the grand total, per activity), then devices, busiest first.
+    order=lambda r: (-r.grouping_id, -r.count, r.device or "", r.gt or ""),
+    title="{name} ({count:,} rows)",
+    summary=_subtotals_summary,
 )
 
 _STATS_COLUMNS = ("gt", "Model", "x_avg", "y_avg", "z_avg", "count")
@@ -167,6 +235,8 @@ CATALOGUE: dict[str, Query] = {
                 ("Device", "gt", "count"),
                 lambda r: (r.device, r.gt, str(r.count)),
                 order=lambda r: (-r.count, r.device, r.gt),
+                title="{name} ({count:,} rows)",
+                summary=_devices_summary,
             ),
             on_events=q.device_activity,
             derive=derive.device_activity,
@@ -194,7 +264,7 @@ CATALOGUE: dict[str, Query] = {
             View(("User", "count"), lambda r: (r.user, str(r.count)), order=lambda r: r.user),
             on_events=q.stairs_by_user,
             derive=derive.stairs_by_user,
-            parameters=_stairs_parameters,
+            parameters=stairs_parameters,
         ),
         Query(
             "activity_stats",
@@ -261,6 +331,7 @@ CATALOGUE: dict[str, Query] = {
                 order=lambda r: (r.window_start, r.device, r.gt),
                 title="{name} (last 8 rows)",
                 last=8,
+                newest=("window_start", WINDOWS_KEPT),
             ),
             on_events=q.windowed_activity,
             parameters=window_parameters,

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,47 +59,93 @@ def resolve_root(root: str | Path) -> str:
     return str(Path(root).resolve())
 
 
-class CheckpointFiles:
-    """Files under a checkpoint root through the running Spark's Hadoop FileSystem.
+class _LocalFolder:
+    """Files under a folder of this machine, by Python itself (no call into the JVM)."""
 
-    Paths are relative to the root, ``/``-separated. Writes are atomic: a hidden temporary
-    file, then a rename.
-    """
+    def __init__(self, root: str) -> None:
+        self.root = Path(root)
 
-    def __init__(self, spark: SparkSession, root: str | Path) -> None:
-        """Open `root` (a local folder or a Hadoop URI such as ``hdfs://...``, ``s3a://...``)."""
-        self.root = resolve_root(root)
+    def exists(self, relative: str) -> bool:
+        return (self.root / relative).exists()
+
+    def names(self, relative: str) -> list[str]:
+        folder = self.root / relative
+        return sorted(item.name for item in folder.iterdir()) if folder.is_dir() else []
+
+    def size(self, relative: str) -> int:
+        return (self.root / relative).stat().st_size
+
+    def read(self, relative: str) -> bytes | None:
+        try:
+            return (self.root / relative).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def create(self, relative: str, data: bytes) -> None:
+        target = self.root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("wb") as stream:
+            stream.write(data)
+            stream.flush()
+            os.fsync(stream.fileno())
+
+    def rename(self, source: str, target: str) -> bool:
+        os.replace(self.root / source, self.root / target)
+        return True
+
+    def files_below(self, relative: str) -> list[str]:
+        folder = self.root / relative
+        return [
+            path.relative_to(self.root).as_posix() for path in folder.rglob("*") if path.is_file()
+        ]
+
+    def delete(self, relative: str) -> bool:
+        target = self.root / relative
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+            return True
+        try:
+            target.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+
+class _HadoopFolder:
+    """Files under a Hadoop URI (``hdfs://``, ``s3a://``, ``file://``), through the running
+    Spark's Hadoop FileSystem."""
+
+    def __init__(self, spark: SparkSession, root: str) -> None:
+        self.root = root
         jvm = spark.sparkContext._jvm
         assert jvm is not None
         self._jvm = jvm
-        fs = jvm.org.apache.hadoop.fs.Path(self.root).getFileSystem(
+        fs = jvm.org.apache.hadoop.fs.Path(root).getFileSystem(
             spark.sparkContext._jsc.hadoopConfiguration()
         )
         # On this machine's disk, the raw file system: it writes no .crc files beside ours and
         # lists the ones Spark's writes leave (a checksum file system hides them).
         self._fs = fs.getRawFileSystem() if fs.getScheme() == "file" else fs
 
-    def path(self, relative: str = "") -> str:
-        """The full path of `relative`."""
-        return f"{self.root}/{relative}" if relative else self.root
-
-    def _jpath(self, relative: str) -> Any:
-        return self._jvm.org.apache.hadoop.fs.Path(self.path(relative))
+    def _path(self, relative: str) -> Any:
+        return self._jvm.org.apache.hadoop.fs.Path(
+            f"{self.root}/{relative}" if relative else self.root
+        )
 
     def exists(self, relative: str) -> bool:
-        """True when a file or folder exists at `relative`."""
-        return bool(self._fs.exists(self._jpath(relative)))
+        return bool(self._fs.exists(self._path(relative)))
 
-    def names(self, relative: str = "") -> list[str]:
-        """The names in folder `relative` (empty when it does not exist), sorted."""
-        folder = self._jpath(relative)
+    def names(self, relative: str) -> list[str]:
+        folder = self._path(relative)
         if not self._fs.exists(folder):
             return []
         return sorted(str(status.getPath().getName()) for status in self._fs.listStatus(folder))
 
-    def read_text(self, relative: str) -> str | None:
-        """The text of file `relative`, or None when it does not exist."""
-        path = self._jpath(relative)
+    def size(self, relative: str) -> int:
+        return int(self._fs.getFileStatus(self._path(relative)).getLen())
+
+    def read(self, relative: str) -> bytes | None:
+        path = self._path(relative)
         if not self._fs.exists(path):
             return None
         stream = self._fs.open(path)
@@ -105,9 +153,82 @@ class CheckpointFiles:
             data = self._jvm.org.apache.commons.io.IOUtils.toByteArray(stream)
         finally:
             stream.close()
-        return bytes(data).decode()
+        return bytes(data)
 
-    def write_text(self, relative: str, text: str) -> None:
+    def create(self, relative: str, data: bytes) -> None:
+        stream = self._fs.create(self._path(relative), True)
+        try:
+            stream.write(bytearray(data))
+        finally:
+            stream.close()
+
+    def rename(self, source: str, target: str) -> bool:
+        if self._fs.rename(self._path(source), self._path(target)):
+            return True
+        self._fs.delete(self._path(source), False)
+        return False
+
+    def files_below(self, relative: str) -> list[str]:
+        folder = self._path(relative)
+        if not self._fs.exists(folder):
+            return []
+        found = []
+        listing = self._fs.listFiles(folder, True)
+        while listing.hasNext():
+            found.append(str(listing.next().getPath().toUri().getPath()))
+        base = folder.toUri().getPath()
+        return [f"{relative}/{path.removeprefix(base).lstrip('/')}" for path in found]
+
+    def delete(self, relative: str) -> bool:
+        return bool(self._fs.delete(self._path(relative), True))
+
+
+class CheckpointFiles:
+    """Files under a checkpoint root: a folder of this machine, read and written by Python
+    itself (a micro-batch's writes cost no call into the JVM), or a Hadoop URI (``hdfs://``,
+    ``s3a://``, ``file://``) through the running Spark's Hadoop FileSystem.
+
+    Paths are relative to the root, ``/``-separated. Writes are atomic: a hidden temporary
+    file, then a rename.
+    """
+
+    def __init__(self, spark: SparkSession | None, root: str | Path) -> None:
+        """Open `root`: a local folder, or a Hadoop URI such as ``hdfs://...``, ``s3a://...``
+        (which needs the running `spark`)."""
+        self.root = resolve_root(root)
+        self._folder: _LocalFolder | _HadoopFolder = _LocalFolder(self.root)
+        if _URI.match(self.root):
+            if spark is None:
+                msg = f"{self.root} is read through Hadoop: it needs a running Spark"
+                raise QueryFailedError(msg)
+            self._folder = _HadoopFolder(spark, self.root)
+
+    def path(self, relative: str = "") -> str:
+        """The full path of `relative`."""
+        return f"{self.root}/{relative}" if relative else self.root
+
+    def exists(self, relative: str) -> bool:
+        """True when a file or folder exists at `relative`."""
+        return self._folder.exists(relative)
+
+    def names(self, relative: str = "") -> list[str]:
+        """The names in folder `relative` (empty when it does not exist), sorted."""
+        return self._folder.names(relative)
+
+    def size(self, relative: str) -> int:
+        """The size in bytes of file `relative` (which exists)."""
+        return self._folder.size(relative)
+
+    def read_bytes(self, relative: str) -> bytes | None:
+        """The contents of file `relative`, or None when it does not exist."""
+        return self._folder.read(relative)
+
+    def read_text(self, relative: str) -> str | None:
+        """The text of file `relative`, or None when it does not exist."""
+        data = self.read_bytes(relative)
+        return None if data is None else data.decode()
+
+    def write_bytes(self, relative: str, data: bytes) -> None:
         """Write file `relative` atomically (it must not exist yet)."""
         if self.exists(relative):
             msg = f"cannot write {self.path(relative)}: it exists already"
@@ -115,31 +236,22 @@ class CheckpointFiles:
         folder, _, name = relative.rpartition("/")
         temporary = f"{folder}/" if folder else ""
         temporary += f".{name}.{uuid.uuid4().hex}.tmp"
-        stream = self._fs.create(self._jpath(temporary), True)
-        try:
-            stream.write(bytearray(text.encode()))
-        finally:
-            stream.close()
-        if not self._fs.rename(self._jpath(temporary), self._jpath(relative)):
-            self._fs.delete(self._jpath(temporary), False)
+        self._folder.create(temporary, data)
+        if not self._folder.rename(temporary, relative):
             msg = f"cannot write {self.path(relative)}: renaming {temporary} to it failed"
             raise QueryFailedError(msg)
 
+    def write_text(self, relative: str, text: str) -> None:
+        """Write file `relative` atomically (it must not exist yet)."""
+        self.write_bytes(relative, text.encode())
+
     def files_below(self, relative: str) -> list[str]:
-        """Every file (not folder) below folder `relative`, at any depth."""
-        folder = self._jpath(relative)
-        if not self._fs.exists(folder):
-            return []
-        found = []
-        listing = self._fs.listFiles(folder, True)
-        while listing.hasNext():
-            found.append(str(listing.next().getPath().toUri().getPath()))
-        base = self._jpath(relative).toUri().getPath()
-        return sorted(f"{relative}/{path.removeprefix(base).lstrip('/')}" for path in found)
+        """Every file (not folder) below folder `relative`, at any depth, sorted."""
+        return sorted(self._folder.files_below(relative))
 
     def delete(self, relative: str) -> bool:
         """Delete file or folder `relative` (recursively); False when there was none."""
-        return bool(self._fs.delete(self._jpath(relative), True))
+        return self._folder.delete(relative)
 
 
 @dataclass
@@ -167,16 +279,14 @@ class QueryCheckpoint:
         """Batch ids in Spark's commit log (a batch is logged there once it is done)."""
         return self._batches("commits")
 
-    def committed_offsets(self, topic: str) -> dict[int, int]:
-        """Where the query resumes in `topic`: the end offsets of its last committed batch.
+    def logged_offsets(self, batch: int, topic: str) -> dict[int, int]:
+        """The end offsets of `topic` that batch `batch` reads up to, per partition (empty
+        when the batch is not logged).
 
         Spark logs a batch's end offsets in ``offsets/<batch>`` (a version line, the batch
-        metadata, then one JSON line per source). Empty before the first committed batch.
+        metadata, then one JSON line per source) before the batch runs.
         """
-        committed = self.committed_batches()
-        if not committed:
-            return {}
-        text = self.files.read_text(f"{self.query}/offsets/{committed[-1]}") or ""
+        text = self.files.read_text(f"{self.query}/offsets/{batch}") or ""
         source = json.loads(text.splitlines()[-1]) if text else {}
         return {int(partition): offset for partition, offset in source.get(topic, {}).items()}
 
@@ -184,6 +294,12 @@ class QueryCheckpoint:
         """The watermark (epoch ms) batch `batch` ran with: Spark's offset log metadata."""
         lines = (self.files.read_text(f"{self.query}/offsets/{batch}") or "").splitlines()
         return int(json.loads(lines[1]).get("batchWatermarkMs", 0)) if len(lines) > 1 else 0
+
+    def committed_offsets(self, topic: str) -> dict[int, int]:
+        """Where the query resumes in `topic`: the end offsets of its last committed batch
+        (empty before the first)."""
+        committed = self.committed_batches()
+        return self.logged_offsets(committed[-1], topic) if committed else {}
 
     def claim(self) -> None:
         """Mark the folder as this query's; refuse a folder of another query.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -16,6 +17,7 @@ from rich.table import Table
 
 from ..daemons import stop_on_signals
 from ..errors import QueryFailedError, SqlError
+from ..metrics import serve_metrics
 from ..options import Commands, add_setting, settings_from_args
 from .catalogue import QUERY_NAMES
 
@@ -46,6 +48,8 @@ def register(subparsers: Commands) -> None:
         help="all, or a comma-separated list; -name leaves one out (all,-stairs_by_user)",
     )
     add_setting(process, "--engine", field="engine", choices=["fused", "per-query"])
+    add_setting(process, "--snapshot-interval", field="snapshot_interval", type=int)
+    add_setting(process, "--state-store", field="state_store", choices=["hdfs", "rocksdb"])
     add_setting(process, "--sink", field="sink")
     add_setting(process, "--trigger", field="trigger", help="micro-batch interval (1s, 500ms)")
     add_setting(process, "--available-now", field="available_now")
@@ -73,6 +77,8 @@ def register(subparsers: Commands) -> None:
     _spark_options(process)
     add_setting(process, "--spark-ui", field="spark_ui")
     add_setting(process, "--spark-ui-port", field="spark_ui_port", type=int)
+    add_setting(process, "--metrics-port", field="processor_metrics_port", type=int, metavar="PORT")
+    add_setting(process, "--metrics-host", field="metrics_host")
     process.add_argument(
         "--reset",
         action="store_true",
@@ -125,6 +131,7 @@ def _spark_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _process(args: argparse.Namespace) -> int:
+    from .metrics import ProcessorMetrics
     from .runner import Processor
     from .session import build_session
 
@@ -139,14 +146,23 @@ def _process(args: argparse.Namespace) -> int:
             f"queries start over together, with --reset"
         )
         raise SqlError(msg)
-    processor.preflight()  # before Spark: Ctrl+C may still interrupt at once here
-    stop = threading.Event()
-    with stop_on_signals(stop, "stopping the queries"):
-        spark = build_session(settings, app_name="hhar-process")
-        try:
-            _start_and_run(processor, spark, args.reset, args.reset_query, stop, on_terminal)
-        finally:
-            _shut_down(processor, spark)
+    metrics = ProcessorMetrics(settings, processor.status)
+    endpoint = serve_metrics(settings, "processor_metrics_port", "--metrics-port", metrics)
+    try:
+        processor.preflight()  # before Spark: Ctrl+C may still interrupt at once here
+        stop = threading.Event()
+        watching = metrics.watching() if endpoint is not None else contextlib.nullcontext()
+        with stop_on_signals(stop, "stopping the queries"), watching:
+            spark = build_session(settings, app_name="hhar-process")
+            try:
+                _start_and_run(processor, spark, args.reset, args.reset_query, stop, on_terminal)
+            finally:
+                _shut_down(processor, spark)
+            if endpoint is not None and not stop.is_set():
+                endpoint.wait_for_last_scrape(settings.metrics_linger, stop)
+    finally:
+        if endpoint is not None:
+            endpoint.close()
     if stop.is_set():
         logger.info("stopped on request: the checkpoints keep the progress for the next run")
     _print_summary(processor.summary(), args.json)

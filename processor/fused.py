@@ -1,18 +1,26 @@
-"""The fused engine: one Kafka read and one parse per event feed every result.
+"""The fused engine: one Kafka read and one parse per event feed every result, and a
+micro-batch costs what it changed, not all the state there is.
 
-One streaming query (``fused``) reads the events topic. Each micro-batch is one Spark job
-(`batch_aggregate`): parse every message with the project's rules, then group the valid events
-by (Device, gt, Model, User, event-time window) with their count, the sums of x, y, z and the
-latest Arrival_Time: a few hundred rows, collected to the driver. Only when a message was not
-a valid event does a second job collect the bad records. On the driver, `FusedState` merges
-the aggregate into the engine's own state (fine totals, open windows, Spark's watermark rule),
-the state is written to the checkpoint (`FusedStateFiles`), and every result is derived in
-plain Python (`derive`), its changed rows written in one go, with one flush.
+One streaming query (``fused``) reads the events topic and parses every message with the
+project's rules (`parse.parse_events`, planned once when the query starts). Each micro-batch
+is one Spark job (`BatchAggregation`): the valid events grouped by (event-time window, Device,
+gt, Model, and the User where ``stairs_by_user`` counts the row) with their count, the sums of
+x, y, z and the latest Arrival_Time, and every other message as a bad record of its own, all
+collected to the driver: as many rows as (window, Device, gt) the batch touched. On the driver,
+`EngineState` merges them in place (the totals of `derive.Totals`, the open windows, Spark's
+watermark rule) and names the keys they changed; the batch's delta goes to the checkpoint
+(`StateLog`); the changed rows of every result are derived in plain Python (`derive`) and
+written with one flush. Snapshots of the whole state are written in the background, only as
+often as the deltas outweigh them.
 
-Exactly once: the state after batch N is written before any result of batch N. When Spark
-runs batch N again after a crash (same offsets), the engine finds that state, skips the merge
-and writes the results again (same keys, same values in compacted topics); without it, it
-merges onto the state of batch N-1.
+Exactly once: batch N's delta is written before any result of batch N. When Spark runs batch
+N again after a crash (same offsets), the engine's state already holds it: the delta tells
+which rows it changed and which windows it closed, and those are written again (same keys,
+same values in compacted topics).
+
+Driver memory: the state holds one count per (Device, gt) and per open (window, Device, gt),
+and the sums per (gt, Model): it grows with the fleet (devices x activities) and the open
+windows, never with the events or the time the processor runs.
 """
 
 from __future__ import annotations
@@ -25,27 +33,29 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming import StreamingQuery
-from pyspark.sql.types import (
-    BinaryType,
-    IntegerType,
-    LongType,
-    StructField,
-    StructType,
-    TimestampType,
-)
 
 from ..errors import QueryFailedError
 from ..schemas.results import BadRecord, ResultRecord, WindowedActivity
-from .catalogue import BAD_RECORDS, Query, window_milliseconds
+from ..settings import Settings
+from .catalogue import BAD_RECORDS, stairs_parameters, window_milliseconds
 from .checkpoints import QueryCheckpoint
 from .engine import Run
-from .fused_state import FusedState, FusedStateFiles, Group, WindowKey
+from .fused_state import (
+    BatchChanges,
+    ClosedWindow,
+    EngineState,
+    Group,
+    SnapshotWriter,
+    StateLog,
+    delta_entry,
+    replayed_changes,
+)
 from .parse import REASON_COLUMN, bad_record_columns, parse_events
-from .queries import AXES, FINE_GRAIN
-from .source import read_event_stream
+from .queries import AXES, counted_on_stairs
+from .source import MESSAGE_COLUMNS, MESSAGE_SCHEMA, read_event_stream
 
 logger = logging.getLogger(__name__)
 
@@ -56,22 +66,20 @@ WINDOWED = "windowed_activity"
 
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
-_MESSAGES = StructType(
-    [
-        StructField("partition", IntegerType()),
-        StructField("offset", LongType()),
-        StructField("timestamp", TimestampType()),
-        StructField("value", BinaryType()),
-    ]
-)
-"""The columns of the Kafka source the engine reads (`source.MESSAGE_COLUMNS`)."""
-
 _WARM_UP_MESSAGES = [
     b'{"Arrival_Time":1424686735090,"Creation_Time":1424686733176142602,"Device":"nexus4_1",'
     b'"Index":0,"Model":"nexus4","User":"a","gt":"stand","x":-5.493164E-4,"y":-0.0107421875,'
     b'"z":0.0010528564}',
     b"not an event",
 ]
+
+ONE_TASK_OFFSETS = 20_000
+"""A micro-batch of at most this many offsets is parsed and aggregated in one task, without a
+shuffle: for a few thousand events the second stage and its tasks cost more than one core
+saves (the latency's floor); a larger batch is spread over the cores."""
+
+BATCH_PARTS = ("aggregate", "merge", "state_write", "derive", "sink_write")
+"""The parts of a micro-batch the engine times (`parts_ms` in its status counts)."""
 
 
 def watermark_text(moment_ms: int) -> str:
@@ -80,125 +88,183 @@ def watermark_text(moment_ms: int) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def batch_aggregate(messages: DataFrame, window_ms: int) -> DataFrame:
-    """One micro-batch's messages in one Spark job: the valid events as one row per
-    (Device, gt, Model, User, window_start) with ``count``, ``x_sum``, ``y_sum``, ``z_sum``
-    and ``latest`` (max Arrival_Time), and every other message as a row of its own with its
-    `BadRecord` columns (``timestamp`` in epoch microseconds); ``ok`` tells them apart.
-
-    ``window_start`` is the start of the tumbling event-time window of `window_ms`
-    milliseconds (epoch ms), as Spark's ``window()`` gives it.
-    """
-    parsed = parse_events(messages)
-    ok = F.col(REASON_COLUMN).isNull()
-    arrival = F.col("Arrival_Time")
-    bad = bad_record_columns(parsed)
-    bad["timestamp"] = F.unix_micros(bad["timestamp"])
-    return parsed.groupBy(
-        ok.alias("ok"),
-        *(F.when(ok, F.col(name)).alias(name) for name in FINE_GRAIN),
-        F.when(ok, arrival - arrival % F.lit(window_ms)).alias("window_start"),
-        *(F.when(~ok, column).alias(f"bad_{name}") for name, column in bad.items()),
-    ).agg(
-        F.count(F.lit(1)).alias("count"),
-        *(F.sum(axis).alias(f"{axis}_sum") for axis in AXES),
-        F.max(arrival).alias("latest"),
-    )
+def state_parameters(settings: Settings) -> dict[str, Any]:
+    """The settings the engine's state depends on (`StateLog` refuses others)."""
+    stairs = stairs_parameters(settings)
+    return {
+        "window_ms": window_milliseconds(settings)[0],
+        "stairs_users": sorted(stairs["users"]),
+        "stairs_device": stairs["device"],
+    }
 
 
-def warm_up(spark: SparkSession, window_ms: int) -> None:
-    """Run a micro-batch's jobs once on two messages, so that the first real batch does not
-    pay for generating and compiling their code."""
-    moment = _EPOCH
+class BatchAggregation:
+    """The micro-batch's one Spark job, its columns built once (building them is a call into
+    the JVM per expression: tens of milliseconds a batch if made anew)."""
+
+    def __init__(self, settings: Settings) -> None:
+        """The aggregate of `settings`' window and stairs filter."""
+        self.window_ms = window_milliseconds(settings)[0]
+        ok = F.col(REASON_COLUMN).isNull()
+        arrival = F.col("Arrival_Time")
+        stairs = stairs_parameters(settings)
+        self.keys: list[Column] = [
+            ok.alias("ok"),
+            F.when(ok, arrival - arrival % F.lit(self.window_ms)).alias("window_start"),
+            *(F.when(ok, F.col(name)).alias(name) for name in ("Device", "gt", "Model")),
+            F.when(ok & counted_on_stairs(stairs["users"], stairs["device"]), F.col("User")).alias(
+                "stairs_user"
+            ),
+        ]
+        bad = bad_record_columns(MESSAGE_COLUMNS)
+        bad["timestamp"] = F.unix_micros(bad["timestamp"])
+        self.keys += [F.when(~ok, column).alias(f"bad_{name}") for name, column in bad.items()]
+        self.aggregates: list[Column] = [
+            F.count(F.lit(1)).alias("count"),
+            *(F.sum(axis).alias(f"{axis}_sum") for axis in AXES),
+            F.max(arrival).alias("latest"),
+        ]
+
+    def __call__(self, parsed: DataFrame) -> DataFrame:
+        """`parsed` messages (`parse.parse_events`) in one job: the valid events as one row per
+        (window_start, Device, gt, Model, stairs_user) with ``count``, ``x_sum``, ``y_sum``,
+        ``z_sum`` and ``latest`` (max Arrival_Time), and every other message as a row of its
+        own with its `BadRecord` columns (``bad_*``; ``bad_timestamp`` in epoch
+        microseconds); ``ok`` tells them apart.
+
+        ``window_start`` is the start of the tumbling event-time window (epoch ms), as Spark's
+        ``window()`` gives it; ``stairs_user`` the User where ``stairs_by_user`` counts the
+        events, else null.
+        """
+        return parsed.groupBy(*self.keys).agg(*self.aggregates)
+
+
+def warm_up(spark: SparkSession, aggregation: BatchAggregation) -> None:
+    """Run a micro-batch's job once on two messages, so that the first real batch does not
+    pay for generating and compiling its code."""
     sample = spark.createDataFrame(
-        [(0, offset, moment, bytearray(value)) for offset, value in enumerate(_WARM_UP_MESSAGES)],
-        schema=_MESSAGES,
+        [(0, offset, _EPOCH, bytearray(value)) for offset, value in enumerate(_WARM_UP_MESSAGES)],
+        schema=MESSAGE_SCHEMA,
     )
-    batch_aggregate(sample, window_ms).collect()
+    aggregation(parse_events(sample)).collect()
+
+
+GROUP_COLUMNS = (
+    "window_start",
+    "Device",
+    "gt",
+    "Model",
+    "stairs_user",
+    "count",
+    "x_sum",
+    "y_sum",
+    "z_sum",
+    "latest",
+)
+"""The columns of a `BatchAggregation` row of valid events, in the order of a `Group`."""
+
+
+def group_of(row: Row) -> Group:
+    """The `Group` of a `BatchAggregation` row of valid events."""
+    return tuple(row[name] for name in GROUP_COLUMNS)
 
 
 @dataclass
 class BatchAggregate:
-    """`batch_aggregate` of one micro-batch, on the driver."""
+    """`BatchAggregation` of one micro-batch, on the driver."""
 
     groups: list[Group] = field(default_factory=list)
     bad: list[BadRecord] = field(default_factory=list)
 
 
 class FusedBatches:
-    """The fused query's ``foreachBatch``: merge, persist, derive and write."""
+    """The fused query's ``foreachBatch``: merge, log, derive and write."""
 
-    def __init__(self, run: Run, store: FusedStateFiles, state: FusedState) -> None:
-        """Continue from `state` (the newest in `store`, or an empty one)."""
+    def __init__(self, run: Run, log: StateLog, state: EngineState) -> None:
+        """Continue from `state` (the newest in `log`, or an empty one)."""
         self.run = run
-        self.store = store
+        self.log = log
         self.state = state
+        self.snapshots = SnapshotWriter(log)
+        self.aggregation = BatchAggregation(run.settings)
         self.window_ms, self.delay_ms = window_milliseconds(run.settings)
         self.derived = [query for query in run.queries if query.reads == "totals"]
         self.emits_windows = any(query.name == WINDOWED for query in run.queries)
-        historical = {}
+        self.historical: dict[tuple[str, str], dict[str, Any]] = {}
         if run.historical is not None:
-            historical = {
+            self.historical = {
                 (row["gt"], row["Model"]): row.asDict() for row in run.historical.collect()
             }
-        self.parameters: dict[str, dict[str, Any]] = {}
-        for query in self.derived:
-            self.parameters[query.name] = query.parameters(run.settings)
-            if query.uses_history:
-                self.parameters[query.name]["historical"] = historical
         self.lock = threading.Lock()
         self.last_batch_end = time.monotonic()
-        self._written: dict[tuple[str, str], str] = {}
 
-    def __call__(self, messages: DataFrame, batch_id: int) -> None:
-        """Process micro-batch `batch_id`."""
+    def __call__(self, parsed: DataFrame, batch_id: int) -> None:
+        """Process micro-batch `batch_id` of parsed messages."""
         with self.lock:
-            versions = self.store.of_batch(batch_id)
-            aggregate = self._aggregate(messages, batch_id)
-            if versions:
+            parts: dict[str, float] = {}
+            started = time.perf_counter()
+            aggregate = self._aggregate(parsed, batch_id)
+            parts["aggregate"] = time.perf_counter() - started
+            written = 0
+            if batch_id == self.state.batch_id:
                 logger.info(
                     "batch %d was merged before the restart: writing its results again", batch_id
                 )
-                state = versions[-1]
-                closed = [window for version in versions for window in version.closed]
-            else:
-                base = self._state_before(batch_id)
-                state = base.merge(
+                changes = replayed_changes(self.log.entries_of(batch_id))
+            elif batch_id == self.state.batch_id + 1:
+                started = time.perf_counter()
+                changes = self.state.merge(
                     batch_id, aggregate.groups, len(aggregate.bad), self.window_ms, self.delay_ms
                 )
-                self.store.save(state)
-                closed = state.closed
-            self.state = state
-            self._write(state, closed, aggregate.bad, batch_id)
+                parts["merge"] = time.perf_counter() - started
+                started = time.perf_counter()
+                written = self.log.append(delta_entry(self.state, changes, aggregate.groups))
+                self.snapshots.offer(self.state)
+                parts["state_write"] = time.perf_counter() - started
+            else:
+                msg = (
+                    f"Spark runs batch {batch_id} but the fused engine's state in "
+                    f"{self.log.location()} is at batch {self.state.batch_id}: start over with "
+                    f"--reset"
+                )
+                raise QueryFailedError(msg)
+            rows_out = self._write(changes, aggregate.bad, batch_id, parts)
             self.run.status.counted(
                 FUSED_QUERY,
                 batch_id,
                 bad_records=len(aggregate.bad),
-                late_rows=state.batch_late_rows,
-                state_rows=len(state.totals) + len(state.windows),
-                watermark=watermark_text(state.late_watermark_ms),
+                late_rows=changes.late_rows,
+                state_rows=self.state.rows,
+                touched_rows=len(aggregate.groups),
+                state_bytes=self.log.stored_bytes(),
+                written_bytes=written,
+                rows_out=rows_out,
+                parts_ms={name: round(1000 * seconds, 1) for name, seconds in parts.items()},
+                watermark=watermark_text(self.state.late_watermark_ms),
             )
             self.last_batch_end = time.monotonic()
 
-    def _aggregate(self, messages: DataFrame, batch_id: int) -> BatchAggregate:
-        """The micro-batch's one Spark job, collected."""
+    def _offsets(self, batch_id: int) -> int | None:
+        """How many offsets of the events topic micro-batch `batch_id` spans (from Spark's
+        offset log, events and transaction markers), when the previous batch is logged."""
+        if batch_id == 0:
+            return None
+        checkpoint, topic = self.run.checkpoints[FUSED_QUERY], self.run.settings.topic
+        start = checkpoint.logged_offsets(batch_id - 1, topic)
+        end = checkpoint.logged_offsets(batch_id, topic)
+        if not start or not end:
+            return None
+        return sum(offset - start.get(partition, 0) for partition, offset in end.items())
+
+    def _aggregate(self, parsed: DataFrame, batch_id: int) -> BatchAggregate:
+        """The micro-batch's one Spark job (in one task when the batch is small), collected."""
         aggregate = BatchAggregate()
-        for row in batch_aggregate(messages, self.window_ms).collect():
+        offsets = self._offsets(batch_id)
+        if offsets is not None and offsets <= ONE_TASK_OFFSETS:
+            parsed = parsed.coalesce(1)
+        for row in self.aggregation(parsed).collect():
             if row["ok"]:
-                aggregate.groups.append(
-                    (
-                        row["Device"],
-                        row["gt"],
-                        row["Model"],
-                        row["User"],
-                        row["window_start"],
-                        row["count"],
-                        row["x_sum"],
-                        row["y_sum"],
-                        row["z_sum"],
-                        row["latest"],
-                    )
-                )
+                aggregate.groups.append(group_of(row))
                 continue
             values = {
                 name.removeprefix("bad_"): value
@@ -215,56 +281,35 @@ class FusedBatches:
         aggregate.bad.sort(key=lambda record: (record.partition, record.offset))
         return aggregate
 
-    def _state_before(self, batch_id: int) -> FusedState:
-        if self.state.batch_id == batch_id - 1:
-            return self.state
-        previous = self.store.latest(up_to_batch=batch_id - 1)
-        if previous is None and batch_id == 0:
-            return FusedState()
-        if previous is None or previous.batch_id != batch_id - 1:
-            msg = (
-                f"the fused engine's state after batch {batch_id - 1} is missing from "
-                f"{self.store.files.path(self.store.folder)}: start over with --reset"
-            )
-            raise QueryFailedError(msg)
-        return previous
-
     def _write(
         self,
-        state: FusedState,
-        closed: Sequence[tuple[WindowKey, int]],
+        changes: BatchChanges,
         bad: list[BadRecord],
         batch_id: int,
-    ) -> None:
-        """Write the results of `state`: the derived rows that changed, the windows `closed`
-        and the `bad` records, to every sink, with one flush."""
+        parts: dict[str, float],
+    ) -> dict[str, int]:
+        """Write the rows `changes` changed, the windows it closed and the `bad` records to
+        every sink, with one flush; the records written per query."""
+        started = time.perf_counter()
         records: dict[str, Sequence[ResultRecord]] = {}
-        written: dict[tuple[str, str], str] = {}
         for query in self.derived:
-            changed = []
-            for row in self._derive(query, state):
-                record = query.record.model_validate(
-                    row | {"query": query.name, "batch_id": batch_id}
-                )
-                key = (query.name, record.key_json())
-                value = record.model_dump_json(by_alias=True, exclude={"batch_id"})
-                if self._written.get(key) != value:
-                    changed.append(record)
-                    written[key] = value
-            records[query.name] = changed
+            assert query.derive is not None
+            extra = {"historical": self.historical} if query.uses_history else {}
+            rows = query.derive(self.state.totals, changes=changes.totals, **extra)
+            records[query.name] = [
+                query.record.model_validate(row | {"query": query.name, "batch_id": batch_id})
+                for row in rows
+            ]
         if self.emits_windows:
-            records[WINDOWED] = self._windows(closed, batch_id)
+            records[WINDOWED] = self._windows(changes.closed, batch_id)
         records[BAD_RECORDS] = bad
+        parts["derive"] = time.perf_counter() - started
+        started = time.perf_counter()
         self.run.sinks.write(records, batch_id)
-        self._written |= written
+        parts["sink_write"] = time.perf_counter() - started
+        return {query: len(rows) for query, rows in records.items()}
 
-    def _derive(self, query: Query, state: FusedState) -> list[dict[str, Any]]:
-        assert query.derive is not None
-        return query.derive(state.totals, **self.parameters[query.name])
-
-    def _windows(
-        self, closed: Sequence[tuple[WindowKey, int]], batch_id: int
-    ) -> list[ResultRecord]:
+    def _windows(self, closed: Sequence[ClosedWindow], batch_id: int) -> list[ResultRecord]:
         return [
             WindowedActivity(
                 query=WINDOWED,
@@ -275,29 +320,35 @@ class FusedBatches:
                 gt=gt,
                 count=count,
             )
-            for (start, device, gt), count in closed
+            for start, device, gt, count in closed
         ]
 
     def resume(self) -> None:
-        """Write the results of the state the engine continues from again (idempotent): a
-        crash may have cut short the writing of its newest version."""
+        """Write again the windows of the idle closings after the newest batch: they happened
+        outside Spark's batches, and a crash may have cut their writing short."""
         with self.lock:
-            if self.state.batch_id >= 0:
-                self._write(self.state, self.state.closed, [], self.state.batch_id)
+            batch_id = self.state.batch_id
+            idle = [entry for entry in self.log.entries_of(batch_id) if entry["seq"] > 0]
+            closed = replayed_changes(idle).closed
+            if self.emits_windows and closed:
+                self.run.sinks.write({WINDOWED: self._windows(closed, batch_id)}, batch_id)
 
     def close_idle(self) -> None:
         """Spark's no-data batch: close (and write) the windows the watermark has passed."""
         with self.lock:
             if not self.state.closing_pending:
                 return
-            state = self.state.close_idle(self.window_ms)
-            self.store.save(state)
-            self.state = state
-            if self.emits_windows and state.closed:
+            changes = self.state.close_idle(self.window_ms)
+            self.log.append(delta_entry(self.state, changes))
+            self.snapshots.offer(self.state)
+            if self.emits_windows and changes.closed:
                 self.run.sinks.write(
-                    {WINDOWED: self._windows(state.closed, state.batch_id)}, state.batch_id
+                    {WINDOWED: self._windows(changes.closed, self.state.batch_id)},
+                    self.state.batch_id,
                 )
-            self.run.status.windows_closed(FUSED_QUERY, watermark_text(state.late_watermark_ms))
+            self.run.status.windows_closed(
+                FUSED_QUERY, watermark_text(self.state.late_watermark_ms)
+            )
 
 
 class FusedEngine:
@@ -331,27 +382,42 @@ class FusedEngine:
             raise QueryFailedError(msg)
 
     def start(self, run: Run) -> dict[str, StreamingQuery]:
-        """Warm up, write the results of the state it continues from, start the query."""
+        """Load the state, warm up, write what an idle closing may have left unwritten, start
+        the query."""
         checkpoint = run.checkpoints[FUSED_QUERY]
-        store = FusedStateFiles(checkpoint.files, FUSED_QUERY)
-        state = store.latest()
+        log = StateLog(
+            checkpoint.files,
+            FUSED_QUERY,
+            state_parameters(run.settings),
+            run.settings.snapshot_interval,
+        )
+        log.check_layout()
+        window_ms, delay_ms = window_milliseconds(run.settings)
+        started = time.monotonic()
+        state = log.load(window_ms, delay_ms)
+        if state.batch_id >= 0:
+            logger.info(
+                "fused engine state after batch %d: %d rows, loaded in %.1f s",
+                state.batch_id,
+                state.rows,
+                time.monotonic() - started,
+            )
         committed = checkpoint.committed_batches()
-        if committed and (state is None or state.batch_id < committed[-1]):
+        if committed and state.batch_id < committed[-1]:
             msg = (
                 f"query {FUSED_QUERY} cannot start: Spark's checkpoint {checkpoint.location} "
                 f"committed batch {committed[-1]} but the engine's state there ends "
-                f"{'nowhere' if state is None else f'at batch {state.batch_id}'}: "
+                f"{'nowhere' if state.batch_id < 0 else f'at batch {state.batch_id}'}: "
                 f"start over with --reset"
             )
             raise QueryFailedError(msg)
-        self.batches = FusedBatches(run, store, state or FusedState())
+        self.batches = FusedBatches(run, log, state)
         self.batches.resume()
         started = time.monotonic()
-        warm_up(run.spark, self.batches.window_ms)
+        warm_up(run.spark, self.batches.aggregation)
         logger.info("warm-up job: %.1f s", time.monotonic() - started)
-        query = run.start_stream(
-            FUSED_QUERY, read_event_stream(run.spark, run.settings), "append", self.batches
-        )
+        parsed = parse_events(read_event_stream(run.spark, run.settings))
+        query = run.start_stream(FUSED_QUERY, parsed, "append", self.batches)
         if not run.settings.available_now:
             trigger = run.settings.trigger.total_seconds()
             self._idle_closer = threading.Thread(
@@ -382,11 +448,15 @@ class FusedEngine:
             self.batches.close_idle()
 
     def stop(self) -> None:
-        """Stop closing idle windows."""
+        """Stop closing idle windows; let a snapshot being written end."""
         self._stopping.set()
         if self._idle_closer is not None:
             self._idle_closer.join(timeout=30)
+        if self.batches is not None:
+            self.batches.snapshots.wait()
 
     def failure(self) -> str | None:
-        """Why closing idle windows failed, if it did."""
+        """Why closing idle windows or writing a snapshot failed, if it did."""
+        if self.batches is not None and self.batches.snapshots.failure is not None:
+            return self.batches.snapshots.failure
         return self._failure

@@ -12,7 +12,7 @@ non-finite x, y or z.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Literal, get_args, get_origin
 
 from annotated_types import Ge, Le, MaxLen, MinLen
@@ -193,18 +193,14 @@ def _max_length(name: str) -> int:
     )
 
 
-def bad_record_columns(parsed: DataFrame) -> dict[str, Column]:
+def bad_record_columns(available: Collection[str]) -> dict[str, Column]:
     """The columns of a `BadRecord` row of `parse_events`' rows, by name (partition, offset and
-    timestamp as far as `parsed` has them): the reason, the beginning of the value text
-    (invalid UTF-8 replaced by U+FFFD), its size in bytes and whether it was cut."""
+    timestamp as far as the `available` columns have them): the reason, the beginning of the
+    value text (invalid UTF-8 replaced by U+FFFD), its size in bytes and whether it was cut."""
     text = F.make_valid_utf8(F.col("value"))
     keep = _max_length("value")
     return {
-        **{
-            name: F.col(name)
-            for name in ("partition", "offset", "timestamp")
-            if name in parsed.columns
-        },
+        **{name: F.col(name) for name in ("partition", "offset", "timestamp") if name in available},
         REASON_COLUMN: F.substring(REASON_COLUMN, 1, _max_length("reason")),
         "value": F.substring(text, 1, keep),
         "value_bytes": F.octet_length("value"),
@@ -214,7 +210,7 @@ def bad_record_columns(parsed: DataFrame) -> dict[str, Column]:
 
 def invalid_records(parsed: DataFrame) -> DataFrame:
     """The bad rows of `parse_events` as `BadRecord` rows (`bad_record_columns`)."""
-    columns = bad_record_columns(parsed)
+    columns = bad_record_columns(parsed.columns)
     return parsed.where(F.col(REASON_COLUMN).isNotNull()).select(
         *(column.alias(name) for name, column in columns.items())
     )

@@ -17,6 +17,21 @@ from .parse import count_parse_outcomes, parse_events
 from .source import read_event_stream
 from .status import PARSE_METRICS
 
+_PROVIDER = "spark.sql.streaming.stateStore.providerClass"
+_STATE = "org.apache.spark.sql.execution.streaming.state"
+
+STATE_STORES = {
+    "hdfs": {_PROVIDER: f"{_STATE}.HDFSBackedStateStoreProvider"},
+    "rocksdb": {
+        _PROVIDER: f"{_STATE}.RocksDBStateStoreProvider",
+        "spark.sql.streaming.stateStore.rocksdb.changelogCheckpointing.enabled": "true",
+    },
+}
+"""Spark's state stores (``HHAR_STATE_STORE``): its default, in the executors' memory with a
+delta file per batch; or RocksDB on the executors' disks with changelog checkpointing (each
+batch uploads the changes of its state, not the whole store). A query keeps the store its
+checkpoint was started with."""
+
 
 class PerQueryEngine:
     """`hhar process --engine per-query`."""
@@ -31,7 +46,9 @@ class PerQueryEngine:
         """Spark checks its own checkpoints."""
 
     def start(self, run: Run) -> dict[str, StreamingQuery]:
-        """Start one streaming query per output."""
+        """Start one streaming query per output, on the state store of the settings."""
+        for name, value in STATE_STORES[run.settings.state_store].items():
+            run.spark.conf.set(name, value)
         started = {}
         for query in run.queries:
             parsed = count_parse_outcomes(

@@ -61,9 +61,13 @@ def stairs_by_user(
     All three conditions must hold; the original exercise's ``A & B | C & D`` also counted every
     row of one user on the device, stairs or not.
     """
+    return events.where(counted_on_stairs(users, device)).groupBy("User").agg(_count())
+
+
+def counted_on_stairs(users: Sequence[str], device: str) -> Column:
+    """The condition of `stairs_by_user`: a stairs activity of one of `users` on `device`."""
     is_stairs = F.col("gt").contains("stairs")
-    chosen = F.col("User").isin(*users) & (F.col("Device") == F.lit(device))
-    return events.where(is_stairs & chosen).groupBy("User").agg(_count())
+    return is_stairs & F.col("User").isin(*users) & (F.col("Device") == F.lit(device))
 
 
 def activity_stats(events: DataFrame) -> DataFrame:

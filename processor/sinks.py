@@ -7,7 +7,7 @@ import datetime as dt
 import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from confluent_kafka import KafkaError, Producer
 from pyspark.sql import DataFrame, SparkSession
@@ -82,6 +82,10 @@ class ResultSinks:
     threads of several streaming queries at once.
     """
 
+    watchers: ClassVar[list[Callable[[Mapping[str, int], int], None]]] = []
+    """Called after every write with the records written per query and the batch id (the
+    processor's metrics count them here, whatever the engine)."""
+
     def __init__(self, spark: SparkSession, settings: Settings, sinks: Sequence[str]) -> None:
         """Prepare `sinks` (any of kafka, memory, console) for the results of `settings`."""
         self.spark = spark
@@ -119,6 +123,9 @@ class ResultSinks:
                 self._refresh_table(query, rows)
             if "console" in self.sinks:
                 self._print(query, rows, batch_id)
+        written = {query: len(rows) for query, rows in records.items()}
+        for watcher in ResultSinks.watchers:
+            watcher(written, batch_id)
 
     def _publish(self, records: Mapping[str, Sequence[ResultRecord]]) -> None:
         assert self.producer is not None

@@ -7,6 +7,14 @@ import time
 from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import (
+    BinaryType,
+    IntegerType,
+    LongType,
+    StructField,
+    StructType,
+    TimestampType,
+)
 
 from ..errors import BrokerError, InputDataError
 from ..kafka_client import check_broker, list_topics, watermark_offsets
@@ -25,6 +33,16 @@ wait Kafka's default 500 ms for more before the batch can end."""
 
 MESSAGE_COLUMNS = ("partition", "offset", "timestamp", "value")
 """The columns of the events topic's messages that the processor reads."""
+
+MESSAGE_SCHEMA = StructType(
+    [
+        StructField("partition", IntegerType()),
+        StructField("offset", LongType()),
+        StructField("timestamp", TimestampType()),
+        StructField("value", BinaryType()),
+    ]
+)
+"""`MESSAGE_COLUMNS` as Spark's Kafka source types them (for messages made up: a warm-up, tests)."""
 
 
 def read_event_stream(spark: SparkSession, settings: Settings) -> DataFrame:

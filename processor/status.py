@@ -62,9 +62,27 @@ def _finite(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) or math.isinf(value) else round(value, 1)
 
 
+def _end_offsets(progress: StreamingQueryProgress) -> dict[str, dict[str, int]]:
+    """Where the batch's Kafka sources ended: topic -> partition -> offset (Spark's JSON)."""
+    ends: dict[str, dict[str, int]] = {}
+    for source in progress.sources:
+        try:
+            offsets = json.loads(source.endOffset or "null")
+        except ValueError:
+            continue
+        if isinstance(offsets, dict):
+            ends |= {
+                topic: {str(partition): int(offset) for partition, offset in parts.items()}
+                for topic, parts in offsets.items()
+                if isinstance(parts, dict)
+            }
+    return ends
+
+
 def summarize_progress(progress: StreamingQueryProgress) -> dict[str, Any]:
     """The figures of one micro-batch that people watch, as plain JSON values."""
     parse = progress.observedMetrics.get(PARSE_METRICS)
+    operators = progress.stateOperators
     return {
         "batch_id": progress.batchId,
         "timestamp": progress.timestamp,
@@ -74,8 +92,10 @@ def summarize_progress(progress: StreamingQueryProgress) -> dict[str, Any]:
         "duration_ms": dict(progress.durationMs),
         "watermark": progress.eventTime.get("watermark"),
         "bad_records": int(parse["bad"]) if parse is not None else 0,
-        "late_rows": sum(op.numRowsDroppedByWatermark for op in progress.stateOperators),
-        "state_rows": sum(op.numRowsTotal for op in progress.stateOperators),
+        "late_rows": sum(op.numRowsDroppedByWatermark for op in operators),
+        "state_rows": sum(op.numRowsTotal for op in operators),
+        "state_bytes": sum(op.memoryUsedBytes for op in operators) if operators else None,
+        "end_offsets": _end_offsets(progress),
     }
 
 
@@ -90,6 +110,14 @@ def describe_progress(name: str, summary: dict[str, Any]) -> str:
         f"trigger {durations.get('triggerExecution', 0)} ms "
         f"(addBatch {durations.get('addBatch', 0)} ms)"
     )
+    parts = summary.get("parts_ms")
+    if parts:
+        text = text[:-1] + ": " + ", ".join(f"{name} {ms:.0f}" for name, ms in parts.items()) + ")"
+    if "written_bytes" in summary:
+        text += (
+            f", state {summary['state_rows']:,} rows, {summary['touched_rows']:,} touched, "
+            f"{summary['written_bytes'] / 1e6:.2f} MB written"
+        )
     if summary["watermark"]:
         text += f", watermark {summary['watermark']}"
     return text
@@ -103,6 +131,9 @@ class ProcessorStatus:
         self.path = path
         self._lock = threading.Lock()
         self._engine_counts: dict[tuple[str, int], dict[str, Any]] = {}
+        self.observers: list[Callable[[str, dict[str, Any]], None]] = []
+        """Called with (query name, figures) after every micro-batch is recorded (the
+        processor's metrics); they must not change the figures."""
         self._closed_up_to: dict[str, str] = {}
         self._failures: dict[str, str] = {}
         self._state: dict[str, Any] = {
@@ -157,8 +188,11 @@ class ProcessorStatus:
 
     def counted(self, name: str, batch_id: int, **counts: Any) -> None:
         """Figures of micro-batch `batch_id` of query `name` that its engine counted itself
-        (``bad_records``, ``late_rows``, ``state_rows``, ``watermark``): they replace Spark's
-        in its progress."""
+        (``bad_records``, ``late_rows``, ``state_rows``, ``watermark``, ``state_bytes``): they
+        replace Spark's in its progress; others are added to it (``parts_ms``: part name ->
+        milliseconds of the batch spent in it; ``rows_out``: query -> result records written;
+        ``touched_rows``: state rows the batch changed; ``written_bytes``: bytes it wrote to
+        the checkpoint's state)."""
         with self._lock:
             self._engine_counts[(name, batch_id)] = counts
 
@@ -177,7 +211,9 @@ class ProcessorStatus:
             query["late_rows"] += summary["late_rows"]
             query["last_progress"] = summary
             self._save()
-            return summary
+        for observer in self.observers:
+            observer(name, summary)
+        return summary
 
     def windows_closed(self, name: str, watermark: str) -> None:
         """Record that query `name` closed its windows up to `watermark` between batches (the

@@ -8,9 +8,11 @@ import threading
 
 from hhar_stream.daemons import stop_on_signals
 from hhar_stream.errors import BrokerError, HharError
+from hhar_stream.metrics import serve_metrics
 from hhar_stream.options import Commands, add_setting, settings_from_args
 
-from .progress import format_summary, progress_for_stderr
+from .metrics import ReplayMetrics
+from .progress import ProgressReporter, format_summary, progress_for_stderr
 from .replay import replay
 
 logger = logging.getLogger(__name__)
@@ -28,7 +30,11 @@ among N processes (one core each), each with its own transactions and position.
 
 On Ctrl+C or SIGTERM the producer stops reading, commits what it read and prints the summary;
 a second Ctrl+C aborts at once (the open transaction is then discarded). The exit code is
-non-zero when any event could not be delivered or any worker failed."""
+non-zero when any event could not be delivered or any worker failed.
+
+--metrics-port P serves Prometheus metrics at http://<metrics host>:P/metrics while the
+replay runs; a replay that ends by itself waits (up to HHAR_METRICS_LINGER s) for one last
+scrape of its final figures when it was scraped before."""
 
 
 def register(subparsers: Commands) -> None:
@@ -147,6 +153,11 @@ def register(subparsers: Commands) -> None:
             "--resume needs as many workers as the stopped replay had"
         ),
     )
+    monitoring = parser.add_argument_group("Prometheus metrics")
+    add_setting(
+        monitoring, "--metrics-port", field="producer_metrics_port", type=int, metavar="PORT"
+    )
+    add_setting(monitoring, "--metrics-host", field="metrics_host")
     parser.set_defaults(func=_produce)
 
 
@@ -154,8 +165,17 @@ def _produce(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     stop = threading.Event()
     limit = None if settings.loop else settings.limit
-    with stop_on_signals(stop, "stopping, committing what was read"):
-        stats = replay(settings, stop=stop, progress=progress_for_stderr(limit))
+    progress: ProgressReporter = progress_for_stderr(limit)
+    metrics = ReplayMetrics(settings, progress)
+    endpoint = serve_metrics(settings, "producer_metrics_port", "--metrics-port", metrics)
+    try:
+        with stop_on_signals(stop, "stopping, committing what was read"):
+            stats = replay(settings, stop=stop, progress=progress if endpoint is None else metrics)
+            if endpoint is not None and not stop.is_set():
+                endpoint.wait_for_last_scrape(settings.metrics_linger, stop)
+    finally:
+        if endpoint is not None:
+            endpoint.close()
     print(format_summary(stats))
     if stats.failed or stats.failure:
         msg = f"{stats.failed:,} events or dead letters were not delivered: {stats.failure}"

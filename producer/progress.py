@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -41,6 +42,11 @@ class ReplayStats:
     max_drift: float = 0.0
     resumed_rows: int = 0
     """Rows that an earlier, resumed run had already replayed."""
+    dead_letters_by_reason: dict[str, int] = field(default_factory=dict)
+    """`dead_lettered` by the kind of reason (`routing.reason_kind`)."""
+    send_errors: int = 0
+    """Records Kafka failed to deliver."""
+    transactions_committed: int = 0
     stopped_by: str = "end"
     """Why the replay ended: end, limit, signal, invalid row, unreadable file, empty source or
     failure."""
@@ -70,13 +76,15 @@ _SUMMED = (
     "dead_lettered",
     "failed",
     "resumed_rows",
+    "send_errors",
+    "transactions_committed",
 )
 
 
 def combine(parts: Sequence[ReplayStats], elapsed: float) -> ReplayStats:
-    """The figures of workers as one replay's: counts summed, the largest drift, the passes
-    of the slowest, the first failure, and why the replay ended (the first reason other than
-    its end, in the workers' order)."""
+    """The figures of workers as one replay's: counts summed (dead letters per reason too),
+    the largest drift, the passes of the slowest, the first failure, and why the replay ended
+    (the first reason other than its end, in the workers' order)."""
     first = parts[0]
     total = ReplayStats(
         topic=first.topic,
@@ -86,6 +94,10 @@ def combine(parts: Sequence[ReplayStats], elapsed: float) -> ReplayStats:
     )
     for name in _SUMMED:
         setattr(total, name, sum(getattr(part, name) for part in parts))
+    reasons: Counter[str] = Counter()
+    for part in parts:
+        reasons.update(part.dead_letters_by_reason)
+    total.dead_letters_by_reason = dict(reasons)
     total.passes = min(part.passes for part in parts)
     total.drift = max(part.drift for part in parts)
     total.max_drift = max(part.max_drift for part in parts)

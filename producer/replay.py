@@ -23,6 +23,7 @@ import logging
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,13 +31,22 @@ from typing import Any
 from confluent_kafka import KafkaException
 
 from hhar_stream import kafka_client
+from hhar_stream.dataset.check import describe_source
 from hhar_stream.errors import BrokerError, InputDataError
 from hhar_stream.settings import SCHEMA_VERSION, Settings
 
 from .delivery import Sender, TransactionFailedError, load_positions, replay_identity
 from .pacing import Pacer
 from .progress import ProgressReporter, ReplayStats
-from .routing import HEADER_SCHEMA_VERSION, MAX_AHEAD_MS, DeadLetter, Headers, Routed, Router
+from .routing import (
+    HEADER_SCHEMA_VERSION,
+    MAX_AHEAD_MS,
+    DeadLetter,
+    Headers,
+    Routed,
+    Router,
+    reason_kind,
+)
 from .sources import FilePosition, RowBlock, SourceFile, read_blocks, resolve_source
 from .workers import ParentLink, Share, plan_shares, run_workers
 
@@ -140,7 +150,8 @@ def _plan(settings: Settings) -> _Plan:
     if settings.source is None and not settings.data.exists():
         msg = (
             f"no --source given and the data folder {settings.data} does not exist: "
-            f"generate one with `hhar data synth` or pass --source"
+            f"fetch the real set with `hhar data fetch`, generate one with `hhar data synth` "
+            f"or pass --source"
         )
         raise InputDataError(msg)
     files = resolve_source(source)
@@ -151,6 +162,7 @@ def _plan(settings: Settings) -> _Plan:
         settings.order,
     )
     kafka_client.check_broker(settings)
+    logger.info("replaying %s", describe_source(source))  # the first line of a replay
     kafka_client.ensure_topics(settings, kafka_client.topic_specs(settings))
     shares = plan_shares(
         [file.path.stat().st_size for file in files], settings.workers, settings.limit
@@ -240,6 +252,9 @@ class ShareReplay:
         self.pacer: Pacer | None = None
         self.counters = _Counters()
         self.committed = _Counters()
+        self.letter_kinds: Counter[str] = Counter()
+        """Dead letters since the last commit, by the kind of their reason."""
+        self.committed_kinds: Counter[str] = Counter()
         count = len(self.files)
         self.position = _Position(0, 0, None, [0] * count, [0] * count, 0)
         if stored is not None:
@@ -485,6 +500,7 @@ class ShareReplay:
         for letter in routed.letters:
             value, letter_headers = letter.record(self.files[letter.file_no].name)
             self.sender.send(self.settings.dead_letter_topic, value, None, 0, letter_headers)
+            self.letter_kinds[reason_kind(letter.reason)] += 1
 
     def _stopped_by(self, letter: DeadLetter | None) -> str | None:
         """The stop reason when an invalid row stops the replay (``fail_on_invalid``)."""
@@ -529,6 +545,8 @@ class ShareReplay:
         stats.events_sent = self._events(counters)
         stats.delivered = self._events(committed)
         stats.dead_lettered = committed.invalid
+        stats.dead_letters_by_reason = dict(self.committed_kinds)
+        stats.send_errors = self.sender.delivery_errors.total()
         if self.pacer is not None:
             stats.drift = self.pacer.drift
             stats.max_drift = self.pacer.max_drift
@@ -565,3 +583,6 @@ class ShareReplay:
             )
             raise
         committed.rows, committed.invalid = counters.rows, counters.invalid
+        self.committed_kinds.update(self.letter_kinds)
+        self.letter_kinds.clear()
+        self.stats.transactions_committed += 1

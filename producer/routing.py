@@ -15,6 +15,7 @@ none too far ahead) is routed without a Python step per row: its lists are the e
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -84,11 +85,33 @@ class Routed:
     """With ``fail_on_invalid``: the first row that cannot be an event."""
 
 
+DEAD_LETTER_KINDS = ("invalid_json", "invalid_fields", "not_utf8", "line_too_long", "too_far_ahead")
+"""What a dead letter's reason says, in a word (the producer's metrics count dead letters by
+these): a line that is not JSON, one that does not fit `SensorEvent` (or a CSV row that does
+not fit the UCI layout), CSV text that is not UTF-8, a line longer than `MAX_LINE_BYTES`, an
+event the broker would refuse (`too_far_ahead`)."""
+_TOO_FAR_AHEAD = "is in the future beyond the broker's limit"
+_LINE_TOO_LONG = re.compile(r"^line of [\d,]+ bytes: longer than ")
+
+
+def reason_kind(reason: str) -> str:
+    """The kind of a dead letter's reason, one of `DEAD_LETTER_KINDS`."""
+    if reason.startswith("row: Invalid JSON"):
+        return "invalid_json"
+    if reason.startswith("not UTF-8"):
+        return "not_utf8"
+    if _LINE_TOO_LONG.match(reason):
+        return "line_too_long"
+    if _TOO_FAR_AHEAD in reason:
+        return "too_far_ahead"
+    return "invalid_fields"
+
+
 def too_far_ahead(timestamp: int) -> str:
     """The dead-letter reason of a row whose record timestamp the broker would refuse."""
     when = dt.datetime.fromtimestamp(timestamp / 1000, tz=dt.UTC).isoformat(timespec="seconds")
     return (
-        f"Arrival_Time {timestamp} ({when}) is in the future beyond the broker's limit: Kafka "
+        f"Arrival_Time {timestamp} ({when}) {_TOO_FAR_AHEAD}: Kafka "
         f"refuses record timestamps more than message.timestamp.after.max.ms (1 h) ahead"
     )
 

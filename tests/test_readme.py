@@ -1,11 +1,12 @@
-"""README.md stays true to the code: the settings reference and the named commands."""
+"""README.md stays true to the code: the settings and metrics references and the named
+commands."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from hhar_stream.cli import build_parser, settings_reference
+from hhar_stream.cli import build_parser, metrics_reference, settings_reference
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
@@ -17,6 +18,16 @@ def test_settings_reference_is_current() -> None:
     assert block is not None
     assert block.group(1) == settings_reference(), (
         "README's settings table is stale: paste the output of `hhar config --reference`"
+    )
+
+
+def test_metrics_reference_is_current() -> None:
+    block = re.search(
+        r"<!-- metrics-reference:start -->\n(.*?)<!-- metrics-reference:end -->", README, re.S
+    )
+    assert block is not None
+    assert block.group(1) == metrics_reference(), (
+        "README's metrics table is stale: paste the output of `hhar config --metrics-reference`"
     )
 
 

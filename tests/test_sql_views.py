@@ -107,7 +107,7 @@ def test_a_named_querys_records_views_and_chart() -> None:
         ]
     ]
     chart = named_chart(definition)
-    assert chart is not None and chart.title == "Mean x per phone and minute."
+    assert chart is not None and chart.title([record]) == "Mean x per phone and minute."
     state = ResultState(named={"per_phone": model})
     state.apply("per_phone", b"k", value.encode())
     seen = Observation(

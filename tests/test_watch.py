@@ -7,9 +7,11 @@ import datetime as dt
 
 import pytest
 from confluent_kafka import Producer
-from support.cli import hhar_env, run_hhar
+from support.cli import error_line, hhar_env, run_hhar
 
-from hhar_stream.apps.results import RateMeter, ResultState
+from hhar_stream.apps.results import ResultState
+from hhar_stream.apps.watch import build_tables, render_plain
+from hhar_stream.rates import RateMeter
 from hhar_stream.schemas.results import (
     ActivityStats,
     DeviceActivity,
@@ -25,18 +27,18 @@ EXPECTED = """\
 count
 1003
 
-== device_activity
+== device_activity (2 rows) · 2 devices, 2 activities, 1,003 events
 Device    gt    count
 nexus4_1  walk  600
 nexus4_2  null  403
 
-== device_activity_rollup
+== device_activity_rollup (5 rows) · 2 devices, 1,003 events in all
 Device    gt     level   count
-nexus4_1  walk           600
-nexus4_2  null           403
+(all)     (all)  total   1003
 nexus4_1  (all)  all gt  600
 nexus4_2  (all)  all gt  403
-(all)     (all)  total   1003
+nexus4_1  walk           600
+nexus4_2  null           403
 
 == stairs_by_user
 (no results yet)
@@ -244,3 +246,57 @@ def test_rate_meter_measures_over_its_window_and_starts_over_with_a_smaller_tota
     assert meter.rate == 100.0
     meter.add(5, now=30.0)
     assert meter.rate is None
+
+
+def fleet_state(devices: int) -> ResultState:
+    """``device_activity`` of a fleet: every device walked `n + 1` events."""
+    state = ResultState()
+    for n in range(devices):
+        record = DeviceActivity(
+            query="device_activity", batch_id=1, Device=f"d{n:05}", gt="walk", count=n + 1
+        )
+        state.apply("device_activity", record.key_json().encode(), record.value_json().encode())
+    return state
+
+
+def test_a_fleet_table_shows_a_page_the_busiest_first_with_its_totals() -> None:
+    state = fleet_state(70_000)
+    (table,) = build_tables(state, ["device_activity"])
+    assert table.rows == [[f"d{n:05}", "walk", str(n + 1)] for n in range(69_999, 69_979, -1)]
+    assert (table.extent, table.summary) == (
+        "rows 1-20 of 70,000",
+        f"70,000 devices, 1 activities, {70_000 * 70_001 // 2:,} events",
+    )
+    (later,) = build_tables(state, ["device_activity"], rows=5, first=20)
+    assert [row[0] for row in later.rows] == ["d69979", "d69978", "d69977", "d69976", "d69975"]
+    (found,) = build_tables(state, ["device_activity"], search="D0004")
+    assert [row[0] for row in found.rows] == [f"d0004{n}" for n in range(9, -1, -1)]
+    assert found.matched == 10 and found.extent is None
+    text = render_plain([table], "status")
+    assert text.startswith(
+        "== device_activity (70,000 rows) · rows 1-20 of 70,000 · 70,000 devices"
+    )
+
+
+def test_the_views_keep_the_newest_windows_only() -> None:
+    state = ResultState(newest={"windowed_activity": ("window_start", 2)})
+    start = dt.datetime(2015, 2, 23, 10, tzinfo=dt.UTC)
+    for minutes in (0, 10, 20):
+        window = WindowedActivity(
+            query="windowed_activity",
+            batch_id=1,
+            window_start=start + dt.timedelta(minutes=minutes),
+            window_end=start + dt.timedelta(minutes=minutes + 10),
+            Device="d",
+            gt="sit",
+            count=1,
+        )
+        state.apply("windowed_activity", window.key_json().encode(), window.value_json().encode())
+    assert [r.window_start.minute for r in state.records("windowed_activity")] == [10, 20]
+
+
+@pytest.mark.kafka
+def test_watch_refuses_a_negative_number_of_rows_in_one_line(tmp_path) -> None:
+    result = run_hhar(["watch", "--once", "--rows", "-1"], hhar_env(), tmp_path, timeout=60)
+    assert result.returncode == 2
+    assert error_line(result.stderr) == "error: --rows must be 0 (every row) or more, not -1"

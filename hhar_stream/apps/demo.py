@@ -1,11 +1,13 @@
 """`hhar demo` (`make demo`): the whole pipeline on this machine, with the live results view.
 
-It starts the local broker unless a broker already answers at the bootstrap address,
-generates a data set unless the data folder holds one (``HHAR_DATA`` points at the real
-activity-data folder when you have it), clears the demo's topics and checkpoints, starts the
-processor (with Spark's UI), a paced producer and the dashboard as child processes, prints the
-addresses of the dashboard and of Spark's UI, and shows `hhar watch`. Ctrl+C, or the end of
-``--seconds``, stops everything it started, the broker included, and leaves no process.
+Its first line says which data it replays. It starts the local broker unless a broker already
+answers at the bootstrap address, generates a data set unless the data folder holds one
+(``HHAR_DATA`` points at the real activity-data folder when you have it; with ``HHAR_FETCH=1``
+it fetches the real set there instead, `hhar data fetch`), clears the demo's topics and
+checkpoints, starts the processor (with Spark's UI), a paced producer and the dashboard as
+child processes, prints the addresses of the dashboard and of Spark's UI, and shows
+`hhar watch`. Ctrl+C, or the end of ``--seconds``, stops everything it started, the broker
+included, and leaves no process.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import sys
 from pathlib import Path
 
 from ..daemons import free_port, launch, port_is_free, stop_child
+from ..dataset.check import describe_source, identify
 from ..errors import ConfigError, HharError
 from ..kafka_client import broker_answers, delete_topics
 from ..local.kafka import LocalKafka
@@ -28,13 +31,6 @@ from .dashboard.cli import dashboard_url
 from .watch import WATCHED_QUERIES
 
 logger = logging.getLogger(__name__)
-
-
-def _has_data(folder: Path) -> bool:
-    return folder.is_dir() and any(
-        path.suffix in (".json", ".gz") and not path.name.startswith(("_", "."))
-        for path in folder.iterdir()
-    )
 
 
 def _child(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -62,9 +58,40 @@ def _check_ports(settings: Settings) -> Settings:
     return settings.model_copy(update={"spark_ui_port": free_port()})
 
 
+def announce_data(settings: Settings, rows: int) -> list[str] | None:
+    """Say which data the demo replays (its first line); the `hhar data` command that makes
+    it, if any: fetch (``HHAR_FETCH``) unless the real set is there, generate when nothing is."""
+    folder = settings.data
+    if settings.fetch and not (folder.is_dir() and identify(folder).kind == "real"):
+        print(
+            f"data: fetching the real activity-data set into {folder} (hhar data fetch), "
+            f"then replaying it",
+            flush=True,
+        )
+        return ["fetch", "--out", str(folder)]
+    if not folder.is_dir() or identify(folder).kind == "empty":
+        print(
+            f"data: generating {rows:,} HHAR-like rows into {folder}, then replaying them "
+            f"(a generated set: hhar data fetch gets the real one)",
+            flush=True,
+        )
+        return ["synth", "--out", str(folder), "--rows", str(rows)]
+    print(f"data: replaying {describe_source(folder)}", flush=True)
+    return None
+
+
 def run_demo(settings: Settings, seconds: float | None, rows: int, speedup: float) -> int:
     """Run the pipeline until Ctrl+C or `seconds`; returns the exit code."""
     settings = _check_ports(settings)
+    data_command = announce_data(settings, rows)
+    env = os.environ | {"HHAR_BOOTSTRAP": settings.bootstrap, "HHAR_DATA": str(settings.data)}
+    if data_command is not None:
+        made = subprocess.run(  # noqa: S603 - our own command line
+            [sys.executable, "-m", "hhar_stream.cli", "data", *data_command], env=env, check=False
+        )
+        if made.returncode != 0:
+            msg = f"hhar data {data_command[0]} failed (exit {made.returncode}): see above"
+            raise HharError(msg)
     work = (settings.home / "demo").resolve()
     work.mkdir(parents=True, exist_ok=True)
     local = LocalKafka(settings)
@@ -76,24 +103,6 @@ def run_demo(settings: Settings, seconds: float | None, rows: int, speedup: floa
         print(local.up(), flush=True)
         started_broker = True
 
-    env = os.environ | {"HHAR_BOOTSTRAP": settings.bootstrap, "HHAR_DATA": str(settings.data)}
-    if not _has_data(settings.data):
-        print(f"generating {rows:,} HHAR-like rows into {settings.data} ...", flush=True)
-        subprocess.run(  # noqa: S603 - our own command line
-            [
-                sys.executable,
-                "-m",
-                "hhar_stream.cli",
-                "data",
-                "synth",
-                "--out",
-                str(settings.data),
-                "--rows",
-                str(rows),
-            ],
-            env=env,
-            check=True,
-        )
     _clear_topics(settings)
     checkpoints = work / "checkpoints"
     shutil.rmtree(checkpoints, ignore_errors=True)

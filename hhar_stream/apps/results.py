@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,14 +21,16 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message,
 
 from ..errors import BrokerError
 from ..processor.catalogue import BAD_RECORDS, CATALOGUE
+from ..rates import RateMeter
 from ..schemas.queries import QueryDefinition
-from ..schemas.results import ResultRecord, parse_result_value
+from ..schemas.results import RESULT_RECORDS, ResultRecord, parse_result_value
 from ..settings import Settings
 
 logger = logging.getLogger(__name__)
 
-RATE_WINDOW = 10.0
-"""Seconds over which the event rates are measured."""
+NEWEST_ROWS = 100_000
+"""Records a query with a `newest` rule keeps at most (beyond its newest value's): a fleet's
+windows hold tens of thousands of rows each."""
 
 
 @dataclass
@@ -43,6 +44,10 @@ class ResultState:
     """Why the last of them was set aside, and where it was."""
     named: dict[str, type[ResultRecord]] = field(default_factory=dict)
     """The record models of the named queries known."""
+    newest: dict[str, tuple[str, int]] = field(default_factory=dict)
+    """Per query, (field, n): only the records of the n newest values of the field are kept
+    (`catalogue.View.newest`: what the views can show)."""
+    _keys_by_value: dict[str, dict[Any, set[bytes]]] = field(default_factory=dict)
 
     def apply(self, query: str, key: bytes | None, value: bytes | None) -> None:
         """Fold one record of `query`'s topic in (a null value deletes the key)."""
@@ -51,14 +56,32 @@ class ResultState:
             rows.pop(key or b"", None)
             return
         try:
-            record = parse_result_value(value, self.named)
-        except ValueError as error:
-            self._reject(query, str(error).splitlines()[0])
-            return
+            # The topic's own model first: pydantic parses and checks the JSON in one go.
+            model = self.named.get(query) or RESULT_RECORDS[query]
+            record: ResultRecord = model.model_validate_json(value)
+        except (KeyError, ValueError):
+            try:  # not that model: say what it is (another query's record, not JSON, ...)
+                record = parse_result_value(value, self.named)
+            except ValueError as error:
+                self._reject(query, str(error).splitlines()[0])
+                return
         if record.query != query:
             self._reject(query, f"a record of query {record.query}")
             return
         rows[key or b""] = record
+        if query in self.newest:
+            self._forget_the_oldest(query, key or b"", record)
+
+    def _forget_the_oldest(self, query: str, key: bytes, record: ResultRecord) -> None:
+        """Keep the records of the newest values of the query's `newest` field only, and
+        fewer while they are more than `NEWEST_ROWS` (the newest value's records stay)."""
+        name, kept = self.newest[query]
+        keys = self._keys_by_value.setdefault(query, {})
+        keys.setdefault(getattr(record, name), set()).add(key)
+        rows = self.latest[query]
+        while len(keys) > kept or (len(keys) > 1 and len(rows) > NEWEST_ROWS):
+            for old in keys.pop(min(keys)):
+                rows.pop(old, None)
 
     def _reject(self, query: str, reason: str) -> None:
         self.invalid += 1
@@ -72,32 +95,6 @@ class ResultState:
         """The newest batch id seen in any result."""
         ids = [r.batch_id for rows in self.latest.values() for r in rows.values()]
         return max(ids) if ids else None
-
-
-class RateMeter:
-    """The rate per second of a growing total, over its samples of the last `window` seconds."""
-
-    def __init__(self, window: float = RATE_WINDOW) -> None:
-        """Keep samples for `window` seconds."""
-        self.window = window
-        self._samples: deque[tuple[float, int]] = deque()
-
-    def add(self, total: int, now: float | None = None) -> None:
-        """Record the total at `now` (default: the monotonic clock)."""
-        now = time.monotonic() if now is None else now
-        if self._samples and total < self._samples[-1][1]:
-            self._samples.clear()  # the total started over (topics deleted and created again)
-        self._samples.append((now, total))
-        while len(self._samples) > 2 and now - self._samples[1][0] >= self.window:
-            self._samples.popleft()
-
-    @property
-    def rate(self) -> float | None:
-        """Per second over the samples kept; None before two samples."""
-        if len(self._samples) < 2:
-            return None
-        (start, first), (end, last) = self._samples[0], self._samples[-1]
-        return (last - first) / (end - start) if end > start else None
 
 
 @dataclass(frozen=True)
@@ -143,7 +140,13 @@ class ResultReader:
         (else only those of `queries`)."""
         self.settings = settings
         self.queries = list(queries)
-        self.state = ResultState()
+        self.state = ResultState(
+            newest={
+                query: rule
+                for query in self.queries
+                if query in CATALOGUE and (rule := CATALOGUE[query].view.newest) is not None
+            }
+        )
         self.broker_timeout = broker_timeout
         config = settings.kafka_client_config() | {
             "group.id": group,

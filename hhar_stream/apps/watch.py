@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from ..errors import ConfigError
 from ..kafka_client import check_broker
 from ..options import Commands, add_setting, settings_from_args
-from ..processor.catalogue import CATALOGUE, Query, with_named
+from ..processor.catalogue import CATALOGUE, ROWS_SHOWN, Query, with_named
 from ..settings import Settings
 from .results import PipelineFigures, ResultReader, ResultState
 
@@ -31,32 +31,63 @@ WATCHED_QUERIES = tuple(CATALOGUE)
 
 @dataclass
 class Table:
-    """One rendered query: a title, column names and rows of text cells."""
+    """One rendered query: a title, column names, rows of text cells (a page of them), and
+    what the page cannot show: how many rows there are and their totals."""
 
     title: str
     columns: list[str]
     rows: list[list[str]]
+    first: int = 0
+    """Position of the first row shown among the matched ones (0-based)."""
+    matched: int = 0
+    """Rows shown if every one were: those matching the search, if any."""
+    summary: str | None = None
+    """Totals over every row (`catalogue.View.summary`)."""
+
+    @property
+    def extent(self) -> str | None:
+        """Which rows the page shows (``rows 1-20 of 70,000``), when not every one."""
+        if self.first == 0 and len(self.rows) == self.matched:
+            return None
+        last = self.first + len(self.rows)
+        return f"rows {self.first + 1 if self.rows else 0}-{last} of {self.matched:,}"
 
 
 def build_tables(
-    state: ResultState, queries: Iterable[str], catalogue: Mapping[str, Query] = CATALOGUE
+    state: ResultState,
+    queries: Iterable[str],
+    catalogue: Mapping[str, Query] = CATALOGUE,
+    rows: int | None = ROWS_SHOWN,
+    search: str = "",
+    first: int = 0,
 ) -> list[Table]:
     """Turn the current results into one table per query, as the catalogue's views show them
-    (`catalogue`: with the named queries, `catalogue.with_named`)."""
+    (`catalogue`: with the named queries, `catalogue.with_named`): `rows` rows of each (every
+    one: None) from the `first`, of those containing `search`."""
     tables = []
     for name in queries:
         view = catalogue[name].view
         records = state.records(name)
         title = view.title.format(name=name, count=len(records))
-        tables.append(Table(title, list(view.columns), view.rows(records)))
+        page = view.page(records, first, rows, search)
+        summary = view.summary(records) if view.summary is not None and records else None
+        tables.append(
+            Table(title, list(view.columns), page.rows, page.first, page.matched, summary)
+        )
     return tables
+
+
+def _heading(table: Table) -> str:
+    """The title, with the rows shown and the totals when there are more rows than shown."""
+    parts = [table.title, table.extent, table.summary]
+    return " · ".join(part for part in parts if part)
 
 
 def render_plain(tables: list[Table], status: str) -> str:
     """The snapshot as plain text: one aligned table per query, then the status line."""
     out: list[str] = []
     for table in tables:
-        out.append(f"== {table.title}")
+        out.append(f"== {_heading(table)}")
         if not table.rows:
             out.append("(no results yet)")
             out.append("")
@@ -81,7 +112,7 @@ def render_rich(tables: list[Table], status: str) -> Group:
 
     parts: list[RenderableType] = []
     for table in tables:
-        rich_table = RichTable(title=table.title, title_justify="left", expand=False)
+        rich_table = RichTable(title=_heading(table), title_justify="left", expand=False)
         for column in table.columns:
             rich_table.add_column(column, justify="left")
         for row in table.rows:
@@ -129,6 +160,20 @@ def register(subparsers: Commands) -> None:
         f"{', '.join(WATCHED_QUERIES)} and every named query)",
     )
     parser.add_argument(
+        "--rows",
+        type=int,
+        default=ROWS_SHOWN,
+        metavar="N",
+        help=f"rows of each table shown, in the view's order (default {ROWS_SHOWN}; 0: every "
+        f"one); a longer table says how many rows it has and their totals",
+    )
+    parser.add_argument(
+        "--search",
+        default="",
+        metavar="TEXT",
+        help="show only the rows with a cell containing TEXT (any case), e.g. a device",
+    )
+    parser.add_argument(
         "--interval", type=float, default=2.0, help="seconds between snapshots (default 2)"
     )
     parser.add_argument(
@@ -150,6 +195,10 @@ def _watch(args: argparse.Namespace) -> int:
     if args.interval <= 0:
         msg = "--interval must be positive"
         raise ConfigError(msg)
+    if args.rows < 0:
+        msg = f"--rows must be 0 (every row) or more, not {args.rows}"
+        raise ConfigError(msg)
+    rows = args.rows or None
     check_broker(settings)  # one line for an unreachable broker or refused credentials
     if args.query:
         _check_names(settings, args.query)
@@ -160,20 +209,20 @@ def _watch(args: argparse.Namespace) -> int:
             reader.read_to_end()
             sys.stdout.write(
                 render_plain(
-                    build_tables(reader.state, queries, _catalogue(reader)),
+                    build_tables(reader.state, queries, _catalogue(reader), rows, args.search),
                     status_line(reader.figures(), settings.topic, False),
                 )
             )
             return 0
         deadline = None if args.duration is None else time.monotonic() + args.duration
         if sys.stdout.isatty():
-            _watch_live(reader, queries, args.interval, deadline)
+            _watch_live(reader, queries, args.interval, deadline, rows, args.search)
         else:
             while deadline is None or time.monotonic() < deadline:
                 reader.poll(args.interval)
                 sys.stdout.write(
                     render_plain(
-                        build_tables(reader.state, queries, _catalogue(reader)),
+                        build_tables(reader.state, queries, _catalogue(reader), rows, args.search),
                         status_line(reader.figures(), settings.topic, True),
                     )
                 )
@@ -205,13 +254,18 @@ def _check_names(settings: Settings, names: list[str]) -> None:
 
 
 def _watch_live(
-    reader: ResultReader, queries: list[str], interval: float, deadline: float | None
+    reader: ResultReader,
+    queries: list[str],
+    interval: float,
+    deadline: float | None,
+    rows: int | None,
+    search: str,
 ) -> None:
     from rich.live import Live
 
     with Live(auto_refresh=False, screen=False) as live:
         while deadline is None or time.monotonic() < deadline:
             reader.poll(interval)
-            tables = build_tables(reader.state, queries, _catalogue(reader))
+            tables = build_tables(reader.state, queries, _catalogue(reader), rows, search)
             status = status_line(reader.figures(), reader.settings.topic, True)
             live.update(render_rich(tables, status), refresh=True)

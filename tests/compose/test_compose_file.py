@@ -60,7 +60,7 @@ def docker_compose_config(variables: dict[str, str], *profiles: str) -> dict:
 
 
 def test_compose_file_validates_with_docker_compose() -> None:
-    for profiles in ((), ("tools",), ("cluster",)):
+    for profiles in ((), ("tools",), ("cluster",), ("monitoring",)):
         docker_compose_config({}, *profiles)
 
 

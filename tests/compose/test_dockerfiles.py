@@ -31,8 +31,8 @@ def test_every_image_is_built_from_the_docker_folder_or_pinned() -> None:
     ]
     images += [Dockerfile.parse(path).base for path in DOCKERFILES]
     for image in images:
-        # A version tag (digits), never latest or a bare name.
-        assert re.fullmatch(r"[\w./-]+:\d+(\.\d+)+[\w.-]*", image), image
+        # A version tag (digits; v3.5.0 as Prometheus writes it), never latest or a bare name.
+        assert re.fullmatch(r"[\w./-]+:v?\d+(\.\d+)+[\w.-]*", image), image
 
 
 def test_python_and_java_are_the_readmes() -> None:

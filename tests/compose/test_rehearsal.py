@@ -10,6 +10,7 @@ that the topic configs leave to time-based retention are gone long before the ch
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
 import time
@@ -25,6 +26,7 @@ from reliability.processing import (
     open_batch,
 )
 from support.polling import poll_until
+from support.prometheus import sample_values, scrape
 
 from hhar_stream.errors import InputDataError
 from hhar_stream.kafka_client import (
@@ -43,6 +45,7 @@ from hhar_stream.processor.sql import parse_query_files
 from hhar_stream.processor.status import read_status
 from hhar_stream.settings import Settings
 
+from .monitoring import scrape_targets
 from .project import COMPOSE_FILE, REPO_ROOT, ComposeProject
 from .rehearsal import RETENTION_CHECK_MS, Rehearsal
 
@@ -99,8 +102,17 @@ def caught_up(settings: Settings) -> bool:
     return not emitted_watermark(Path(settings.checkpoint)).startswith("1970")
 
 
+def named(samples: dict, name: str) -> list[float]:
+    """The values of the samples called `name` (any labels)."""
+    return [value for (sample, _), value in samples.items() if sample == name]
+
+
 def test_docker_compose_up(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     project = ComposeProject.load(COMPOSE_FILE, USER_VARIABLES)
+    # Inside the rehearsal every service's container is this machine.
+    metrics_at = {
+        host: f"127.0.0.1:{port}" for jobs in scrape_targets().values() for host, port in jobs
+    }
     rehearsal = Rehearsal(
         project,
         tmp_path,
@@ -114,8 +126,19 @@ def test_docker_compose_up(tmp_path: Path, request: pytest.FixtureRequest) -> No
 
     try:
         rehearsal.up(timeout=START_TIMEOUT)
+        # Scraped as the monitoring profile's Prometheus scrapes it, until its replay ends: a
+        # producer that was scraped waits for a last scrape of its final figures.
+        scrapes: dict[str, dict] = {}
+
+        def replay_ended() -> bool:
+            if rehearsal.returncode("producer") is not None:
+                return True
+            with contextlib.suppress(OSError):  # not serving yet, or just gone
+                scrapes["producer"] = sample_values(scrape(metrics_at["producer"])[0])
+            return False
+
         poll_until(
-            lambda: running(lambda: rehearsal.returncode("producer") is not None),
+            lambda: running(replay_ended),
             START_TIMEOUT,
             lambda: f"the replay ended:\n{rehearsal.log_tail('producer')}",
             interval=1.0,
@@ -141,6 +164,19 @@ def test_docker_compose_up(tmp_path: Path, request: pytest.FixtureRequest) -> No
         events = read_messages(settings, settings.topic)
         dead_letters = read_messages(settings, settings.dead_letter_topic)
         assert len(events) + len(dead_letters) == ROWS
+
+        # The monitoring profile's targets serve what the services did (test_monitoring.py
+        # checks the profile's files): the producer's last figures, the processor caught up,
+        # the dashboard reaching Kafka.
+        assert "waiting up to" in rehearsal.log("producer"), "Prometheus' scrapes were missed"
+        produced = scrapes["producer"]
+        assert named(produced, "hhar_producer_events_delivered_total") == [len(events)]
+        assert sum(named(produced, "hhar_producer_dead_letters_total")) == len(dead_letters)
+        processed = sample_values(scrape(metrics_at["processor"])[0])
+        assert named(processed, "hhar_processor_input_rows_total") == [len(events)]
+        assert named(processed, "hhar_processor_lag_events") == [0]
+        shown = sample_values(scrape(metrics_at["dashboard"])[0])
+        assert named(shown, "hhar_dashboard_kafka_up") == [1]
         # The topics and the processor's progress outlive their containers.
         processor = rehearsal.running["processor"].container
         assert processor.volume_of(Path(settings.checkpoint)), "the checkpoints are on no volume"
@@ -156,14 +192,14 @@ def test_docker_compose_up(tmp_path: Path, request: pytest.FixtureRequest) -> No
         )
 
         # The named queries of ./queries ran, each publishing its definition.
-        named = read_definitions(settings)
+        definitions = read_definitions(settings)
         wanted = [s.name for s in parse_query_files([REPO_ROOT / "queries"])]
-        assert wanted and sorted(named) == sorted(wanted), named
+        assert wanted and sorted(definitions) == sorted(wanted), definitions
 
         # The topics are exactly those the code declares, with the code's configs.
         specs = (
             topic_specs(settings)
-            | result_topic_specs(settings, [*CATALOGUE, *named])
+            | result_topic_specs(settings, [*CATALOGUE, *definitions])
             | definitions_topic_spec(settings)
         )
         assert {t for t in list_topics(settings) if not t.startswith("__")} == set(specs)
@@ -198,7 +234,7 @@ def test_docker_compose_up(tmp_path: Path, request: pytest.FixtureRequest) -> No
         assert rehearsal.stop("processor") == 0, rehearsal.log_tail("processor")
         spark = request.getfixturevalue("spark")  # started now: the processor's JVM is gone
         assert_results_equal_batch(spark, settings, emitted_watermark(Path(settings.checkpoint)))
-        for definition in named.values():  # what hhar queries check does
+        for definition in definitions.values():  # what hhar queries check does
             checked = check_query(spark, settings, definition)
             assert checked.equal and checked.rows, checked.details()
     finally:

@@ -131,6 +131,14 @@ def test_readme_quickstart_demo_on_a_clean_copy(tmp_path: Path) -> None:
     )
     output = demo.stdout[-4000:] + demo.stderr[-4000:]
     assert demo.returncode == 0, output
+    # make echoes the command (after Maven's colour resets); the demo's own first line says
+    # which data it replays.
+    first = re.search(r"hhar demo --seconds \d+\n(.*)\n", demo.stdout)
+    assert first, output
+    assert first[1] == (
+        "data: generating 200,000 HHAR-like rows into data/activity-data, then replaying them "
+        "(a generated set: hhar data fetch gets the real one)"
+    ), output
     assert f"dashboard: http://127.0.0.1:{env['HHAR_DASHBOARD_PORT']}" in demo.stdout, output
     assert f"Spark UI:  http://127.0.0.1:{env['HHAR_SPARK_UI_PORT']}" in demo.stdout, output
     assert counted, f"the dashboard never showed a count during the demo\n{output}"

@@ -27,9 +27,9 @@ from test_processor.helpers import (
 
 from hhar_stream.errors import QueryFailedError
 from hhar_stream.processor.catalogue import CATALOGUE
-from hhar_stream.processor.checkpoints import ENGINE_STATE_DIR
+from hhar_stream.processor.checkpoints import CheckpointFiles
 from hhar_stream.processor.fused import FUSED_QUERY, watermark_text
-from hhar_stream.processor.fused_state import FusedState
+from hhar_stream.processor.fused_state import StateLog
 from hhar_stream.processor.runner import Processor
 from hhar_stream.settings import Settings
 
@@ -100,11 +100,8 @@ def committed_watermark(query_checkpoint: Path) -> str:
 def emitted_watermark(checkpoint_root: Path) -> str:
     """The watermark up to which the fused engine closed (and wrote) its windows, from the
     newest version of its state in the checkpoint (the epoch before its first batch)."""
-    versions = list((checkpoint_root / FUSED_QUERY / ENGINE_STATE_DIR).glob("*.json"))
-    if not versions:
-        return watermark_text(0)
-    newest = max(versions, key=lambda path: tuple(int(part) for part in path.name.split(".")[:2]))
-    return watermark_text(FusedState.from_json(newest.read_text()).late_watermark_ms)
+    newest = StateLog(CheckpointFiles(None, checkpoint_root), FUSED_QUERY).newest_entry()
+    return watermark_text(0 if newest is None else newest["late_watermark_ms"])
 
 
 def assert_results_equal_batch(

@@ -3,7 +3,7 @@ engines; every restart gives exact results.
 
 A kill can land at any moment of a first micro-batch. Spark writes ``offsets/0`` to a hidden
 temporary file and renames it; then the batch reads, writes its state (Spark's state store for
-the per-query engine, ``engine/0.0.json`` for the fused engine) and its results, and Spark
+the per-query engine, ``engine/0.0.delta.json.gz`` for the fused engine) and its results, and Spark
 writes ``commits/0``. Each case below builds what a kill at one of those moments leaves, from a
 finished run's checkpoint cut back, then restarts the processor on it, writing to result
 topics of its own (so nothing the first run wrote can stand in for what the restart must
@@ -76,7 +76,7 @@ def _remove_state(query: Path, keep_batch_zero: bool) -> None:
     engine = query / "engine"
     if engine.is_dir():
         for version in engine.iterdir():
-            if not keep_batch_zero or version.name != "0.0.json":
+            if not keep_batch_zero or not version.name.startswith("0.0."):
                 version.unlink()
 
 

@@ -1,5 +1,9 @@
 """Scenario 1: `hhar process` killed with SIGKILL at four points of a replay, restarted each
 time with the same checkpoint; the final results equal the batch computation over all rows.
+It runs twice: on the recorded rows as they are, and on a fleet (every row fanned out to 40
+virtual devices per recorded one by `hhar produce --devices`, batches 40 times as large), with
+the fused engine snapshotting its state every two batches, so that kills fall between deltas
+and snapshots too.
 
 One topic, one checkpoint, one story:
 
@@ -57,6 +61,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.spark, pytest.mark.e2e, pytest.mark
 FILES, ROWS_PER_FILE = 2, 750
 FIRST_ROWS = 600
 MAX_OFFSETS_PER_TRIGGER = 700
+"""Per virtual device: a fleet's batches hold as many rows of the recording."""
 START_TIMEOUT = 240.0
 """Seconds for a processor to start its JVM and reach a kill point (CI machines are slow)."""
 
@@ -92,17 +97,18 @@ def replay(settings: Settings, data: Path, workdir: Path, name: str, *args: str)
             f"{settings.results_prefix}producer-state",
             *args,
         ],
-        hhar_env(settings, ["bootstrap", "topic"]),
+        hhar_env(settings, ["bootstrap", "topic", "devices"]),
         workdir,
         name,
     )
     assert producer.wait(120) == 0, producer.stderr[-3000:]
 
 
+@pytest.mark.parametrize("devices", [1, 40], ids=["recorded devices", "fleet of 80"])
 def test_kill_9_during_the_first_batch_between_batches_and_during_a_batch(
-    kafka: Settings, spark, topics, tmp_path: Path, ledger
+    kafka: Settings, spark, topics, tmp_path: Path, ledger, devices: int
 ) -> None:
-    prefix = topics.name("reliability-processor-crash")
+    prefix = topics.name(f"reliability-processor-crash-{devices}")
     data = tmp_path / "data"
     write_part_files(data, files=FILES, rows_per_file=ROWS_PER_FILE, step_ms=200)
     settings = kafka.changed(
@@ -113,12 +119,14 @@ def test_kill_9_during_the_first_batch_between_batches_and_during_a_batch(
             "history": data,
             "window": "30 seconds",
             "watermark": "1 minute",
-            "max_offsets_per_trigger": MAX_OFFSETS_PER_TRIGGER,
+            "max_offsets_per_trigger": MAX_OFFSETS_PER_TRIGGER * devices,
             "trigger": "1 second",
+            "snapshot_interval": 2,
+            "devices": devices,
         }
     )
     fused = Path(settings.checkpoint) / FUSED_QUERY
-    env = hhar_env(settings, [*PROCESSOR_FIELDS, "max_offsets_per_trigger"])
+    env = hhar_env(settings, [*PROCESSOR_FIELDS, "max_offsets_per_trigger", "snapshot_interval"])
     processes: list[HharProcess] = []
 
     def start_processor() -> HharProcess:
@@ -177,9 +185,9 @@ def test_kill_9_during_the_first_batch_between_batches_and_during_a_batch(
             processor.stop()
 
         (total,) = read_results(settings, settings.result_topic("total_count")).values()
-        expected = FILES * ROWS_PER_FILE
+        expected = FILES * ROWS_PER_FILE * devices
         ledger.record(
-            "1. processor kill -9, restart",
+            "1. processor kill -9, restart" + ("" if devices == 1 else f", {2 * devices} devices"),
             len(kills),
             expected,
             total.count,

@@ -6,19 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from hhar_stream.dataset.real import REAL_DESCRIBE, REAL_DEVICE_ACTIVITY_COUNTS, REAL_ROWS
 from hhar_stream.generator.check import (
     DatasetSummary,
     calibration_rows,
     summarise_folder,
     summarise_plan,
 )
-from hhar_stream.generator.plan import (
-    REAL_DESCRIBE,
-    REAL_DEVICE_ACTIVITY_COUNTS,
-    REAL_ROWS,
-    plan_dataset,
-    scaled_device_activity_counts,
-)
+from hhar_stream.generator.plan import plan_dataset, scaled_device_activity_counts
 from hhar_stream.generator.synth import write_dataset
 
 REAL_TOTAL = sum(REAL_DEVICE_ACTIVITY_COUNTS.values())

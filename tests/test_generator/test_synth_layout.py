@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from hhar_stream.cli import main
-from hhar_stream.generator.synth import committed_marker, iter_lines, write_dataset
+from hhar_stream.dataset.real import committed_marker
+from hhar_stream.generator.synth import iter_lines, write_dataset
 
 ROWS = 12_345
 SEED = 5

@@ -1,5 +1,6 @@
-"""Checkpoint files through Hadoop's FileSystem: atomic writes, claims, and what is (and is
-not) cleared after a crash during a query's first batch."""
+"""Checkpoint files, in a local folder (by Python) and under a URI (through Hadoop's
+FileSystem): atomic writes, claims, and what is (and is not) cleared after a crash during a
+query's first batch."""
 
 from __future__ import annotations
 
@@ -34,8 +35,12 @@ def test_local_roots_and_uris() -> None:
     assert resolve_root("c").startswith("/")
 
 
-def test_files_are_written_atomically_read_listed_and_deleted(spark, tmp_path: Path) -> None:
-    files = CheckpointFiles(spark, tmp_path / "root")
+@pytest.mark.parametrize("uri", [False, True], ids=["local folder", "hadoop uri"])
+def test_files_are_written_atomically_read_listed_and_deleted(
+    spark, tmp_path: Path, uri: bool
+) -> None:
+    root = tmp_path / "root"
+    files = CheckpointFiles(spark, root.as_uri() if uri else root)
     assert files.read_text("q/a.json") is None and files.names("q") == []
     files.write_text("q/a.json", "{}")
     files.write_text("q/deep/b.json", "[1]")
@@ -47,6 +52,9 @@ def test_files_are_written_atomically_read_listed_and_deleted(spark, tmp_path: P
         files.write_text("q/a.json", "{}")
     assert files.delete("q/deep") and not files.delete("q/deep")
     assert files.names("q") == ["a.json"]
+    files.write_bytes("q/c.gz", b"\x00\xff")
+    assert files.read_bytes("q/c.gz") == b"\x00\xff"
+    assert not [p.name for p in (tmp_path / "root" / "q").iterdir() if p.name.endswith(".tmp")]
 
 
 def test_a_claim_is_kept_and_a_foreign_folder_refused(spark, tmp_path: Path) -> None:

@@ -1,8 +1,12 @@
-"""The fused engine's plain-Python derivations equal the reference queries run by Spark.
+"""The fused engine's plain-Python derivations equal the reference queries run by Spark, and
+the rows it writes batch by batch add up to the rows of its final totals.
 
-A property test (hypothesis) draws events, totals them per fine key as the engine does, derives
-every query in Python and compares the rows with the same query in `queries` run by Spark over
-the events: empty input, the label "null" and lone devices included.
+Two property tests (hypothesis): events drawn at random go through the engine's own micro-batch
+job (`BatchAggregation`, run by Spark) and `EngineState.merge`, and every query derived in Python
+equals the same query in `queries` run by Spark over the events (empty input, the label "null"
+and lone devices included); and batches of aggregate rows merged one after the other, the
+changed rows of each written and folded latest per key as a compacted topic does, give exactly
+the rows of the final totals, which equal the totals of all rows merged at once.
 """
 
 from __future__ import annotations
@@ -15,8 +19,12 @@ from hypothesis import strategies as st
 
 from hhar_stream.processor import derive
 from hhar_stream.processor.catalogue import CATALOGUE
-from hhar_stream.processor.derive import FineTotals
-from hhar_stream.processor.queries import FINE_GRAIN, historical_stats
+from hhar_stream.processor.derive import Totals
+from hhar_stream.processor.fused import BatchAggregation, group_of
+from hhar_stream.processor.fused_state import EngineState, Group
+from hhar_stream.processor.parse import parse_events
+from hhar_stream.processor.queries import historical_stats
+from hhar_stream.processor.source import MESSAGE_SCHEMA
 from hhar_stream.schemas import ACTIVITY_LABELS, SensorEvent
 from hhar_stream.schemas.spark import to_spark_schema
 from hhar_stream.settings import Settings
@@ -46,19 +54,6 @@ event = st.builds(
 )
 
 
-def fine_totals(events: list[SensorEvent]) -> FineTotals:
-    """What the fused engine keeps: count and sums per (Device, gt, Model, User)."""
-    totals: dict = {}
-    for item in events:
-        wire = item.model_dump(by_alias=True)
-        sums = totals.setdefault(tuple(wire[name] for name in FINE_GRAIN), [0, 0.0, 0.0, 0.0])
-        sums[0] += 1
-        sums[1] += item.x
-        sums[2] += item.y
-        sums[3] += item.z
-    return totals
-
-
 def assert_rows_equal(query: str, derived: list[dict], reference: list[dict]) -> None:
     key_fields = CATALOGUE[query].record.key_fields
 
@@ -79,6 +74,32 @@ def assert_rows_equal(query: str, derived: list[dict], reference: list[dict]) ->
                 )
             else:
                 assert got[key][field] == value, (query, key, field)
+
+
+WINDOW_MS, DELAY_MS = 60_000, 30_000
+
+
+def engine_totals(spark, events: list[SensorEvent]) -> Totals:
+    """The engine's totals of `events`: its micro-batch job in Spark, then its merge."""
+    messages = spark.createDataFrame(
+        [
+            (0, offset, None, bytearray(item.to_json().encode()))
+            for offset, item in enumerate(events)
+        ],
+        schema=MESSAGE_SCHEMA,
+    )
+    groups = []
+    for row in BatchAggregation(Settings())(parse_events(messages)).collect():
+        assert row["ok"]
+        groups.append(group_of(row))
+    state = EngineState()
+    state.merge(0, groups, 0, WINDOW_MS, DELAY_MS)
+    return state.totals
+
+
+def derive_all(query, totals: Totals, historical: dict | None = None, changes=None) -> list[dict]:
+    extra = {"historical": historical or {}} if query.uses_history else {}
+    return query.derive(totals, changes=changes, **extra)
 
 
 @pytest.mark.spark
@@ -111,30 +132,81 @@ def test_every_derivation_equals_its_spark_query(spark, events, history) -> None
     past = spark.createDataFrame([e.model_dump(by_alias=True) for e in history], schema=schema)
     historical_frame = historical_stats(past)
     historical = {(row["gt"], row["Model"]): row.asDict() for row in historical_frame.collect()}
-    totals = fine_totals(events)
+    totals = engine_totals(spark, events)
     for query in DERIVED:
-        parameters = query.parameters(Settings())
-        assert query.on_events is not None and query.derive is not None
-        spark_parameters = dict(parameters)
+        assert query.on_events is not None
+        spark_parameters = query.parameters(Settings())
         if query.uses_history:
             spark_parameters["historical"] = historical_frame
-            parameters["historical"] = historical
         reference = [row.asDict() for row in query.on_events(frame, **spark_parameters).collect()]
-        assert_rows_equal(query.name, query.derive(totals, **parameters), reference)
+        assert_rows_equal(query.name, derive_all(query, totals, historical), reference)
+
+
+aggregate_row = st.builds(
+    lambda start, device, gt, stairs_user, count, x, latest: (
+        start * WINDOW_MS,
+        device,
+        gt,
+        device.split("_")[0],
+        stairs_user if "stairs" in gt else None,
+        count,
+        x * count,
+        -x,
+        0.25 * count,
+        start * WINDOW_MS + latest,
+    ),
+    start=st.integers(0, 6),
+    device=st.sampled_from(["nexus4_1", "nexus4_2", "s3_1"]),
+    gt=st.sampled_from(ACTIVITY_LABELS),
+    stairs_user=st.sampled_from("ab"),
+    count=st.integers(1, 5),
+    x=reading,
+    latest=st.integers(0, WINDOW_MS - 1),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(batches=st.lists(st.lists(aggregate_row, max_size=12), min_size=1, max_size=8))
+def test_the_rows_written_batch_by_batch_add_up_to_the_final_totals(
+    batches: list[list[Group]],
+) -> None:
+    state = EngineState()
+    written: dict[str, dict[tuple, dict]] = {query.name: {} for query in DERIVED}
+    closed = []
+    for batch_id, groups in enumerate(batches):
+        changes = state.merge(batch_id, groups, 0, WINDOW_MS, DELAY_MS)
+        closed += changes.closed
+        for query in DERIVED:
+            for row in derive_all(query, state.totals, changes=changes.totals):
+                written[query.name][row_key(query.name, row)] = row
+    everything = EngineState()
+    everything.merge(0, [row for groups in batches for row in groups], 0, WINDOW_MS, DELAY_MS)
+    for query in DERIVED:
+        final = derive_all(query, state.totals)
+        # Latest per key, as a compacted topic keeps them: exactly the final totals' rows.
+        assert sorted(written[query.name].values(), key=repr) == sorted(final, key=repr)
+        assert_rows_equal(query.name, final, derive_all(query, everything.totals))
+    # Every event is in a window written when it closed, in a window still open, or late.
+    in_windows = sum(count for *_, count in closed) + sum(
+        count for cells in state.windows.values() for count in cells.values()
+    )
+    assert in_windows + state.late_rows == state.totals.total
+
+
+def row_key(query: str, row: dict) -> tuple:
+    return tuple(row[name] for name in CATALOGUE[query].record.key_fields)
 
 
 def test_before_any_event_the_total_is_zero_and_the_subtotals_are_empty() -> None:
-    assert derive.total_count({}) == [{"count": 0}]
-    assert derive.device_activity_cube({}) == []
-    assert derive.device_activity_rollup({}) == []
-    assert derive.activity_stats({}) == []
+    empty = Totals()
+    assert derive.total_count(empty) == [{"count": 0}]
+    assert derive.device_activity_cube(empty) == []
+    assert derive.device_activity_rollup(empty) == []
+    assert derive.activity_stats(empty) == []
 
 
 def test_subtotal_rows_are_told_apart_from_the_null_label() -> None:
-    totals = {
-        ("nexus4_1", "null", "nexus4", "a"): [2, 0.0, 0.0, 0.0],
-        ("nexus4_1", "sit", "nexus4", "b"): [3, 0.0, 0.0, 0.0],
-    }
+    totals = Totals.of_cells([(("nexus4_1", "null"), 2), (("nexus4_1", "sit"), 3)], {}, {})
     rows = {
         (row["Device"], row["gt"], row["grouping_id"]): row["count"]
         for row in derive.device_activity_cube(totals)
@@ -149,13 +221,16 @@ def test_subtotal_rows_are_told_apart_from_the_null_label() -> None:
     }
 
 
-def test_stairs_needs_all_three_conditions() -> None:
-    totals = {
-        ("nexus4_1", "stairsup", "nexus4", "a"): [1, 0.0, 0.0, 0.0],
-        ("nexus4_1", "sit", "nexus4", "b"): [5, 0.0, 0.0, 0.0],
-        ("nexus4_2", "stairsdown", "nexus4", "b"): [7, 0.0, 0.0, 0.0],
-        ("nexus4_1", "stairsdown", "nexus4", "c"): [9, 0.0, 0.0, 0.0],
-    }
-    assert derive.stairs_by_user(totals, users=["a", "b"], device="nexus4_1") == [
-        {"User": "a", "count": 1}
-    ]
+def test_only_the_changed_rows_are_derived() -> None:
+    totals = Totals.of_cells([(("d1", "sit"), 2), (("d2", "walk"), 3)], {}, {})
+    changes = derive.Changes(cells={("d2", "walk")})
+    rows = derive.device_activity_rollup(totals, changes)
+    assert sorted(rows, key=repr) == sorted(
+        [
+            {"Device": "d2", "gt": "walk", "grouping_id": 0, "count": 3},
+            {"Device": "d2", "gt": None, "grouping_id": 1, "count": 3},
+            {"Device": None, "gt": None, "grouping_id": 3, "count": 5},
+        ],
+        key=repr,
+    )
+    assert derive.total_count(totals, derive.Changes()) == []

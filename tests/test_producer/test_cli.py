@@ -9,9 +9,10 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from support.cli import HharProcess, hhar_env, run_hhar
+from support.cli import LOG_LINE, HharProcess, hhar_env, run_hhar
 
 from hhar_stream.daemons import free_port
+from hhar_stream.generator.synth import write_dataset
 from hhar_stream.schemas import parse_event
 from hhar_stream.settings import Settings
 
@@ -138,6 +139,33 @@ def test_resume_after_kill_9_delivers_every_row_exactly_once(kafka, topics, tmp_
     assert max(seen.values()) == 1, [key for key, count in seen.items() if count > 1][:5]
     letters = read_topic(kafka, f"{topic}.dlq")
     assert sorted(int(r.headers["source_line"]) for r in letters) == [11, 702, 1403]
+
+
+@pytest.mark.kafka
+def test_the_first_line_says_which_data_set_is_replayed(kafka, topics, tmp_path) -> None:
+    generated = tmp_path / "activity-data"
+    write_dataset(generated, rows=2000, files=4, seed=1)
+    process = run_hhar(
+        [
+            "produce",
+            "--bootstrap",
+            kafka.bootstrap,
+            "--topic",
+            topics.name("produce"),
+            "--max",
+            "--limit",
+            "10",
+        ],
+        hhar_env(HHAR_DATA=str(generated)),
+        tmp_path / "cli",
+    )
+    assert process.returncode == 0, process.stderr
+    first = process.stderr.splitlines()[0]
+    assert LOG_LINE.match(first), first
+    assert LOG_LINE.sub("", first).startswith(
+        "replaying a generated HHAR-like data set (4 part files of commit "
+    )
+    assert first.endswith(f"hhar data fetch gets the real one) in {generated}")
 
 
 def test_an_unreachable_broker_is_one_line(tmp_path: Path) -> None:

@@ -70,5 +70,6 @@ def test_without_source_and_data_folder_the_error_says_what_to_do(tmp_path: Path
         replay(Settings(data=tmp_path / "activity-data", max_speed=True))
     assert str(caught.value) == (
         f"no --source given and the data folder {tmp_path / 'activity-data'} does not exist: "
-        "generate one with `hhar data synth` or pass --source"
+        "fetch the real set with `hhar data fetch`, generate one with `hhar data synth` or pass "
+        "--source"
     )

@@ -8,8 +8,8 @@ import signal
 from types import FrameType
 
 from ...daemons import port_is_free
-from ...errors import ConfigError
-from ...options import Commands, add_setting, env_var, settings_from_args
+from ...metrics import port_taken
+from ...options import Commands, add_setting, settings_from_args
 from ...settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -23,10 +23,11 @@ def register(subparsers: Commands) -> None:
         description="Serve a web page that shows the result topics live (charts and tables), "
         "the pipeline's health (events in, processed, lag, last batch, bad records, dead "
         "letters) and a link to Spark's UI. The page updates itself as results arrive and "
-        "needs no internet.",
+        "needs no internet. With --metrics, Prometheus metrics at /metrics on the same port.",
     )
     add_setting(parser, "--host", field="dashboard_host")
     add_setting(parser, "--port", field="dashboard_port", type=int)
+    add_setting(parser, "--metrics", field="dashboard_metrics")
     add_setting(parser, "--bootstrap", field="bootstrap")
     add_setting(parser, "--topic", field="topic")
     add_setting(parser, "--dlq-topic", field="dlq_topic")
@@ -60,12 +61,8 @@ def serve(settings: Settings) -> None:
 
     host, port = settings.dashboard_host, settings.dashboard_port
     if not port_is_free(port, host):
-        msg = (
-            f"port {port} on {host} is already in use: stop what listens there or choose "
-            f"another --port ({env_var('dashboard_port')})"
-        )
-        raise ConfigError(msg)
-    app = create_app(Feed(settings))
+        raise port_taken(port, host, "--port", "dashboard_port")
+    app = create_app(Feed(settings), settings)
     config = uvicorn.Config(
         app,
         host=host,

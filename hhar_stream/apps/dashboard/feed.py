@@ -17,6 +17,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
@@ -28,7 +29,7 @@ from ...processor.status import read_status
 from ...producer.routing import HEADER_ERROR_REASON, HEADER_SOURCE_FILE, HEADER_SOURCE_LINE
 from ...settings import Settings
 from ..results import PipelineFigures, ResultReader
-from .panels import DeadLetter, Observation, ThroughputSample, page
+from .panels import DeadLetter, Observation, ThroughputSample, page, table_page
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +110,22 @@ class DeadLetters:
         self.consumer.close()
 
 
+@dataclass(frozen=True)
+class Health:
+    """What the feed knew when it last published the page (the dashboard's metrics)."""
+
+    kafka_up: bool
+    """The broker answered the feed's last look."""
+    events: int | None
+    """Events in the events topic (None: not known)."""
+    dead_letters: int | None
+    """Messages in the dead-letter topic (None: not known)."""
+    invalid_results: int
+    """Result records set aside: not JSON, not a result record, or another query's."""
+    updates: int
+    """Versions of the page published."""
+
+
 class Feed:
     """Keeps the page's content current in a thread of its own."""
 
@@ -126,6 +143,9 @@ class Feed:
         self.dead_letters = DeadLetters(settings)
         self.throughput: deque[ThroughputSample] = deque(maxlen=THROUGHPUT_SAMPLES)
         self._lock = threading.Lock()
+        self._results = threading.Lock()
+        """Held while the results are read or changed (pages of tables are read by the
+        server's threads)."""
         self._version = 0
         self._content = ""
         self._subscribers: list[Callable[[], None]] = []
@@ -136,6 +156,7 @@ class Feed:
         self._figures: PipelineFigures | None = None
         self._status: dict[str, Any] | None = None
         self._status_problem: str | None = None
+        self._health = Health(False, None, None, 0, 0)
         self._publish()
 
     # --- for the server ---------------------------------------------------------------------
@@ -143,6 +164,11 @@ class Feed:
         """The current version and the page's content as JSON."""
         with self._lock:
             return self._version, self._content
+
+    def health(self) -> Health:
+        """What the feed knew when it last published the page."""
+        with self._lock:
+            return self._health
 
     def subscribe(self, callback: Callable[[], None]) -> None:
         """Call `callback` (from the feed's thread) after every new version."""
@@ -189,7 +215,8 @@ class Feed:
         try:
             if sample or self._broker_error is not None:
                 self.reader.refresh_topics()
-            folded = self.reader.read_available(POLL_SECONDS)
+            with self._results:
+                folded = self.reader.read_available(POLL_SECONDS)
         except BrokerError as error:
             news = self._broker_error != str(error)
             if self._broker_error is None:
@@ -248,14 +275,32 @@ class Feed:
             named=dict(reader.named),
         )
 
+    def table_page(self, query: str, first: int, search: str) -> str | None:
+        """Another page of one query's table as JSON (`panels.table_page`); None for a query
+        the page does not show."""
+        if query not in self.reader.queries:
+            return None
+        with self._results:
+            content = table_page(self.observation(), query, first, search)
+        return json.dumps(content, separators=(",", ":"))
+
     def _publish(self) -> None:
-        content = json.dumps(
-            page(self.observation(), dt.datetime.now(dt.UTC)),
-            cls=PlotlyJSONEncoder,
-            separators=(",", ":"),
+        with self._results:
+            content = json.dumps(
+                page(self.observation(), dt.datetime.now(dt.UTC)),
+                cls=PlotlyJSONEncoder,
+                separators=(",", ":"),
+            )
+        health = Health(
+            kafka_up=self._broker_error is None and self._figures is not None,
+            events=self._figures.events if self._figures is not None else None,
+            dead_letters=self.dead_letters.count,
+            invalid_results=self.reader.state.invalid,
+            updates=self._version + 1,
         )
         with self._lock:
             self._version += 1
             self._content = content
+            self._health = health
         for callback in self._subscribers:
             callback()

@@ -9,6 +9,7 @@ script only draws what it is sent.
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ...processor.catalogue import BAD_RECORDS, CATALOGUE, with_named
+from ...processor.catalogue import BAD_RECORDS, CATALOGUE, ROWS_SHOWN, WINDOWS_KEPT, with_named
 from ...schemas import ACTIVITY_LABELS
 from ...schemas.queries import QueryDefinition, is_number, python_type
 from ...schemas.results import (
@@ -26,7 +27,7 @@ from ...schemas.results import (
     WindowedActivity,
 )
 from ..results import PipelineFigures, ResultState
-from ..watch import build_tables
+from ..watch import Table, build_tables
 
 COLORS = (
     "#4c78a8",
@@ -64,9 +65,6 @@ TEMPLATE = go.layout.Template(
     }
 )
 """A small template of our own: Plotly's default one would add 7 kB to every figure sent."""
-
-WINDOWS_SHOWN = 60
-"""Windows of ``windowed_activity`` drawn (the newest)."""
 
 
 ThroughputSample = tuple[dt.datetime, float | None, float | None, int | None]
@@ -116,8 +114,22 @@ def _figure(figure: go.Figure) -> dict[str, Any]:
     return plotly_json
 
 
+DEVICES_DRAWN = 20
+"""Devices of the ``device_activity`` chart: the busiest (a fleet has thousands)."""
+
+
+def _busiest_devices(records: list[DeviceActivity]) -> list[str]:
+    totals: dict[str, int] = {}
+    for r in records:
+        totals[r.device] = totals.get(r.device, 0) + r.count
+    busiest = heapq.nsmallest(DEVICES_DRAWN, totals, key=lambda device: (-totals[device], device))
+    return sorted(busiest)
+
+
 def _device_activity(records: list[DeviceActivity]) -> go.Figure:
-    devices = sorted({r.device for r in records})
+    devices = _busiest_devices(records)
+    drawn = set(devices)
+    records = [r for r in records if r.device in drawn]
     labels = sorted({r.gt for r in records}, key=_activity_order)
     counts = {(r.device, r.gt): r.count for r in records}
     figure = go.Figure(
@@ -182,7 +194,7 @@ def _live_vs_historical(records: list[LiveVsHistorical]) -> go.Figure:
 
 
 def _windowed_activity(records: list[WindowedActivity], late_rows: int | None) -> go.Figure:
-    starts = sorted({r.window_start for r in records})[-WINDOWS_SHOWN:]
+    starts = sorted({r.window_start for r in records})[-WINDOWS_KEPT:]
     shown = set(starts)
     totals: dict[tuple[str, dt.datetime], int] = {}
     for r in records:
@@ -268,23 +280,34 @@ def _activity_order(label: str) -> tuple[int, str]:
 class Chart:
     """A chart of one query's current records."""
 
-    title: str
+    title: Callable[[list[Any]], str]
+    """The chart's title, from the records it draws."""
     draw: Callable[[list[Any], Observation], go.Figure]
     wide: bool = False
     """Across the whole page."""
 
 
+def _device_activity_title(records: list[DeviceActivity]) -> str:
+    devices = len({r.device for r in records})
+    if devices <= DEVICES_DRAWN:
+        return "Events per device and activity"
+    return f"Events per activity of the {DEVICES_DRAWN} busiest of {devices:,} devices"
+
+
 CHARTS: dict[str, Chart] = {
     "device_activity": Chart(
-        "Events per device and activity", lambda records, seen: _device_activity(records)
+        _device_activity_title, lambda records, seen: _device_activity(records)
     ),
     "live_vs_historical": Chart(
-        "Live averages beside the historical ones, per activity and model",
+        lambda records: "Live averages beside the historical ones, per activity and model",
         lambda records, seen: _live_vs_historical(records),
         wide=True,
     ),
     "windowed_activity": Chart(
-        "Events per activity in each event-time window",
+        lambda records: (
+            "Events per activity in each event-time window (the newest "
+            f"{min(len({r.window_start for r in records}), WINDOWS_KEPT)})"
+        ),
         lambda records, seen: _windowed_activity(records, _late_rows(seen.status)),
         wide=True,
     ),
@@ -305,7 +328,7 @@ def named_chart(definition: QueryDefinition) -> Chart | None:
     if len(numbers) != 1 or not labels:
         return None
     title = definition.description.splitlines()[0] if definition.description else definition.name
-    return Chart(title, lambda records, seen: _bars(records, labels, numbers[0]))
+    return Chart(lambda records: title, lambda records, seen: _bars(records, labels, numbers[0]))
 
 
 def _label(value: Any) -> str:
@@ -486,8 +509,29 @@ def _note(seen: Observation, query: str) -> str:
     return "no results yet"
 
 
+def table_content(table: Table) -> dict[str, Any]:
+    """A table of the page as JSON: a page of its rows, which ones, and its totals."""
+    return {
+        "columns": table.columns,
+        "rows": table.rows,
+        "first": table.first,
+        "matched": table.matched,
+        "size": ROWS_SHOWN,
+        "extent": table.extent,
+        "summary": table.summary,
+    }
+
+
+def table_page(seen: Observation, query: str, first: int, search: str) -> dict[str, Any]:
+    """Another page of one query's table (`ROWS_SHOWN` rows from the `first`, of those with
+    a cell containing `search`), as the page asks for it."""
+    catalogue = with_named(seen.named.values())
+    (table,) = build_tables(seen.state, [query], catalogue, ROWS_SHOWN, search, first)
+    return {"id": query, "search": search} | table_content(table)
+
+
 def panels(seen: Observation) -> list[dict[str, Any]]:
-    """The charts and tables of the page, in order."""
+    """The charts and tables of the page, in order (the first page of each table)."""
     shown = [name for name in seen.query_names if name != TOTAL]
     catalogue = with_named(seen.named.values())
     shown = [name for name in shown if name in catalogue]
@@ -507,14 +551,14 @@ def panels(seen: Observation) -> list[dict[str, Any]]:
         panel: dict[str, Any] = {
             "id": name,
             "title": table.title,
-            "table": {"columns": table.columns, "rows": table.rows},
+            "table": table_content(table),
             "note": _note(seen, name),
         }
         if name in charts:
             chart = charts[name]
             panel |= {
                 "kind": "chart",
-                "title": f"{chart.title} ({table.title})",
+                "title": f"{chart.title(records)} ({table.title})",
                 "wide": chart.wide,
                 "figure": _figure(chart.draw(records, seen)) if records else None,
             }

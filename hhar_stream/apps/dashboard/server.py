@@ -2,9 +2,9 @@
 
 Routes: ``/`` the page, ``/static/...`` its script and style, ``/vendor/plotly.min.js`` the
 Plotly.js bundle of the installed ``plotly`` package (no CDN: the page works offline),
-``/api/page`` the current content as JSON, and ``/events`` a stream of server-sent events
+``/api/page`` the current content as JSON, ``/events`` a stream of server-sent events
 (one ``page`` event per new version of the content; the browser's EventSource reconnects by
-itself when the connection breaks).
+itself when the connection breaks), and with ``--metrics`` ``/metrics`` for Prometheus.
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from ...metrics import exposition, process_registry
+from ...settings import Settings
 from .feed import Feed
+from .metrics import DashboardMetrics
 
 PLOTLY_JS = resources.files("plotly") / "package_data" / "plotly.min.js"
 """Plotly.js as the ``plotly`` wheel ships it (what ``plotly.offline.get_plotlyjs`` reads)."""
@@ -64,9 +67,12 @@ async def _first_of(*events: asyncio.Event | anyio.Event) -> None:
             group.start_soon(wait, event)
 
 
-def create_app(feed: Feed) -> Starlette:
-    """The dashboard app over `feed` (started and stopped with the app)."""
+def create_app(feed: Feed, settings: Settings) -> Starlette:
+    """The dashboard app over `feed` (started and stopped with the app); with
+    ``settings.dashboard_metrics``, Prometheus metrics at ``/metrics``."""
     changes: list[Changes] = []
+    streams = [0]
+    """Event streams open now (the app's one event loop counts them)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -88,19 +94,35 @@ def create_app(feed: Feed) -> Starlette:
         _, content = feed.latest()
         return Response(content, media_type="application/json")
 
+    async def table(request: Request) -> Response:
+        query = request.query_params.get("query", "")
+        search = request.query_params.get("search", "")[:200]
+        try:
+            first = max(0, int(request.query_params.get("first", "0")))
+        except ValueError:
+            return Response("first: not a number", status_code=400)
+        content = await asyncio.to_thread(feed.table_page, query, first, search)
+        if content is None:
+            return Response(f"no table of query {query!r}", status_code=404)
+        return Response(content, media_type="application/json")
+
     async def events(request: Request) -> Response:
         shutdown = anyio.Event()  # set when the server stops: the stream then ends cleanly
 
         async def stream() -> AsyncIterator[dict[str, str]]:
             sent = None
-            while not shutdown.is_set():
-                changed = changes[0].next()
-                version, content = feed.latest()
-                if version != sent:
-                    sent = version
-                    yield {"event": "page", "id": str(version), "data": content}
-                    continue
-                await _first_of(changed, shutdown)
+            streams[0] += 1
+            try:
+                while not shutdown.is_set():
+                    changed = changes[0].next()
+                    version, content = feed.latest()
+                    if version != sent:
+                        sent = version
+                        yield {"event": "page", "id": str(version), "data": content}
+                        continue
+                    await _first_of(changed, shutdown)
+            finally:
+                streams[0] -= 1
 
         return EventSourceResponse(
             stream(), ping=PING_SECONDS, shutdown_event=shutdown, shutdown_grace_period=1
@@ -109,8 +131,17 @@ def create_app(feed: Feed) -> Starlette:
     routes = [
         Route("/", index),
         Route("/api/page", current),
+        Route("/api/table", table),
         Route("/events", events),
         Route("/vendor/plotly.min.js", plotly_js),
         Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
     ]
+    if settings.dashboard_metrics:
+        registry = process_registry(DashboardMetrics(settings, feed, lambda: streams[0]))
+
+        async def metrics(request: Request) -> Response:
+            body, content_type = exposition(registry, request.headers.get("accept"))
+            return Response(body, headers={"Content-Type": content_type})
+
+        routes.append(Route("/metrics", metrics))
     return Starlette(routes=routes, lifespan=lifespan)

@@ -51,6 +51,86 @@ function renderCards(cards) {
   }
 }
 
+// Tables longer than a page (a fleet's device_activity) page and search on the server: the
+// pushed content holds each table's first page; another page or a search is asked for.
+const tableViews = new Map(); // panel id -> { first, search } the reader chose
+const pending = new Set(); // panel ids whose page is being fetched
+
+function tableView(id) {
+  if (!tableViews.has(id)) tableViews.set(id, { first: 0, search: "" });
+  return tableViews.get(id);
+}
+
+function isFirstPage(id) {
+  const view = tableView(id);
+  return view.first === 0 && view.search === "";
+}
+
+async function fetchPage(id) {
+  if (pending.has(id)) return;
+  pending.add(id);
+  try {
+    const view = tableView(id);
+    const query = new URLSearchParams({ query: id, first: view.first, search: view.search });
+    const response = await fetch(`/api/table?${query}`);
+    if (!response.ok) return;
+    const table = await response.json();
+    if (table.search !== tableView(id).search) return; // the reader typed on
+    if (table.first >= table.matched && table.first > 0) {
+      view.first = Math.max(0, table.matched - table.size);
+      return;
+    }
+    renderTableOf(id, table);
+  } finally {
+    pending.delete(id);
+  }
+}
+
+function tableControls(id) {
+  const bar = make("div", { class: "table-controls", id: `controls-${id}` });
+  const search = make("input", { type: "search", placeholder: "search rows", id: `search-${id}`,
+                                 "aria-label": "search the rows" });
+  const previous = make("button", { type: "button", id: `previous-${id}` }, "‹ previous");
+  const next = make("button", { type: "button", id: `next-${id}` }, "next ›");
+  const extent = make("span", { class: "extent", id: `extent-${id}` });
+  let typing = null;
+  search.addEventListener("input", () => {
+    clearTimeout(typing);
+    typing = setTimeout(() => {
+      Object.assign(tableView(id), { first: 0, search: search.value.trim() });
+      fetchPage(id);
+    }, 250);
+  });
+  previous.addEventListener("click", () => {
+    const view = tableView(id);
+    view.first = Math.max(0, view.first - Number(bar.dataset.size || 20));
+    fetchPage(id);
+  });
+  next.addEventListener("click", () => {
+    const view = tableView(id);
+    view.first += Number(bar.dataset.size || 20);
+    fetchPage(id);
+  });
+  bar.append(search, previous, next, extent);
+  return bar;
+}
+
+function renderTableOf(id, table) {
+  const holder = document.getElementById(`table-${id}`);
+  if (!holder) return;
+  renderTable(holder, table);
+  const bar = document.getElementById(`controls-${id}`);
+  if (!bar || table.matched === undefined) return;
+  bar.dataset.size = table.size;
+  const paged = table.matched > table.size || tableView(id).search !== "";
+  bar.hidden = !paged;
+  document.getElementById(`previous-${id}`).disabled = table.first === 0;
+  document.getElementById(`next-${id}`).disabled = table.first + table.rows.length >= table.matched;
+  const parts = [table.extent || `${table.matched.toLocaleString("en")} rows`];
+  if (table.summary) parts.push(table.summary);
+  document.getElementById(`extent-${id}`).textContent = parts.join(" · ");
+}
+
 function renderTable(holder, table) {
   const element = make("table");
   const head = make("tr");
@@ -80,10 +160,12 @@ function panelNode(panel, before) {
     if (panel.table) {
       const details = make("details");
       details.append(make("summary", { id: `summary-${panel.id}` }, "rows"));
+      details.append(tableControls(panel.id));
       details.append(make("div", { class: "table-scroll", id: `table-${panel.id}` }));
       node.append(details);
     }
   } else {
+    node.append(tableControls(panel.id));
     node.append(make("div", { class: "table-scroll", id: `table-${panel.id}` }));
   }
   document.getElementById("panels").insertBefore(node, before);
@@ -108,12 +190,15 @@ function renderPanel(panel, node) {
                         { responsive: true, displaylogo: false });
     }
     if (panel.table) {
-      document.getElementById(`summary-${panel.id}`).textContent = `rows (${rows})`;
+      const matched = panel.table.matched ?? rows;
+      document.getElementById(`summary-${panel.id}`).textContent =
+        `rows (${matched.toLocaleString("en")})`;
     }
   }
   if (panel.table) {
     const holder = document.getElementById(`table-${panel.id}`);
-    renderTable(holder, panel.table);
+    if (isFirstPage(panel.id)) renderTableOf(panel.id, panel.table);
+    else fetchPage(panel.id); // the reader's page, brought up to date
     if (panel.kind === "table") holder.hidden = empty;
   }
 }
