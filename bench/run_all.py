@@ -21,7 +21,8 @@ one table. Sections (``--sections``, default all):
 - ``memory``: the processor's JVM and Python memory over 15 minutes at 20,000 events/s;
 - ``fleet``: the same 1,000 recorded rows fanned out to 1 to 10,000 virtual devices per
   recorded one (``--fleet-devices``: 126 to 1,260,000 fine keys), the same number of events
-  each time (``--fleet-events``), processed by each engine (``--fleet-engines``): events/s,
+  each time (``--fleet-events``), processed by each engine (``--fleet-engines``; the
+  per-query ones at ``--fleet-reference-devices`` only, when given): events/s,
   seconds per batch and its parts, bytes written to the checkpoint per batch, the driver's and
   the JVM's memory over the run; then a continuous processor on the 4,000-device fleet, and
   one more batch of 4,000 events after it: its time and the bytes it adds.
@@ -809,6 +810,8 @@ class Suite:
                 str(events // devices),
             )
             for engine in self.args.fleet_engines:
+                if engine != "fused" and devices not in self.args.fleet_reference_devices:
+                    continue
                 name = re.sub(r"\W", "_", f"fleet_{engine}_{devices}")
                 run = self.fleet_run(name, topic, data, engine)
                 self.results["fleet"]["runs"][f"{engine}/{devices}"] = run | {"devices": devices}
@@ -1029,6 +1032,12 @@ def main() -> int:
         help=f"engines of the fleet runs (default {','.join(FLEET_ENGINES)})",
     )
     parser.add_argument(
+        "--fleet-reference-devices",
+        type=parse_sizes,
+        help="fleet sizes of --fleet-devices at which the per-query engines run too (default "
+        "every one; they are several times slower than the fused engine)",
+    )
+    parser.add_argument(
         "--quick",
         action="store_true",
         help="small sizes and short runs, for a smoke test; does not touch BENCHMARKS.md",
@@ -1062,6 +1071,7 @@ def main() -> int:
     args.fleet_engines = (
         args.fleet_engines.split(",") if args.fleet_engines else list(FLEET_ENGINES)
     )
+    args.fleet_reference_devices = args.fleet_reference_devices or args.fleet_devices
     sections = [item.strip() for item in args.sections.split(",") if item.strip()]
     unknown = set(sections) - set(SECTIONS)
     if unknown:
