@@ -108,6 +108,8 @@ class Sender:
         self.transactional_id = transactional_id
         self.delivery_errors: Counter[str] = Counter()
         """How often each delivery error happened."""
+        self.fatal_error: str | None = None
+        """Why librdkafka stopped the producer for good, once a call has said it."""
         self._clock = clock
         self._producer = Producer(
             producer_config(settings)
@@ -201,9 +203,13 @@ class Sender:
         self._producer.begin_transaction()
 
     def _failure(self, kafka_error: KafkaError) -> str:
+        if kafka_error.fatal():
+            self.fatal_error = kafka_error.str()
         self._producer.poll(0)  # serve the failed deliveries' reports: they name the cause
         detail = (
-            self.delivery_errors.most_common(1)[0][0] if self.delivery_errors else kafka_error.str()
+            self.delivery_errors.most_common(1)[0][0]
+            if self.delivery_errors
+            else self.explain(kafka_error)
         )
         if kafka_error.code() in _FENCED:
             detail += " (another hhar produce of the same topic and source took over)"
@@ -236,6 +242,17 @@ class Sender:
                     raise
                 if kafka_error.code() != KafkaError._TIMED_OUT:
                     logger.warning("%s: %s; retrying", method.__name__, kafka_error.str())
+
+    def explain(self, error: KafkaError) -> str:
+        """Kafka's error in words; librdkafka's bare "Fatal error" with the reason it gave."""
+        if error.code() == KafkaError._FATAL:
+            try:
+                self._producer.poll(0)  # an unserved fatal error's own event names its reason
+            except KafkaException as fatal:
+                self.fatal_error = fatal.args[0].str()
+            if self.fatal_error:
+                return f"{error.str()}: {self.fatal_error}"
+        return str(error.str())
 
     def _on_delivery_error(self, error: KafkaError, message: Message) -> None:
         """Delivery report of a failed record; records purged by an abort are its consequence."""

@@ -301,12 +301,14 @@ class ShareReplay:
             InputDataError: see `replay`.
             BrokerError: when Kafka cannot be reached or used.
         """
+        sender: Sender | None = None
         try:
-            self.sender = Sender(self.settings, self.replay_id, self.clock)
-            self.sender.start()
+            self.sender = sender = Sender(self.settings, self.replay_id, self.clock)
+            sender.start()
             self._replay_all()
         except KafkaException as error:
-            msg = f"Kafka at {self.settings.bootstrap} failed: {error.args[0].str()}"
+            said = error.args[0].str() if sender is None else sender.explain(error.args[0])
+            msg = f"Kafka at {self.settings.bootstrap} failed: {said}"
             raise BrokerError(msg) from None
         finally:
             if self.progress is not None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 
 from hhar_stream.producer.delivery import (
     Sender,
@@ -99,3 +100,8 @@ def test_a_second_sender_of_the_same_id_fences_the_first(kafka, topics) -> None:
     with pytest.raises(TransactionFailedError, match="another hhar produce of the same topic"):
         first.commit({"rows": 1})
     assert [r.value for r in read_topic(kafka, topic)] == [b"new"]
+    # Fenced for good: librdkafka's later errors say only "Fatal error"; the sender knows why.
+    with pytest.raises(KafkaException) as raised:
+        first.send_events(topic, [b"late"], ["k"], [3], [])
+    assert raised.value.args[0].code() == KafkaError._FATAL
+    assert "fenced" in first.explain(raised.value.args[0]).lower()
