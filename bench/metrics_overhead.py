@@ -37,11 +37,11 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from broker import bench_broker
 from measure import load_average
 from prometheus_client import generate_latest
 
 from hhar_stream.daemons import free_port
-from hhar_stream.local.kafka import LocalKafka
 from hhar_stream.metrics import process_registry
 from hhar_stream.processor.metrics import ProcessorMetrics
 from hhar_stream.processor.status import ProcessorStatus
@@ -247,19 +247,7 @@ def main() -> None:
 
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hhar-bench-")))
-        base = Settings(home=REPO / ".hhar")
-        if args.bootstrap:
-            settings = base.model_copy(update={"bootstrap": args.bootstrap})
-        else:
-            local = LocalKafka(
-                base.model_copy(
-                    update={"kafka_port": free_port(), "kafka_controller_port": free_port()}
-                ),
-                run_dir=work / "kafka",
-            )
-            local.up()
-            stack.callback(local.down)
-            settings = base.model_copy(update={"bootstrap": local.bootstrap})
+        settings = bench_broker(stack, work, args.bootstrap)
         env = {key: value for key, value in os.environ.items() if not key.startswith("HHAR_")}
         env |= {"HHAR_HOME": str(settings.home)}
         print(

@@ -34,10 +34,9 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
+from broker import bench_broker
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from hhar_stream.daemons import free_port
-from hhar_stream.local.kafka import LocalKafka
 from hhar_stream.producer.replay import replay
 from hhar_stream.producer.sources import read_blocks, resolve_source
 from hhar_stream.settings import Settings
@@ -220,19 +219,7 @@ def main() -> None:
 
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hhar-bench-")))
-        base = Settings(home=REPO / ".hhar")
-        if args.bootstrap:
-            settings = Settings(home=REPO / ".hhar", bootstrap=args.bootstrap)
-        else:
-            local = LocalKafka(
-                base.model_copy(
-                    update={"kafka_port": free_port(), "kafka_controller_port": free_port()}
-                ),
-                run_dir=work / "kafka",
-            )
-            local.up()
-            stack.callback(local.down)
-            settings = Settings(home=REPO / ".hhar", bootstrap=local.bootstrap)
+        settings = bench_broker(stack, work, args.bootstrap)
         print(
             f"broker {settings.bootstrap}; {args.rows:,} rows in {args.files} part files; "
             f"{os.cpu_count()} cores"
