@@ -107,6 +107,15 @@ def named(samples: dict, name: str) -> list[float]:
     return [value for (sample, _), value in samples.items() if sample == name]
 
 
+def per_query(samples: dict, name: str) -> dict[str, float]:
+    """Query label -> value, of the samples called `name`."""
+    return {
+        dict(labels)["query"]: value
+        for (sample, labels), value in samples.items()
+        if sample == name
+    }
+
+
 def test_docker_compose_up(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     project = ComposeProject.load(COMPOSE_FILE, USER_VARIABLES)
     # Inside the rehearsal every service's container is this machine.
@@ -173,8 +182,11 @@ def test_docker_compose_up(tmp_path: Path, request: pytest.FixtureRequest) -> No
         assert named(produced, "hhar_producer_events_delivered_total") == [len(events)]
         assert sum(named(produced, "hhar_producer_dead_letters_total")) == len(dead_letters)
         processed = sample_values(scrape(metrics_at["processor"])[0])
-        assert named(processed, "hhar_processor_input_rows_total") == [len(events)]
-        assert named(processed, "hhar_processor_lag_events") == [0]
+        # Every streaming query read every event: the engine's and each named query's.
+        streams = ["fused", *(s.name for s in parse_query_files([REPO_ROOT / "queries"]))]
+        read = per_query(processed, "hhar_processor_input_rows_total")
+        assert read == dict.fromkeys(streams, len(events))
+        assert per_query(processed, "hhar_processor_lag_events") == dict.fromkeys(streams, 0)
         shown = sample_values(scrape(metrics_at["dashboard"])[0])
         assert named(shown, "hhar_dashboard_kafka_up") == [1]
         # The topics and the processor's progress outlive their containers.
