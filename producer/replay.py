@@ -55,8 +55,8 @@ logger = logging.getLogger(__name__)
 HEADER_RUN_ID = "run_id"
 POSITION_VERSION = 1
 _CHECK_EVERY = 4096
-"""Rows between checks of the clock (commit, progress, stop requests) when the replay does not
-wait: about 15 ms at full speed."""
+"""Events between checks of the clock (commit, progress, stop requests) when the replay does not
+wait, about 15 ms at full speed: as many rows divided by the fan-out (`--devices`)."""
 _PROGRESS_EVERY = 0.2
 
 
@@ -217,6 +217,11 @@ def _run_share(
         sleep,
         wall_clock,
     ).run()
+
+
+def _pieces(block: RowBlock, rows: int) -> Iterator[RowBlock]:
+    """`block` in pieces of `rows` rows (the last one shorter)."""
+    return (block.slice(start, start + rows) for start in range(0, len(block), rows))
 
 
 class ShareReplay:
@@ -430,7 +435,10 @@ class ShareReplay:
         """Send blocks until they end (None) or the replay must stop (the reason)."""
         limit = self.share.limit
         headers = self._headers()
-        check_at = self.counters.rows + _CHECK_EVERY
+        # Every row is `devices` events: check as often in events whatever the fan-out, so a
+        # fleet's transactions commit on time (a broker aborts one older than its timeout).
+        step = max(1, _CHECK_EVERY // self.router.devices)
+        check_at = self.counters.rows + step
         for block in blocks:
             if limit is not None:
                 if self.counters.rows >= limit:
@@ -438,16 +446,20 @@ class ShareReplay:
                 block = block.head(limit - self.counters.rows)
             if self.position.pass_first_ms is None:
                 self.position.pass_first_ms = block.first_valid_key()
-            if self.pacer is None:
-                reason = self._send_block(block, headers)
-            else:
-                reason = self._send_paced(block, headers, self.pacer)
-            if reason is not None:
-                return reason
-            if self.counters.rows >= check_at:
-                check_at = self.counters.rows + _CHECK_EVERY
-                if not self._housekeeping():
-                    return self.stop_reason
+            pieces = (
+                [block] if len(block) <= step or self.pacer is not None else _pieces(block, step)
+            )
+            for piece in pieces:
+                if self.pacer is None:
+                    reason = self._send_block(piece, headers)
+                else:
+                    reason = self._send_paced(piece, headers, self.pacer)
+                if reason is not None:
+                    return reason
+                if self.counters.rows >= check_at:
+                    check_at = self.counters.rows + step
+                    if not self._housekeeping():
+                        return self.stop_reason
         if limit is not None and self.counters.rows >= limit:
             return "limit"
         return None

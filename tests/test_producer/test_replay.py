@@ -208,6 +208,19 @@ def test_loop_devices_and_now_shift_and_fan_out(kafka, topics, tmp_path) -> None
         )
 
 
+def test_a_fleet_commits_as_often_in_events_as_one_device(kafka, topics, tmp_path) -> None:
+    """A row is `--devices` events: the replay checks its clock (commits, progress, stop
+    requests) by events, so a fleet's transactions stay short (a broker aborts and fences one
+    older than its transaction timeout: a 10,000-device replay was, before)."""
+    [path] = write_part_files(tmp_path, files=1, rows_per_file=40, step_ms=5)
+    topic = topics.name("produce")
+    stats = replay(settings_for(kafka, topic, path, devices=1024, commit_interval=0.001))
+    assert stats.delivered == 40 * 1024
+    # A check every 4,096 events (4 rows here): ten commits, where one row count of 4,096
+    # rows between checks made the whole replay one transaction.
+    assert stats.transactions_committed >= 5
+
+
 def test_now_with_a_rate_stamps_each_event_when_it_is_sent(kafka, topics, tmp_path) -> None:
     """Rows a minute apart in the recording, sent 100 a second: the rate runs the recording's
     time 6,000 times faster than the clock. With --now every event is stamped when the rate
