@@ -121,6 +121,32 @@ def test_a_named_querys_records_views_and_chart() -> None:
     assert panel["table"]["columns"] == ["Device", "window", "x"]
 
 
+def test_a_fleets_chart_draws_the_largest_bars() -> None:
+    definition = QueryDefinition(
+        name="per_device",
+        sql="SELECT Device, count(*) AS events FROM events GROUP BY Device",
+        output_mode="update",
+        key_columns=("Device",),
+        columns=(
+            QueryColumn(name="Device", type="string", nullable=True),
+            QueryColumn(name="events", type="bigint", nullable=False),
+        ),
+        topic="hhar.results.per_device",
+        fingerprint="f",
+    )
+    model = definition.record_model()
+    records = [
+        model.model_validate({"query": "per_device", "batch_id": 0, "Device": f"d{i}", "events": i})
+        for i in range(500)
+    ]
+    chart = named_chart(definition)
+    assert chart is not None
+    assert chart.title(records) == "per_device (the 20 largest of 500 Device)"
+    (bars,) = chart.draw(records, None).to_dict()["data"]
+    assert sorted(bars["x"]) == sorted(f"d{i}" for i in range(480, 500))
+    assert chart.title(records[:20]) == "per_device"
+
+
 def test_a_chart_needs_labels_and_one_number() -> None:
     def shape(*types: str) -> QueryDefinition:
         columns = tuple(

@@ -328,7 +328,14 @@ def named_chart(definition: QueryDefinition) -> Chart | None:
     if len(numbers) != 1 or not labels:
         return None
     title = definition.description.splitlines()[0] if definition.description else definition.name
-    return Chart(lambda records: title, lambda records, seen: _bars(records, labels, numbers[0]))
+
+    def titled(records: list[Any]) -> str:
+        shown = len({_label(r.model_dump(by_alias=True)[labels[0]]) for r in records})
+        if shown <= DEVICES_DRAWN:
+            return title
+        return f"{title} (the {DEVICES_DRAWN} largest of {shown:,} {labels[0]})"
+
+    return Chart(titled, lambda records, seen: _bars(records, labels, numbers[0]))
 
 
 def _label(value: Any) -> str:
@@ -340,7 +347,13 @@ def _label(value: Any) -> str:
 def _bars(records: list[ResultRecord], labels: list[str], number: str) -> go.Figure:
     """One bar per value of the first label; a series per value of the others."""
     rows = [record.model_dump(by_alias=True) for record in records]
-    categories = sorted({_label(row[labels[0]]) for row in rows})
+    sizes: dict[str, float] = {}
+    for row in rows:
+        category = _label(row[labels[0]])
+        sizes[category] = sizes.get(category, 0) + abs(row[number] or 0)
+    # A fleet's thousands of bars are drawn as the largest few: the table has them all.
+    categories = sorted(heapq.nsmallest(DEVICES_DRAWN, sizes, key=lambda c: (-sizes[c], c)))
+    rows = [row for row in rows if _label(row[labels[0]]) in categories]
     series: dict[str, dict[str, Any]] = {}
     for row in rows:
         name = " · ".join(_label(row[label]) for label in labels[1:]) or number
