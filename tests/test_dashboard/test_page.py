@@ -410,25 +410,27 @@ def test_the_page_of_a_fleet_is_quick_pages_and_searches(
     total = records[0].count
     dashboard, url = start_dashboard(settings, tmp_path)
     try:
+        rows = FLEET_DEVICES * len(ACTIVITY_LABELS)
+        whole = f"rows 1-{ROWS_SHOWN} of {rows:,} · {FLEET_DEVICES:,} devices"
         started = time.monotonic()
         browser.get(url)
+        # The total may come before every device_activity record is read: wait for both.
         poll_until(
             lambda: (
                 card(browser, "total_count") == f"{total:,}"
-                and len(table_rows(browser, "device_activity")) == ROWS_SHOWN
+                and extent(browser, "device_activity").startswith(whole)
             ),
             PAGE_TIMEOUT,
-            lambda: f"the fleet's total on the page: {card(browser, 'total_count')}",
+            lambda: (
+                f"the fleet's total on the page: {card(browser, 'total_count')}; "
+                f"device_activity: {extent(browser, 'device_activity')}"
+            ),
             interval=0.05,
         )
         first_paint = time.monotonic() - started
-        rows = FLEET_DEVICES * len(ACTIVITY_LABELS)
         device_rows = [r for r in records if r.query == "device_activity"]
         view = CATALOGUE["device_activity"].view
         assert table_rows(browser, "device_activity") == view.page(device_rows).rows
-        assert extent(browser, "device_activity").startswith(
-            f"rows 1-{ROWS_SHOWN} of {rows:,} · {FLEET_DEVICES:,} devices"
-        )
         traces = chart(browser, "device_activity")
         assert len({x for trace in traces for x in trace["x"]}) == DEVICES_DRAWN
 
