@@ -347,17 +347,18 @@ def _label(value: Any) -> str:
 def _bars(records: list[ResultRecord], labels: list[str], number: str) -> go.Figure:
     """One bar per value of the first label; a series per value of the others."""
     rows = [record.model_dump(by_alias=True) for record in records]
+    placed = [(_label(row[labels[0]]), row) for row in rows]
     sizes: dict[str, float] = {}
-    for row in rows:
-        category = _label(row[labels[0]])
+    for category, row in placed:
         sizes[category] = sizes.get(category, 0) + abs(row[number] or 0)
     # A fleet's thousands of bars are drawn as the largest few: the table has them all.
     categories = sorted(heapq.nsmallest(DEVICES_DRAWN, sizes, key=lambda c: (-sizes[c], c)))
-    rows = [row for row in rows if _label(row[labels[0]]) in categories]
+    drawn = set(categories)
     series: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        name = " · ".join(_label(row[label]) for label in labels[1:]) or number
-        series.setdefault(name, {})[_label(row[labels[0]])] = row[number]
+    for category, row in placed:
+        if category in drawn:
+            name = " · ".join(_label(row[label]) for label in labels[1:]) or number
+            series.setdefault(name, {})[category] = row[number]
     figure = go.Figure(
         [
             go.Bar(name=name, x=categories, y=[values.get(c) for c in categories])
